@@ -1,0 +1,323 @@
+import { Base64Error, Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
+import { GenerationError } from "./errors.ts";
+import { clip, errorFromJson, htmlSummary } from "./upstream_error.ts";
+
+/** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
+const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
+/** The image itself may be no larger than this, encoded. */
+export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+
+const STREAMED = "\u0000streamed";
+const SKIPPED = "\u0000skipped";
+const IMAGE_KEYS = new Set(["b64_json", "url"]);
+
+/** Where the image of an answer is. */
+export type ImageSource = { kind: "streamed" } | { kind: "url"; url: string };
+
+export interface Answer {
+  source: ImageSource;
+  revisedPrompt: string | null;
+  usage: unknown;
+}
+
+/**
+ * Reads a 2xx answer as it arrives. The first non-empty base64 image (a `b64_json` value, or a
+ * `url` holding a data URL) is decoded straight into `sink`, and the rest of the JSON is kept
+ * with that value replaced by a marker, so that a 64 MB answer never sits in memory as text.
+ */
+export async function readAnswer(
+  body: ReadableStream<Uint8Array> | null,
+  sink: ByteSink,
+): Promise<Answer> {
+  const scanner = new AnswerScanner(new Base64StreamDecoder(sink));
+  if (body !== null) {
+    for await (const chunk of body) await scanner.push(chunk);
+  }
+  return interpretAnswer(await scanner.finish());
+}
+
+/** Picks the image out of an answer's JSON: `data` as an array or a single object. */
+export function interpretAnswer(text: string): Answer {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    const shown = text.trim() === "" ? "it is empty" : clip(htmlSummary(text), 200);
+    throw new GenerationError("response", `The answer is not JSON: ${shown}`);
+  }
+  const record = typeof json === "object" && json !== null ? json as Record<string, unknown> : {};
+  const items = Array.isArray(record.data) ? record.data : [record.data];
+  const item = items.find((candidate): candidate is Record<string, unknown> =>
+    typeof candidate === "object" && candidate !== null &&
+    (nonEmpty(candidate.b64_json) || nonEmpty(candidate.url))
+  );
+
+  if (item === undefined) {
+    const upstream = errorFromJson(json);
+    if (upstream !== null) {
+      throw new GenerationError(
+        "request",
+        `The upstream answered with an error: ${upstream.message}`,
+        {
+          httpStatus: 200,
+          upstream,
+        },
+      );
+    }
+    throw new GenerationError("response", "The answer holds no image: no b64_json or url in data");
+  }
+
+  const revisedPrompt = typeof item.revised_prompt === "string" ? item.revised_prompt : null;
+  const common = { revisedPrompt, usage: record.usage ?? null };
+  if (item.b64_json === STREAMED || item.url === STREAMED) {
+    return { source: { kind: "streamed" }, ...common };
+  }
+  if (nonEmpty(item.url) && item.url !== SKIPPED && !nonEmpty(item.b64_json)) {
+    return { source: { kind: "url", url: item.url }, ...common };
+  }
+  throw new GenerationError("response", "The answer holds more than one image text");
+}
+
+function nonEmpty(value: unknown): value is string {
+  return typeof value === "string" && value !== "";
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const MAX_KEY_BYTES = 16;
+
+type Mode =
+  | "structure"
+  | "string"
+  /** At the start of an image value: still deciding whether it is base64 or a plain URL. */
+  | "peek"
+  | "stream"
+  | "skip";
+
+/**
+ * A byte-level scan of the JSON that knows just enough of its grammar to find string values
+ * under the keys `b64_json` and `url`. It does not validate: `JSON.parse` of the kept text does.
+ */
+class AnswerScanner {
+  readonly #decoder: Base64StreamDecoder;
+  readonly #kept: Uint8Array[] = [];
+  #keptBytes = 0;
+  #totalBytes = 0;
+  #mode: Mode = "structure";
+  #escaped = false;
+  /** The bytes of the string being read in structure, while short enough to be a wanted key. */
+  #keyBytes: number[] = [];
+  #keyTooLong = false;
+  /** The last string closed in structure, a candidate key for the next colon. */
+  #lastString: string | null = null;
+  #valueKey: string | null = null;
+  #peeked = "";
+  #imageTaken = false;
+  /** Image text read from the current chunk, handed to the decoder once a chunk is scanned. */
+  #imageText = "";
+  /** A JSON escape inside the image text (\/ and \n are legal there), possibly cut by a chunk. */
+  #escape: string | null = null;
+
+  constructor(decoder: Base64StreamDecoder) {
+    this.#decoder = decoder;
+  }
+
+  async push(chunk: Uint8Array): Promise<void> {
+    this.#totalBytes += chunk.length;
+    if (this.#totalBytes > MAX_IMAGE_BYTES + MAX_SKELETON_BYTES) {
+      throw new GenerationError("response", `The answer is larger than ${MAX_IMAGE_BYTES} bytes`);
+    }
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#mode === "structure") i = this.#structure(chunk, i);
+      else if (this.#mode === "string") i = this.#string(chunk, i);
+      else if (this.#mode === "peek") i = this.#peek(chunk, i);
+      else i = this.#imageValue(chunk, i);
+    }
+    if (this.#imageText !== "") {
+      const text = this.#imageText;
+      this.#imageText = "";
+      await this.#decode(text);
+    }
+  }
+
+  async finish(): Promise<string> {
+    if (this.#imageTaken) await this.#decode(null);
+    const bytes = new Uint8Array(this.#keptBytes);
+    let offset = 0;
+    for (const part of this.#kept) {
+      bytes.set(part, offset);
+      offset += part.length;
+    }
+    return new TextDecoder().decode(bytes);
+  }
+
+  /** Feeds image text to the decoder; null ends it. */
+  async #decode(text: string | null): Promise<void> {
+    try {
+      if (text === null) await this.#decoder.finish();
+      else await this.#decoder.push(text);
+    } catch (error) {
+      if (error instanceof Base64Error) throw new GenerationError("decode", error.message);
+      throw error;
+    }
+    if (this.#decoder.bytesWritten > MAX_IMAGE_BYTES) {
+      throw new GenerationError("response", `The image is larger than ${MAX_IMAGE_BYTES} bytes`);
+    }
+  }
+
+  #keep(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#keptBytes += bytes.length;
+    if (this.#keptBytes > MAX_SKELETON_BYTES) {
+      throw new GenerationError(
+        "response",
+        `The answer has more than ${MAX_SKELETON_BYTES} bytes outside its image`,
+      );
+    }
+    this.#kept.push(bytes.slice());
+  }
+
+  #keepText(text: string): void {
+    this.#keep(new TextEncoder().encode(text));
+  }
+
+  #structure(chunk: Uint8Array, start: number): number {
+    for (let i = start; i < chunk.length; i++) {
+      const byte = chunk[i]!;
+      if (byte === QUOTE) {
+        this.#keep(chunk.subarray(start, i));
+        if (this.#valueKey !== null) {
+          this.#mode = "peek";
+          this.#peeked = "";
+          return i + 1;
+        }
+        this.#keep(chunk.subarray(i, i + 1));
+        this.#mode = "string";
+        this.#keyBytes = [];
+        this.#keyTooLong = false;
+        return i + 1;
+      }
+      if (byte === COLON) {
+        this.#valueKey = this.#lastString !== null && IMAGE_KEYS.has(this.#lastString)
+          ? this.#lastString
+          : null;
+        this.#lastString = null;
+      } else if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) {
+        this.#valueKey = null;
+        this.#lastString = null;
+      }
+    }
+    this.#keep(chunk.subarray(start));
+    return chunk.length;
+  }
+
+  /** The rest of an ordinary string, after its opening quote. */
+  #string(chunk: Uint8Array, start: number): number {
+    for (let i = start; i < chunk.length; i++) {
+      const byte = chunk[i]!;
+      if (this.#escaped) {
+        this.#escaped = false;
+        this.#keyTooLong = true;
+      } else if (byte === BACKSLASH) {
+        this.#escaped = true;
+      } else if (byte === QUOTE) {
+        this.#keep(chunk.subarray(start, i + 1));
+        this.#lastString = this.#keyTooLong ? null : String.fromCharCode(...this.#keyBytes);
+        this.#mode = "structure";
+        return i + 1;
+      } else if (!this.#keyTooLong) {
+        if (this.#keyBytes.length === MAX_KEY_BYTES) this.#keyTooLong = true;
+        else this.#keyBytes.push(byte);
+      }
+    }
+    this.#keep(chunk.subarray(start));
+    return chunk.length;
+  }
+
+  /**
+   * Decides from the first bytes of an image value how to read it: `b64_json` is base64 unless
+   * empty; `url` is base64 only as a data URL, and otherwise kept as an ordinary string.
+   */
+  #peek(chunk: Uint8Array, start: number): number {
+    const key = this.#valueKey;
+    for (let i = start; i < chunk.length; i++) {
+      const byte = chunk[i]!;
+      const stop = byte === QUOTE || byte === BACKSLASH;
+      if (!stop) this.#peeked += String.fromCharCode(byte);
+      const isBase64 = key === "b64_json"
+        ? byte !== QUOTE || this.#peeked !== ""
+        : this.#peeked === "data:";
+      if (!stop && !isBase64 && "data:".startsWith(this.#peeked)) continue;
+
+      this.#valueKey = null;
+      const next = stop ? i : i + 1;
+      if (isBase64) {
+        this.#mode = this.#imageTaken ? "skip" : "stream";
+        this.#keepText(JSON.stringify(this.#imageTaken ? SKIPPED : STREAMED).slice(0, -1));
+        if (!this.#imageTaken) this.#imageText += this.#peeked;
+        this.#imageTaken = true;
+        return next;
+      }
+      this.#keepText('"' + this.#peeked);
+      this.#mode = "string";
+      this.#keyBytes = [];
+      this.#keyTooLong = true;
+      return next;
+    }
+    return chunk.length;
+  }
+
+  /** Image text up to its closing quote: collected while streaming, dropped while skipping. */
+  #imageValue(chunk: Uint8Array, start: number): number {
+    const streaming = this.#mode === "stream";
+    let i = start;
+    while (i < chunk.length) {
+      if (this.#escape !== null) {
+        i = this.#continueEscape(chunk, i, streaming);
+        continue;
+      }
+      const quote = chunk.indexOf(QUOTE, i);
+      const backslash = chunk.indexOf(BACKSLASH, i);
+      const stop = quote === -1 ? backslash : backslash === -1 ? quote : Math.min(quote, backslash);
+      const end = stop === -1 ? chunk.length : stop;
+      if (streaming) this.#imageText += latin1.decode(chunk.subarray(i, end));
+      if (stop === -1) return chunk.length;
+      if (stop === quote) {
+        this.#keepText('"');
+        this.#mode = "structure";
+        this.#lastString = null;
+        return stop + 1;
+      }
+      this.#escape = "";
+      i = stop + 1;
+    }
+    return i;
+  }
+
+  /** Reads a JSON escape; the whitespace escapes decode to a space, which base64 ignores. */
+  #continueEscape(chunk: Uint8Array, start: number, streaming: boolean): number {
+    let i = start;
+    while (i < chunk.length && this.#escape !== null) {
+      const escape = this.#escape + String.fromCharCode(chunk[i++]!);
+      if (escape[0] !== "u" || escape.length === 5) {
+        this.#escape = null;
+        if (streaming) this.#imageText += unescapeJson(escape);
+      } else {
+        this.#escape = escape;
+      }
+    }
+    return i;
+  }
+}
+
+function unescapeJson(escape: string): string {
+  if (escape[0] === "u") {
+    const code = parseInt(escape.slice(1), 16);
+    return Number.isNaN(code) ? "\ufffd" : String.fromCharCode(code);
+  }
+  return "nrtbf".includes(escape) ? " " : escape;
+}
+
+const latin1 = new TextDecoder("latin1");

@@ -1,0 +1,109 @@
+/** Receives decoded bytes; the array is reused once the returned promise settles. */
+export type ByteSink = (bytes: Uint8Array) => Promise<void>;
+
+export class Base64Error extends Error {
+  override name = "Base64Error";
+}
+
+const OUTPUT_BUFFER_BYTES = 1 << 20;
+/** A data URL's header ("data:image/png;base64,") is looked for within this many characters. */
+const MAX_DATA_URL_HEADER = 256;
+
+/**
+ * Decodes base64 that arrives in pieces, writing the bytes to a sink as it goes, so that neither
+ * the whole text nor the whole image is ever held. Accepts the standard and the URL-safe
+ * alphabets, padded or not, with whitespace, and an optional `data:…;base64,` prefix.
+ */
+export class Base64StreamDecoder {
+  readonly #sink: ByteSink;
+  readonly #output = new Uint8Array(OUTPUT_BUFFER_BYTES);
+  #pending = "";
+  #headerChecked = false;
+  #alphabet: "base64" | "base64url" | null = null;
+  #bytesWritten = 0;
+
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  async push(text: string): Promise<void> {
+    let input = this.#pending + text;
+    if (!this.#headerChecked) {
+      const head = input.trimStart();
+      const mayBeDataUrl = head.startsWith("data:") || "data:".startsWith(head);
+      if (mayBeDataUrl && !head.includes(",") && head.length < MAX_DATA_URL_HEADER) {
+        this.#pending = input;
+        return;
+      }
+      input = withoutDataUrlHeader(head);
+      this.#headerChecked = true;
+    }
+    this.#pending = await this.#decode(input, "stop-before-partial");
+  }
+
+  /** Decodes what is left; throws if the text as a whole was not base64 or held nothing. */
+  async finish(): Promise<number> {
+    if (!this.#headerChecked) {
+      this.#headerChecked = true;
+      this.#pending = withoutDataUrlHeader(this.#pending.trimStart());
+    }
+    if (this.#pending.trim() !== "") await this.#decode(this.#pending, "loose");
+    this.#pending = "";
+    if (this.#bytesWritten === 0) throw new Base64Error("The base64 text is empty");
+    return this.#bytesWritten;
+  }
+
+  async #decode(
+    input: string,
+    lastChunkHandling: "loose" | "stop-before-partial",
+  ): Promise<string> {
+    const alphabet = this.#chooseAlphabet(input);
+    let rest = input;
+    while (rest.length > 0) {
+      let result: { read: number; written: number };
+      try {
+        result = this.#output.setFromBase64(rest, { alphabet, lastChunkHandling });
+      } catch (error) {
+        throw new Base64Error(`Invalid base64: ${(error as Error).message}`);
+      }
+      if (result.written > 0) {
+        this.#bytesWritten += result.written;
+        await this.#sink(this.#output.subarray(0, result.written));
+      }
+      rest = rest.slice(result.read);
+      if (result.read === 0) break;
+    }
+    if (lastChunkHandling === "loose" && rest.trim() !== "") {
+      throw new Base64Error("Invalid base64: text continues after the padding");
+    }
+    return rest;
+  }
+
+  #chooseAlphabet(input: string): "base64" | "base64url" {
+    const urlSafe = /[-_]/.test(input);
+    const standard = /[+/]/.test(input);
+    if (
+      (urlSafe && standard) || (urlSafe && this.#alphabet === "base64") ||
+      (standard && this.#alphabet === "base64url")
+    ) {
+      throw new Base64Error("Invalid base64: it mixes the standard and the URL-safe alphabets");
+    }
+    if (urlSafe) this.#alphabet = "base64url";
+    if (standard) this.#alphabet = "base64";
+    return this.#alphabet ?? "base64";
+  }
+}
+
+function withoutDataUrlHeader(text: string): string {
+  if (!text.startsWith("data:")) return text;
+  const comma = text.indexOf(",");
+  const header = text.slice(5, comma);
+  if (comma === -1 || !/;base64$/i.test(header)) {
+    throw new Base64Error("Data URL is not base64-encoded");
+  }
+  return text.slice(comma + 1);
+}

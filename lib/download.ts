@@ -1,0 +1,68 @@
+import type { ByteSink } from "./base64_stream.ts";
+import type { Deadline } from "./deadline.ts";
+import { GenerationError } from "./errors.ts";
+import { MAX_IMAGE_BYTES } from "./answer.ts";
+import { fetchOrFail, httpFailure, transportFailure, USER_AGENT } from "./request.ts";
+
+const MAX_REDIRECTS = 5;
+
+/**
+ * Fetches the image an answer points to, within the same deadline, and streams it into `sink`.
+ * Redirects are followed by hand so that the API key goes only to the API's own origin.
+ */
+export async function downloadImage(
+  imageUrl: string,
+  apiOrigin: string,
+  apiKey: string,
+  deadline: Deadline,
+  sink: ByteSink,
+): Promise<void> {
+  let url = parseHttpUrl(imageUrl);
+  for (let redirects = 0;; redirects++) {
+    const headers: Record<string, string> = { "User-Agent": USER_AGENT };
+    if (url.origin === apiOrigin) headers.Authorization = `Bearer ${apiKey}`;
+    const response = await fetchOrFail("download", url, deadline, { headers, redirect: "manual" });
+    const location = response.headers.get("location");
+    if (response.status >= 300 && response.status < 400 && location !== null) {
+      await response.body?.cancel();
+      if (redirects === MAX_REDIRECTS) {
+        throw new GenerationError(
+          "download",
+          `The image URL redirects more than ${MAX_REDIRECTS} times`,
+        );
+      }
+      url = parseHttpUrl(new URL(location, url).href);
+      continue;
+    }
+    if (!response.ok) throw await httpFailure("download", response, deadline);
+    await streamBody(response, deadline, sink);
+    return;
+  }
+}
+
+async function streamBody(response: Response, deadline: Deadline, sink: ByteSink): Promise<void> {
+  let total = 0;
+  try {
+    for await (const chunk of response.body ?? []) {
+      total += chunk.length;
+      if (total > MAX_IMAGE_BYTES) {
+        throw new GenerationError("download", `The image is larger than ${MAX_IMAGE_BYTES} bytes`);
+      }
+      await sink(chunk);
+    }
+  } catch (error) {
+    throw transportFailure("download", error, deadline, "Reading the image download");
+  }
+  if (total === 0) throw new GenerationError("download", "The image download is empty");
+}
+
+function parseHttpUrl(text: string): URL {
+  const url = URL.canParse(text) ? new URL(text) : null;
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new GenerationError(
+      "response",
+      `The image URL is not an http(s) URL: "${text.slice(0, 200)}"`,
+    );
+  }
+  return url;
+}

@@ -1,0 +1,31 @@
+import { safeFileStem } from "./output_file.ts";
+import type { GenerationParams } from "./params.ts";
+import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
+import { endpointOf, requestBody, requestHeaders } from "./request.ts";
+
+export interface DryRunReport {
+  ok: true;
+  dry_run: true;
+  request: { method: "POST"; url: string; headers: Record<string, string>; body: unknown };
+  image_path_pattern: string;
+}
+
+/** What a call would send and where it would save, with the key masked; nothing is sent. */
+export function dryRunReport(params: GenerationParams): DryRunReport {
+  const headers = requestHeaders(params.api_key);
+  headers.Authorization = "Bearer ***";
+  const report: DryRunReport = {
+    ok: true,
+    dry_run: true,
+    request: {
+      method: "POST",
+      url: maskBaseUrl(endpointOf(params.base_url).href),
+      headers,
+      body: requestBody(params),
+    },
+    image_path_pattern: `${params.output_dir}/${
+      safeFileStem(params.task_name)
+    }-YYYYMMDD-HHMMSS.{png,jpg,webp,gif}`,
+  };
+  return redact(report, secretsOf(params.api_key, params.base_url));
+}

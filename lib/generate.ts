@@ -1,0 +1,177 @@
+import { type Answer, readAnswer } from "./answer.ts";
+import { Deadline } from "./deadline.ts";
+import { diagnose } from "./diagnosis.ts";
+import { downloadImage } from "./download.ts";
+import { factsOf, GenerationError } from "./errors.ts";
+import { type ImageInfo, sniffImage } from "./image_type.ts";
+import { ImageFile } from "./output_file.ts";
+import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
+import { endpointOf, sendImageRequest, transportFailure } from "./request.ts";
+import {
+  type Attempt,
+  callContext,
+  failureResult,
+  type GenerationResult,
+  successResult,
+} from "./result.ts";
+import { backoffMs } from "./retry.ts";
+import type { Lang } from "./types.ts";
+
+export interface GenerateOptions {
+  /** Aborting it cancels the call: the result is a `cancelled` failure and no file is left. */
+  signal?: AbortSignal;
+  /** Told of each step, for progress on a terminal; the text is already redacted. */
+  onProgress?: (message: string) => void;
+}
+
+/**
+ * Generates one image and saves it: validates the input, sends the request, reads the answer,
+ * decodes or downloads the image, checks its bytes and moves it into place. Never throws: every
+ * failure comes back as a result with its stage and diagnosis.
+ */
+export async function generateImage(
+  input: GenerationInput,
+  options: GenerateOptions = {},
+): Promise<GenerationResult> {
+  const context = callContext(input);
+  let params: GenerationParams;
+  try {
+    params = validateParams(input);
+  } catch (error) {
+    return failureResult(error, context);
+  }
+
+  const deadline = new Deadline(params.timeout_ms, options.signal);
+  const attempts: Attempt[] = [];
+  let file: ImageFile | null = null;
+  let extras: { requestId?: string | null; droppedParams?: string[] } = {};
+  try {
+    file = await ImageFile.create(params.output_dir, params.task_name);
+    for (let attempt = 0;; attempt++) {
+      try {
+        const outcome = await attemptOnce(params, deadline, file, options.onProgress);
+        extras = outcome;
+        if (params.max_retries > 0) attempts.push({ http_status: outcome.status, category: null });
+        const path = await file.commit(outcome.info.extension);
+        const result = successResult(
+          { path, bytes: file.bytes, info: outcome.info },
+          outcome.answer,
+          context,
+          { ...extras, ...(params.max_retries > 0 ? { attempts } : {}) },
+        );
+        if (params.return_base64) result.b64 = (await file.readAll()).toBase64();
+        return result;
+      } catch (error) {
+        const failure = asFailure(error, deadline);
+        const wait = retryWait(failure, params, attempt, deadline);
+        if (params.max_retries > 0) {
+          attempts.push({
+            http_status: failure.details.httpStatus ?? null,
+            category: diagnoseFailure(failure, params.lang).category,
+          });
+        }
+        if (wait === null) throw failure;
+        options.onProgress?.(
+          `attempt ${attempt + 1} failed (${failure.message}); retrying in ${wait} ms`,
+        );
+        await file.reset();
+        await deadline.sleep(wait).catch(() => {
+          throw new GenerationError(
+            failure.stage,
+            `${failure.message}; then, waiting to retry: ${
+              (deadline.signal.reason as Error).message
+            }`,
+            { ...failure.details, cause: deadline.cause() },
+          );
+        });
+      }
+    }
+  } catch (error) {
+    return failureResult(asFailure(error, deadline), context, {
+      ...extras,
+      ...(params.max_retries > 0 ? { attempts } : {}),
+    });
+  } finally {
+    deadline.dispose();
+    await file?.discard();
+  }
+}
+
+interface AttemptOutcome {
+  status: number;
+  answer: Answer;
+  info: ImageInfo;
+  requestId: string | null;
+  droppedParams: string[];
+}
+
+async function attemptOnce(
+  params: GenerationParams,
+  deadline: Deadline,
+  file: ImageFile,
+  onProgress: GenerateOptions["onProgress"],
+): Promise<AttemptOutcome> {
+  onProgress?.(`requesting ${params.model} ${params.size} (timeout ${params.timeout_ms} ms)`);
+  const { response, droppedParams } = await sendImageRequest(params, deadline);
+  const requestId = response.headers.get("x-request-id");
+  let answer: Answer;
+  try {
+    answer = await readAnswer(response.body, file.write);
+  } catch (error) {
+    throw withRequestId(
+      transportFailure("response", error, deadline, "Reading the answer"),
+      requestId,
+    );
+  }
+  if (answer.source.kind === "url") {
+    onProgress?.("downloading the image");
+    await downloadImage(
+      answer.source.url,
+      endpointOf(params.base_url).origin,
+      params.api_key,
+      deadline,
+      file.write,
+    );
+  }
+  const info = sniffImage(file.head);
+  if (info === null) {
+    throw new GenerationError(
+      "decode",
+      `The bytes received are not a PNG, JPEG, WebP or GIF image`,
+      {
+        httpStatus: response.status,
+        requestId,
+      },
+    );
+  }
+  return { status: response.status, answer, info, requestId, droppedParams };
+}
+
+function withRequestId(error: GenerationError, requestId: string | null): GenerationError {
+  if (requestId !== null && !error.details.requestId) error.details.requestId = requestId;
+  return error;
+}
+
+/** How long to wait before the next attempt, or null when there is to be none. */
+function retryWait(
+  failure: GenerationError,
+  params: GenerationParams,
+  attempt: number,
+  deadline: Deadline,
+): number | null {
+  if (attempt >= params.max_retries) return null;
+  const diagnosis = diagnoseFailure(failure, params.lang);
+  if (!diagnosis.retryable) return null;
+  const wait = diagnosis.retry_after_ms ?? backoffMs(attempt);
+  return wait < deadline.remainingMs() ? wait : null;
+}
+
+function diagnoseFailure(failure: GenerationError, lang: Lang) {
+  return diagnose(factsOf(failure), lang);
+}
+
+/** Any error as a stage failure: one that is not yet is a broken or aborted read. */
+function asFailure(error: unknown, deadline: Deadline): GenerationError {
+  if (error instanceof GenerationError) return error;
+  return transportFailure("response", error, deadline, "Unexpected error");
+}

@@ -1,0 +1,27 @@
+/**
+ * Generate one image through an OpenAI-compatible `POST {base_url}/images/generations` and save
+ * it, with a structured result and a diagnosis for every failure.
+ *
+ * @example
+ * ```ts
+ * import { generateImage } from "./lib/mod.ts";
+ * const result = await generateImage({
+ *   prompt: "an orange cat by the window",
+ *   base_url: "https://api.example.com/v1",
+ *   api_key: Deno.env.get("IMG2_API_KEY"),
+ *   model: "gpt-image-2",
+ *   size: "1024x1024",
+ *   task_name: "orange-cat",
+ *   timeout_ms: 300000,
+ * });
+ * if (result.ok) console.log(result.image_path);
+ * else console.log(result.diagnosis.category, result.diagnosis.retryable);
+ * ```
+ * @module
+ */
+export { generateImage, type GenerateOptions } from "./generate.ts";
+export type { Attempt, FailureResult, GenerationResult, SuccessResult } from "./result.ts";
+export type { GenerationInput, GenerationParams } from "./params.ts";
+export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
+export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
+export { VERSION } from "./version.ts";

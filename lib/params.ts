@@ -1,0 +1,345 @@
+import { resolve } from "node:path";
+import { InputError } from "./errors.ts";
+import type { Lang } from "./types.ts";
+
+/** Parameters as they arrive: a JSON object, or flags whose values are all strings. */
+export type GenerationInput = Record<string, unknown>;
+
+export type ResponseFormat = "b64_json" | "url";
+
+/** Parameters after validation: every value has its final type and its default. */
+export interface GenerationParams {
+  prompt: string;
+  base_url: string;
+  api_key: string;
+  model: string;
+  size: string;
+  task_name: string;
+  timeout_ms: number;
+  output_dir: string;
+  response_format: ResponseFormat;
+  n: 1;
+  return_base64: boolean;
+  lang: Lang;
+  max_retries: number;
+  media_line: boolean;
+  /** OpenAI's optional request fields that were given, in the order of PASSTHROUGH_NAMES. */
+  passthrough: Record<string, string | number>;
+  extra_body: Record<string, unknown>;
+}
+
+export const DEFAULT_OUTPUT_DIR = "/tmp/generated-images";
+export const MAX_PROMPT_CHARS = 32000;
+export const MAX_RETRIES = 10;
+/** The longest timer the runtime can arm. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+type Rule =
+  | { kind: "text"; nonBlank?: boolean; maxChars?: number; secret?: boolean }
+  | { kind: "url" }
+  | { kind: "size" }
+  | { kind: "integer"; min: number; max: number }
+  | { kind: "boolean" }
+  | { kind: "enum"; values: readonly string[] }
+  | { kind: "object" };
+
+interface ParamSpec {
+  rule: Rule;
+  required?: boolean;
+  /** Sent to the upstream as is when given. */
+  passthrough?: boolean;
+  help: string;
+}
+
+/** Every parameter the command knows, in the order `--help` lists them. */
+export const PARAM_SPECS = {
+  prompt: {
+    rule: { kind: "text", nonBlank: true, maxChars: MAX_PROMPT_CHARS },
+    required: true,
+    help: "the image prompt (at most 32000 characters)",
+  },
+  base_url: {
+    rule: { kind: "url" },
+    required: true,
+    help: "API base, e.g. https://api.example.com/v1 (the command adds /images/generations)",
+  },
+  api_key: {
+    rule: { kind: "text", secret: true },
+    required: true,
+    help: "API key, sent as a Bearer token (prefer stdin: see below)",
+  },
+  model: { rule: { kind: "text", nonBlank: true }, required: true, help: "e.g. gpt-image-2" },
+  size: { rule: { kind: "size" }, required: true, help: "WIDTHxHEIGHT, e.g. 1024x1024, or auto" },
+  task_name: {
+    rule: { kind: "text", nonBlank: true },
+    required: true,
+    help: "names the file: {task_name}-{YYYYMMDD-HHMMSS}.{ext}",
+  },
+  timeout_ms: {
+    rule: { kind: "integer", min: 1, max: MAX_TIMEOUT_MS },
+    required: true,
+    help: "bound on the whole call in milliseconds (300000 suits gpt-image-2)",
+  },
+  output_dir: {
+    rule: { kind: "text", nonBlank: true },
+    help: `folder for the image, created if missing (default ${DEFAULT_OUTPUT_DIR})`,
+  },
+  response_format: {
+    rule: { kind: "enum", values: ["b64_json", "url"] },
+    help: "b64_json (default) or url",
+  },
+  n: { rule: { kind: "integer", min: 1, max: 1 }, help: "number of images: must be 1" },
+  return_base64: {
+    rule: { kind: "boolean" },
+    help: "also return the image as base64 in `b64` (default false)",
+  },
+  quality: {
+    rule: { kind: "enum", values: ["standard", "hd", "low", "medium", "high", "auto"] },
+    passthrough: true,
+    help: "standard, hd, low, medium, high or auto",
+  },
+  background: {
+    rule: { kind: "enum", values: ["transparent", "opaque", "auto"] },
+    passthrough: true,
+    help: "transparent, opaque or auto",
+  },
+  output_format: {
+    rule: { kind: "enum", values: ["png", "jpeg", "webp"] },
+    passthrough: true,
+    help: "png, jpeg or webp",
+  },
+  output_compression: {
+    rule: { kind: "integer", min: 0, max: 100 },
+    passthrough: true,
+    help: "0 to 100, for jpeg and webp",
+  },
+  moderation: {
+    rule: { kind: "enum", values: ["low", "auto"] },
+    passthrough: true,
+    help: "low or auto",
+  },
+  style: {
+    rule: { kind: "enum", values: ["vivid", "natural"] },
+    passthrough: true,
+    help: "vivid or natural (dall-e-3)",
+  },
+  user: { rule: { kind: "text", nonBlank: true }, passthrough: true, help: "end-user identifier" },
+  extra_body: {
+    rule: { kind: "object" },
+    help: "JSON object merged into the request body, for gateway-specific fields",
+  },
+  lang: {
+    rule: { kind: "enum", values: ["zh", "en"] },
+    help: "language of human_reason: zh or en",
+  },
+  max_retries: {
+    rule: { kind: "integer", min: 0, max: MAX_RETRIES },
+    help: "retries of retryable failures within timeout_ms (default 0)",
+  },
+  media_line: {
+    rule: { kind: "boolean" },
+    help: "print MEDIA:<path> after the JSON on success (default false)",
+  },
+} as const satisfies Record<string, ParamSpec>;
+
+export type ParamName = keyof typeof PARAM_SPECS;
+export const PARAM_NAMES = Object.keys(PARAM_SPECS) as ParamName[];
+export const REQUIRED_NAMES = PARAM_NAMES.filter((name) => "required" in PARAM_SPECS[name]);
+export const PASSTHROUGH_NAMES = PARAM_NAMES.filter((name) => "passthrough" in PARAM_SPECS[name]);
+
+/** Fields the request body always carries, which extra_body may not replace. */
+const CORE_BODY_FIELDS = ["model", "prompt", "size", "n", "response_format"];
+
+export function isParamName(name: string): name is ParamName {
+  return Object.hasOwn(PARAM_SPECS, name);
+}
+
+/** Checks every parameter, reports every problem at once, and fills in the defaults. */
+export function validateParams(input: GenerationInput): GenerationParams {
+  const problems: string[] = [];
+  const values: Partial<Record<ParamName, unknown>> = {};
+
+  for (const [name, raw] of Object.entries(input)) {
+    if (!isParamName(name)) {
+      problems.push(unknownParamMessage(name));
+      continue;
+    }
+    // A null stands for "not given", as generated JSON often writes it.
+    if (raw === null || raw === undefined) continue;
+    const spec: ParamSpec = PARAM_SPECS[name];
+    const checked = checkValue(name, spec.rule, raw);
+    if ("problem" in checked) problems.push(checked.problem);
+    else values[name] = checked.value;
+  }
+
+  const missing = REQUIRED_NAMES.filter((name) =>
+    input[name] === undefined || input[name] === null
+  );
+  if (missing.length > 0) {
+    problems.unshift(
+      `Missing required parameter${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}`,
+    );
+  }
+
+  const extraBody = (values.extra_body ?? {}) as Record<string, unknown>;
+  const sentNames = new Set([...CORE_BODY_FIELDS, ...PASSTHROUGH_NAMES.filter((n) => n in values)]);
+  const clashes = Object.keys(extraBody).filter((key) => sentNames.has(key));
+  if (clashes.length > 0) {
+    problems.push(
+      `extra_body may not set ${clashes.map((k) => `"${k}"`).join(", ")}: give ${
+        clashes.length > 1 ? "them" : "it"
+      } as ${clashes.length > 1 ? "parameters" : "a parameter"} instead`,
+    );
+  }
+
+  if (problems.length > 0) throw new InputError(problems.join("; "));
+
+  const passthrough: Record<string, string | number> = {};
+  for (const name of PASSTHROUGH_NAMES) {
+    const value = values[name];
+    if (value !== undefined) passthrough[name] = value as string | number;
+  }
+
+  return {
+    prompt: values.prompt as string,
+    base_url: values.base_url as string,
+    api_key: values.api_key as string,
+    model: values.model as string,
+    size: values.size as string,
+    task_name: values.task_name as string,
+    timeout_ms: values.timeout_ms as number,
+    output_dir: resolveOutputDir((values.output_dir as string | undefined) ?? DEFAULT_OUTPUT_DIR),
+    response_format: (values.response_format as ResponseFormat | undefined) ?? "b64_json",
+    n: 1,
+    return_base64: (values.return_base64 as boolean | undefined) ?? false,
+    lang: (values.lang as Lang | undefined) ?? "zh",
+    max_retries: (values.max_retries as number | undefined) ?? 0,
+    media_line: (values.media_line as boolean | undefined) ?? false,
+    passthrough,
+    extra_body: extraBody,
+  };
+}
+
+type Checked = { value: unknown } | { problem: string };
+
+function checkValue(name: string, rule: Rule, raw: unknown): Checked {
+  switch (rule.kind) {
+    case "text":
+      return checkText(name, rule, raw);
+    case "url":
+      return checkUrl(name, raw);
+    case "size":
+      return checkSize(name, raw);
+    case "integer":
+      return checkInteger(name, rule.min, rule.max, raw);
+    case "boolean":
+      return checkBoolean(name, raw);
+    case "enum":
+      return typeof raw === "string" && rule.values.includes(raw)
+        ? { value: raw }
+        : { problem: `Invalid ${name} ${show(raw)}: expected one of ${rule.values.join(", ")}` };
+    case "object":
+      return typeof raw === "object" && raw !== null && !Array.isArray(raw)
+        ? { value: raw }
+        : { problem: `Invalid ${name} ${show(raw)}: expected a JSON object` };
+  }
+}
+
+function checkText(
+  name: string,
+  rule: { nonBlank?: boolean; maxChars?: number; secret?: boolean },
+  raw: unknown,
+): Checked {
+  const shown = rule.secret ? "" : ` ${show(raw)}`;
+  if (typeof raw !== "string") return { problem: `Invalid ${name}${shown}: expected a string` };
+  if (raw === "" || (rule.nonBlank && raw.trim() === "")) {
+    return { problem: `Invalid ${name}: it is empty` };
+  }
+  if (rule.secret && /[\s\p{Cc}]/u.test(raw)) {
+    return { problem: `Invalid ${name}: it contains spaces, line breaks or control characters` };
+  }
+  if (rule.maxChars !== undefined) {
+    let chars = 0;
+    for (const _ of raw) chars++;
+    if (chars > rule.maxChars) {
+      return { problem: `Invalid ${name}: ${chars} characters, at most ${rule.maxChars} allowed` };
+    }
+  }
+  return { value: raw };
+}
+
+function checkUrl(name: string, raw: unknown): Checked {
+  const problem = { problem: `Invalid ${name} ${show(raw)}: expected an http or https URL` };
+  if (typeof raw !== "string" || !URL.canParse(raw)) return problem;
+  const url = new URL(raw);
+  return url.protocol === "http:" || url.protocol === "https:" ? { value: raw } : problem;
+}
+
+function checkSize(name: string, raw: unknown): Checked {
+  if (raw === "auto") return { value: raw };
+  const match = typeof raw === "string" ? /^([1-9]\d{0,5})x([1-9]\d{0,5})$/.exec(raw) : null;
+  return match ? { value: raw } : {
+    problem: `Invalid ${name} ${show(raw)}: expected WIDTHxHEIGHT with positive integers, or auto`,
+  };
+}
+
+function checkInteger(name: string, min: number, max: number, raw: unknown): Checked {
+  const value = typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = min === max ? `${min}` : max === MAX_TIMEOUT_MS ? "a positive integer" : (
+      `an integer from ${min} to ${max}`
+    );
+    return { problem: `Invalid ${name} ${show(raw)}: expected ${range}` };
+  }
+  return { value };
+}
+
+function checkBoolean(name: string, raw: unknown): Checked {
+  if (typeof raw === "boolean") return { value: raw };
+  if (raw === "true" || raw === "false") return { value: raw === "true" };
+  return { problem: `Invalid ${name} ${show(raw)}: expected true or false` };
+}
+
+function resolveOutputDir(dir: string): string {
+  const home = Deno.env.get("HOME");
+  const expanded = home && (dir === "~" || dir.startsWith("~/")) ? home + dir.slice(1) : dir;
+  return resolve(expanded);
+}
+
+function show(value: unknown): string {
+  const text = typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value));
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** `Unknown parameter "timeout": did you mean "timeout_ms"?` */
+export function unknownParamMessage(name: string): string {
+  const suggestion = nearestParamName(name);
+  return `Unknown parameter "${name}"` + (suggestion ? `: did you mean "${suggestion}"?` : "");
+}
+
+export function nearestParamName(name: string): ParamName | null {
+  const wanted = name.toLowerCase().replaceAll("-", "_");
+  if (isParamName(wanted)) return wanted;
+  let best: ParamName | null = null;
+  let bestScore = Infinity;
+  for (const candidate of PARAM_NAMES) {
+    const score = candidate.startsWith(wanted) && wanted.length >= 3
+      ? 1
+      : editDistance(wanted, candidate);
+    if (score < bestScore) [best, bestScore] = [candidate, score];
+  }
+  return bestScore <= Math.max(2, Math.floor(wanted.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

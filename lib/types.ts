@@ -1,0 +1,46 @@
+/** Where a call ended: every result names the last stage it reached. */
+export type Stage = "input" | "request" | "response" | "download" | "decode" | "save" | "done";
+
+/** What went wrong, in words a workflow can branch on. */
+export type Category =
+  | "invalid_input"
+  | "auth_failed"
+  | "quota_exceeded"
+  | "rate_limited"
+  | "content_rejected"
+  | "model_unavailable"
+  | "bad_request"
+  | "endpoint_not_found"
+  | "upstream_failure"
+  | "timeout"
+  | "network_error"
+  | "bad_response"
+  | "download_failed"
+  | "save_failed"
+  | "cancelled";
+
+export type Lang = "zh" | "en";
+
+/**
+ * What this side saw when there was no upstream verdict to read: the deadline passed, the
+ * connection failed, or the caller cancelled.
+ */
+export type LocalCause = "timeout" | "network" | "cancelled";
+
+export interface Diagnosis {
+  category: Category;
+  human_reason: string;
+  retryable: boolean;
+  retry_after_ms?: number;
+}
+
+/** Everything known about a failure that the diagnosis may look at. */
+export interface FailureFacts {
+  stage: Exclude<Stage, "done">;
+  httpStatus: number | null;
+  upstreamType: string | null;
+  upstreamMessage: string | null;
+  upstreamCode: string | null;
+  cause: LocalCause | null;
+  retryAfterMs: number | null;
+}

@@ -1,0 +1,2 @@
+/** Kept equal to the version in deno.json (a test checks). */
+export const VERSION = "0.1.0";
