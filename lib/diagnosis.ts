@@ -1,0 +1,723 @@
+/**
+ * Turns the facts of a failure into a diagnosis a workflow can branch on: one ordered table of
+ * rules, read by one small function, first match wins.
+ *
+ * The upstream rules are built from what real upstreams send: OpenAI's error objects, the
+ * new-api and one-api gateways (Chinese and English), nginx and Cloudflare error pages (already
+ * reduced to their title). To teach the table a new gateway message, add one line in the right
+ * section; the order of the sections is what keeps a 429 "insufficient_quota" a quota problem and
+ * a 404 "model_not_found" a model problem.
+ */
+
+import type { Category, Diagnosis, FailureFacts, Lang, LocalCause } from "./types.ts";
+
+type FailureStage = FailureFacts["stage"];
+
+/** An inclusive range of HTTP statuses, such as 500–599. */
+export interface StatusRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export type StatusMatch = number | readonly number[] | StatusRange;
+
+/** One sentence for a person: what happened and what to do, in each language. */
+export interface Reason {
+  readonly zh: string;
+  readonly en: string;
+}
+
+/** What a rule looks at. Every condition given must hold; a rule without any matches anything. */
+export interface RuleConditions {
+  readonly stage?: FailureStage | readonly FailureStage[];
+  readonly cause?: LocalCause;
+  readonly status?: StatusMatch;
+  readonly type?: RegExp;
+  readonly code?: RegExp;
+  readonly message?: RegExp;
+}
+
+export interface DiagnosisRule extends RuleConditions {
+  readonly category: Category;
+  readonly retryable: boolean;
+  readonly reason: Reason;
+  /** Where the matched text is sent from, for the README. */
+  readonly seenIn?: string;
+}
+
+interface CategoryInfo {
+  readonly retryable: boolean;
+  readonly meaning: Reason;
+}
+
+const CATEGORY_INFO: Readonly<Record<Category, CategoryInfo>> = {
+  invalid_input: {
+    retryable: false,
+    meaning: { zh: "参数无效,请求未发送", en: "Invalid parameters, nothing was sent" },
+  },
+  auth_failed: {
+    retryable: false,
+    meaning: { zh: "密钥无效、过期或被拒绝访问", en: "Key invalid, expired or refused access" },
+  },
+  quota_exceeded: {
+    retryable: false,
+    meaning: { zh: "额度、余额或账单上限用尽", en: "Quota, balance or billing limit used up" },
+  },
+  rate_limited: {
+    retryable: true,
+    meaning: { zh: "限流(不是额度问题)", en: "Rate limited (not a quota problem)" },
+  },
+  content_rejected: {
+    retryable: false,
+    meaning: { zh: "提示词被内容安全审核拒绝", en: "Prompt rejected by content moderation" },
+  },
+  model_unavailable: {
+    retryable: false,
+    meaning: {
+      zh: "模型不存在、无权使用或网关无可用渠道",
+      en: "Model unknown, not allowed, or no gateway channel for it",
+    },
+  },
+  bad_request: {
+    retryable: false,
+    meaning: { zh: "上游拒绝了请求参数", en: "The upstream rejected the request parameters" },
+  },
+  endpoint_not_found: {
+    retryable: false,
+    meaning: {
+      zh: "接口地址不存在(base_url 错误或漏了 /v1)",
+      en: "No such endpoint (wrong base_url or missing /v1)",
+    },
+  },
+  upstream_failure: {
+    retryable: true,
+    meaning: {
+      zh: "上游或网关故障、过载或超时",
+      en: "Upstream or gateway failed, overloaded or timed out",
+    },
+  },
+  timeout: {
+    retryable: true,
+    meaning: { zh: "超过 timeout_ms 仍未完成", en: "Not finished within timeout_ms" },
+  },
+  network_error: {
+    retryable: true,
+    meaning: {
+      zh: "无法连接(DNS、拒绝、重置、TLS)",
+      en: "Could not connect (DNS, refused, reset, TLS)",
+    },
+  },
+  bad_response: {
+    retryable: true,
+    meaning: { zh: "成功状态但没有可用的图片", en: "Success status but no usable image" },
+  },
+  download_failed: {
+    retryable: true,
+    meaning: { zh: "下载返回的图片链接失败", en: "Downloading the returned image URL failed" },
+  },
+  save_failed: {
+    retryable: false,
+    meaning: { zh: "无法写入 output_dir", en: "Could not write to output_dir" },
+  },
+  cancelled: {
+    retryable: false,
+    meaning: { zh: "被信号或调用方取消", en: "Cancelled by a signal or the caller" },
+  },
+};
+
+/** Every category with its retryable flag, in the order of the documentation. */
+export const CATEGORIES: readonly { readonly category: Category; readonly retryable: boolean }[] =
+  (Object.keys(CATEGORY_INFO) as Category[]).map((category) => ({
+    category,
+    retryable: CATEGORY_INFO[category].retryable,
+  }));
+
+export function isRetryable(category: Category): boolean {
+  return CATEGORY_INFO[category].retryable;
+}
+
+const REASONS = {
+  cancelled: {
+    zh: "调用被中断(SIGINT/SIGTERM 或调用方取消),未保存任何文件;如仍需要,重新发起即可。",
+    en:
+      "The call was cancelled (SIGINT/SIGTERM or the caller) and nothing was saved; start it again if it is still needed.",
+  },
+  timeout: {
+    zh:
+      "在 timeout_ms 内没有完成(连接、等待生成或读取图片);图片模型可能较慢,可加大 timeout_ms 后重试。",
+    en:
+      "The call did not finish within timeout_ms (connecting, waiting for the image or reading it); image models can be slow, so retry with a larger timeout_ms.",
+  },
+  invalidInput: {
+    zh: "输入参数无效,请求未发送;按 error 字段修正参数后再调用。",
+    en:
+      "The input parameters are invalid and nothing was sent; fix them as the error field says and call again.",
+  },
+  saveFailed: {
+    zh: "无法在 output_dir 中创建或写入图片文件;检查目录路径、写权限和磁盘空间。",
+    en:
+      "The image file could not be created or written in output_dir; check the path, write permission and free disk space.",
+  },
+  downloadNetwork: {
+    zh: "下载上游返回的图片链接时网络出错;稍后重试,或改用 response_format=b64_json。",
+    en:
+      "The network failed while downloading the image URL the upstream returned; retry later, or use response_format b64_json.",
+  },
+  downloadRefused: {
+    zh:
+      "上游返回的图片链接无法下载(图床返回错误,链接可能已过期);重新生成,或改用 response_format=b64_json。",
+    en:
+      "The image URL the upstream returned could not be downloaded (the image host answered with an error, the link may have expired); generate again, or use response_format b64_json.",
+  },
+  network: {
+    zh:
+      "无法连接到 base_url(DNS 解析失败、连接被拒绝或重置、TLS 握手失败);检查网络、代理设置和 base_url 的主机名后重试。",
+    en:
+      "Could not reach base_url (DNS lookup failed, connection refused or reset, or TLS handshake failed); check the network, the proxy settings and the host in base_url, then retry.",
+  },
+  undecodableImage: {
+    zh:
+      "上游返回的图片数据无法解码(base64 损坏,或不是 PNG/JPEG/WebP/GIF);多为上游临时异常,可以重试。",
+    en:
+      "The image data the upstream returned could not be decoded (broken base64, or not PNG/JPEG/WebP/GIF); usually a passing upstream fault, so retry.",
+  },
+  noUsableImage: {
+    zh:
+      "上游返回了成功状态,但响应里没有可用的图片;多为上游临时异常,可以重试,若一直如此,检查 base_url 是否指向 API(通常以 /v1 结尾)。",
+    en:
+      "The upstream answered with a success status but no usable image; usually a passing upstream fault, so retry, and if it persists check that base_url points at the API (it usually ends in /v1).",
+  },
+  safetySystem: {
+    zh: "提示词被上游的内容安全系统拒绝;修改提示词后再试,原样重试不会成功。",
+    en:
+      "The upstream's safety system rejected the prompt; reword it, since the same prompt will be rejected again.",
+  },
+  gatewaySensitiveWords: {
+    zh: "网关的敏感词检查拦截了提示词;修改提示词后再试,原样重试不会成功。",
+    en:
+      "The gateway's sensitive-word check blocked the prompt; reword it, since the same prompt will be blocked again.",
+  },
+  upstreamQuota: {
+    zh: "上游账户的额度或账单上限已用尽;充值或提高账单上限后再试,单纯重试不会恢复。",
+    en:
+      "The upstream account has run out of credit or reached its billing limit; add credit or raise the limit, retrying alone will not help.",
+  },
+  gatewayQuota: {
+    zh: "网关的用户余额或令牌额度不足;在网关后台充值或提高该令牌的额度后再试。",
+    en:
+      "The gateway user's balance or the token's quota is not enough; top up or raise the token's quota in the gateway console, then call again.",
+  },
+  paymentRequired: {
+    zh: "上游要求付费(HTTP 402),账户余额不足;充值后再试。",
+    en:
+      "The upstream asks for payment (HTTP 402) because the balance is too low; top up, then call again.",
+  },
+  orgVerification: {
+    zh:
+      "上游要求先完成组织验证才能使用该模型;在 OpenAI 控制台完成 Verify Organization 后再试(生效可能需要约 15 分钟)。",
+    en:
+      "The upstream requires a verified organization for this model; complete Verify Organization in the OpenAI console and try again (it can take about 15 minutes to apply).",
+  },
+  gatewayNoChannel: {
+    zh:
+      "网关在当前分组下没有这个模型的可用渠道;换用网关支持的 model,或请网关管理员为该分组配置渠道。",
+    en:
+      "The gateway has no available channel for this model in the token's group; use a model the gateway serves, or ask its administrator to set up a channel.",
+  },
+  tokenModelForbidden: {
+    zh: "该令牌不允许使用所请求的模型;在网关后台放开该令牌的模型限制,或换用允许的 model。",
+    en:
+      "This token is not allowed to use the requested model; lift the token's model restriction in the gateway console, or use an allowed model.",
+  },
+  modelPriceNotSet: {
+    zh: "网关尚未为该模型配置倍率或价格,暂时无法使用;请网关管理员配置,或换用其他 model。",
+    en:
+      "The gateway has no ratio or price set for this model, so it cannot be used yet; ask its administrator to set one, or use another model.",
+  },
+  modelNotFound: {
+    zh: "模型不存在,或当前密钥无权使用该模型;检查 model 名称和账户的模型权限。",
+    en:
+      "The model does not exist or this key may not use it; check the model name and the account's model access.",
+  },
+  notAnImageModel: {
+    zh: "上游不接受这个 model 作为图片模型;改用上游列出的图片模型名称。",
+    en:
+      "The upstream does not accept this model for image generation; use one of the image models it lists.",
+  },
+  regionUnsupported: {
+    zh: "上游不支持当前所在的国家或地区;改经受支持地区的网络或网关访问。",
+    en:
+      "The upstream does not serve the country or region this request comes from; go through a network or gateway in a supported region.",
+  },
+  firewallBlock: {
+    zh:
+      "请求被 base_url 前面的 Cloudflare 防火墙拦截(不是密钥问题);请网关管理员放行本机出口 IP,或换一个网络出口。",
+    en:
+      "The Cloudflare firewall in front of base_url blocked the request (not a key problem); ask the gateway's administrator to allow this machine's address, or use another network.",
+  },
+  apiKeyRejected: {
+    zh: "API 密钥无效、缺失或所属账户已停用;检查 api_key 是否正确,且与 base_url 属于同一服务。",
+    en:
+      "The API key is invalid, missing or belongs to a deactivated account; check api_key and that it belongs to the service at base_url.",
+  },
+  gatewayTokenRejected: {
+    zh:
+      "网关拒绝了这个令牌(无效、已过期、已禁用或账户被封禁);在网关后台检查令牌和账户状态,或换用有效的 api_key。",
+    en:
+      "The gateway refused this token (invalid, expired, disabled, or the account is banned); check the token and account in the gateway console, or use a valid api_key.",
+  },
+  unauthorized: {
+    zh: "上游拒绝了身份验证(HTTP 401);检查 api_key 是否正确、是否已过期。",
+    en:
+      "The upstream refused the credentials (HTTP 401); check that api_key is right and has not expired.",
+  },
+  forbidden: {
+    zh: "上游拒绝访问(HTTP 403);检查 api_key 的权限、分组或 IP 白名单。",
+    en:
+      "The upstream refused access (HTTP 403); check the key's permissions, group or IP allowlist.",
+  },
+  gatewaySaturated: {
+    zh: "网关当前分组的上游负载已饱和;稍后重试,或换用其他分组。",
+    en: "The gateway's upstream for this group is saturated; retry later, or use another group.",
+  },
+  rateLimited: {
+    zh: "请求过于频繁,被上游或网关限流;等待 retry_after_ms(若有)或稍后重试。",
+    en:
+      "Too many requests, the upstream or gateway is rate limiting; wait retry_after_ms when given, or a little, then retry.",
+  },
+  invalidUrl: {
+    zh: "上游不认识这个接口地址;检查 base_url(通常应以 /v1 结尾)。",
+    en: "The upstream does not know this endpoint; check base_url (it usually ends in /v1).",
+  },
+  endpointMissing: {
+    zh: "接口地址不存在或不接受 POST(HTTP 404/405),base_url 可能写错或漏了 /v1;检查 base_url。",
+    en:
+      "No such endpoint, or it does not accept POST (HTTP 404/405); base_url may be wrong or miss /v1, so check it.",
+  },
+  redirected: {
+    zh:
+      "base_url 被重定向到别的地址(HTTP 3xx,常见于 http 改 https 或域名变更);把 base_url 改成 error 中给出的最终地址。",
+    en:
+      "The base_url redirects elsewhere (HTTP 3xx, often http to https or a moved host); set base_url to the final address given in the error.",
+  },
+  notImplemented: {
+    zh: "上游或网关没有实现图片生成接口;换一个支持 /images/generations 的 base_url。",
+    en:
+      "The upstream or gateway does not implement image generation; use a base_url that serves /images/generations.",
+  },
+  badParams: {
+    zh:
+      "上游拒绝了请求参数(如 size、quality 或不支持的字段);按 upstream_error_message 修正参数后再试。",
+    en:
+      "The upstream rejected the request parameters (such as size, quality or an unsupported field); fix them as upstream_error_message says, then call again.",
+  },
+  bodyTooLarge: {
+    zh: "请求体超过了上游或代理允许的大小(HTTP 413);缩短 prompt 或减少 extra_body 后再试。",
+    en:
+      "The request body is larger than the upstream or its proxy accepts (HTTP 413); shorten the prompt or extra_body, then call again.",
+  },
+  upstreamRequestTimeout: {
+    zh: "上游在等待请求时超时(HTTP 408);稍后重试。",
+    en: "The upstream timed out waiting for the request (HTTP 408); retry later.",
+  },
+  cloudflareOrigin: {
+    zh: "网关前的 Cloudflare 没能从源站取得响应(52x,如 524 源站超时);上游或网关临时故障,稍后重试。",
+    en:
+      "Cloudflare in front of the gateway got no answer from the origin (52x, such as 524 for an origin timeout); a passing upstream or gateway fault, retry later.",
+  },
+  upstreamFailed: {
+    zh: "图片模型上游服务失败或临时不可用;不是本地脚本问题。",
+    en:
+      "The image model's upstream service failed or is temporarily unavailable; this is not a local problem, retry later.",
+  },
+  unclassified: {
+    zh: "上游返回了无法归类的错误;查看 upstream_error_message,稍后重试。",
+    en:
+      "The upstream returned an error that fits no known pattern; read upstream_error_message and retry later.",
+  },
+} as const satisfies Record<string, Reason>;
+
+type RuleSource = Omit<DiagnosisRule, "retryable">;
+
+// Local facts come first: what this side saw outranks any text. After the first block only stage
+// "request" is left, so the upstream rules need not repeat it. Within the upstream part, specific
+// codes and texts come before status families, and quota before auth and rate limits.
+const RULE_SOURCES: readonly RuleSource[] = [
+  // Local facts
+  { cause: "cancelled", category: "cancelled", reason: REASONS.cancelled },
+  { cause: "timeout", category: "timeout", reason: REASONS.timeout },
+  { stage: "input", category: "invalid_input", reason: REASONS.invalidInput },
+  { stage: "save", category: "save_failed", reason: REASONS.saveFailed },
+  {
+    stage: "download",
+    cause: "network",
+    category: "download_failed",
+    reason: REASONS.downloadNetwork,
+  },
+  { stage: "download", category: "download_failed", reason: REASONS.downloadRefused },
+  { cause: "network", category: "network_error", reason: REASONS.network },
+  { stage: "decode", category: "bad_response", reason: REASONS.undecodableImage },
+  { stage: "response", category: "bad_response", reason: REASONS.noUsableImage },
+
+  // Content moderation
+  {
+    code: /^(moderation_blocked|content_policy_violation|content_filter)$/i,
+    seenIn: "OpenAI, Azure OpenAI",
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    message: /safety system|content management policy/i,
+    seenIn: "OpenAI, Azure OpenAI",
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    code: /^(sensitive_words_detected|prompt_blocked)$/i,
+    seenIn: "new-api",
+    category: "content_rejected",
+    reason: REASONS.gatewaySensitiveWords,
+  },
+  {
+    message: /sensitive words detected|敏感词/i,
+    seenIn: "new-api",
+    category: "content_rejected",
+    reason: REASONS.gatewaySensitiveWords,
+  },
+
+  // Quota and billing
+  {
+    code: /^(insufficient_quota|billing_hard_limit_reached|billing_not_active)$/i,
+    seenIn: "OpenAI",
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    type: /^insufficient_quota$/i,
+    seenIn: "OpenAI",
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    message: /exceeded your current quota|billing hard limit/i,
+    seenIn: "OpenAI",
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    code: /^(insufficient_user_quota|pre_consume_token_quota_failed)$/i,
+    seenIn: "new-api, one-api",
+    category: "quota_exceeded",
+    reason: REASONS.gatewayQuota,
+  },
+  {
+    message: /额度不足|额度已用尽|预扣费额度失败|余额不足/,
+    seenIn: "new-api, one-api",
+    category: "quota_exceeded",
+    reason: REASONS.gatewayQuota,
+  },
+  {
+    message: /quota is not enough|insufficient (user )?quota|quota is exhausted/i,
+    seenIn: "new-api, one-api",
+    category: "quota_exceeded",
+    reason: REASONS.gatewayQuota,
+  },
+
+  // Model: not found, not allowed, no channel. Gateway texts first, since new-api sends its
+  // "no channel" answers with code model_not_found too.
+  {
+    message: /must be verified to use the model/i,
+    seenIn: "OpenAI",
+    category: "model_unavailable",
+    reason: REASONS.orgVerification,
+  },
+  {
+    message: /无可用渠道|可用渠道失败|no available channel|available channels? for model/i,
+    seenIn: "new-api, one-api",
+    category: "model_unavailable",
+    reason: REASONS.gatewayNoChannel,
+  },
+  {
+    code: /^get_channel_failed$/i,
+    seenIn: "new-api",
+    category: "model_unavailable",
+    reason: REASONS.gatewayNoChannel,
+  },
+  {
+    message: /无权(访问|使用)(任何)?模型|has no access to (any )?models?\b/i,
+    seenIn: "new-api, one-api",
+    category: "model_unavailable",
+    reason: REASONS.tokenModelForbidden,
+  },
+  {
+    code: /^model_price_error$/i,
+    seenIn: "new-api",
+    category: "model_unavailable",
+    reason: REASONS.modelPriceNotSet,
+  },
+  {
+    message: /倍率或价格未配置|ratio or price not set/i,
+    seenIn: "new-api",
+    category: "model_unavailable",
+    reason: REASONS.modelPriceNotSet,
+  },
+  {
+    code: /^model_not_found$/i,
+    seenIn: "OpenAI, new-api",
+    category: "model_unavailable",
+    reason: REASONS.modelNotFound,
+  },
+  {
+    message:
+      /does not exist or you do not have access to it|the (requested )?model .{1,120} does not exist/i,
+    seenIn: "OpenAI",
+    category: "model_unavailable",
+    reason: REASONS.modelNotFound,
+  },
+  {
+    message: /^Invalid value: '[^']*'\. Supported values are: .*'(gpt-image|dall-e)/i,
+    seenIn: "OpenAI",
+    category: "model_unavailable",
+    reason: REASONS.notAnImageModel,
+  },
+
+  // Credentials and access
+  {
+    code: /^unsupported_country_region_territory$/i,
+    seenIn: "OpenAI",
+    category: "auth_failed",
+    reason: REASONS.regionUnsupported,
+  },
+  {
+    message: /country, region,? or territory not supported/i,
+    seenIn: "OpenAI",
+    category: "auth_failed",
+    reason: REASONS.regionUnsupported,
+  },
+  {
+    message:
+      /attention required! \| cloudflare|sorry, you have been blocked|^just a moment\.\.\.$/i,
+    seenIn: "Cloudflare",
+    category: "auth_failed",
+    reason: REASONS.firewallBlock,
+  },
+  {
+    code: /^(invalid_api_key|account_deactivated)$/i,
+    seenIn: "OpenAI",
+    category: "auth_failed",
+    reason: REASONS.apiKeyRejected,
+  },
+  {
+    message: /incorrect api key provided|invalid api key|didn't provide an api key/i,
+    seenIn: "OpenAI",
+    category: "auth_failed",
+    reason: REASONS.apiKeyRejected,
+  },
+  {
+    message:
+      /无效的\s*(令牌|token)|(令牌|token)\s*已过期|未提供\s*(令牌|token)|(令牌|token)\s*状态不可用|用户已被封禁|该用户已被禁用/i,
+    seenIn: "new-api, one-api",
+    category: "auth_failed",
+    reason: REASONS.gatewayTokenRejected,
+  },
+  {
+    message:
+      /\binvalid token\b|this token has expired|token not provided|token status is unavailable|user has been banned/i,
+    seenIn: "new-api",
+    category: "auth_failed",
+    reason: REASONS.gatewayTokenRejected,
+  },
+
+  // Rate limits (quota answers sent with 429 were taken above)
+  {
+    message: /上游负载已饱和|upstream load is saturated/i,
+    seenIn: "new-api",
+    category: "rate_limited",
+    reason: REASONS.gatewaySaturated,
+  },
+  {
+    code: /^rate_limit_exceeded$/i,
+    seenIn: "OpenAI, new-api",
+    category: "rate_limited",
+    reason: REASONS.rateLimited,
+  },
+  {
+    message: /rate limit reached|请求数限制|reached the (total )?request limit/i,
+    seenIn: "OpenAI, new-api",
+    category: "rate_limited",
+    reason: REASONS.rateLimited,
+  },
+
+  // Endpoint
+  {
+    message: /^invalid url \(/i,
+    seenIn: "OpenAI, new-api, one-api",
+    category: "endpoint_not_found",
+    reason: REASONS.invalidUrl,
+  },
+  {
+    code: /^api_not_implemented$/i,
+    seenIn: "new-api, one-api",
+    category: "endpoint_not_found",
+    reason: REASONS.notImplemented,
+  },
+
+  // Request parameters named by type or code, whatever the status (new-api answers some with 500)
+  {
+    type: /^image_generation_user_error$/i,
+    seenIn: "OpenAI",
+    category: "bad_request",
+    reason: REASONS.badParams,
+  },
+  {
+    code:
+      /^(invalid_value|unknown_parameter|unsupported_parameter|invalid_request|bad_request_body|convert_request_failed|read_request_body_failed|invalid_image_request|size_not_supported|prompt_too_long|prompt_missing|n_not_within_range)$/i,
+    seenIn: "OpenAI, new-api, one-api",
+    category: "bad_request",
+    reason: REASONS.badParams,
+  },
+
+  // Status families, when no text or code said more
+  { status: { from: 300, to: 399 }, category: "endpoint_not_found", reason: REASONS.redirected },
+  { status: 401, category: "auth_failed", reason: REASONS.unauthorized },
+  { status: 402, category: "quota_exceeded", reason: REASONS.paymentRequired },
+  { status: 403, category: "auth_failed", reason: REASONS.forbidden },
+  { status: [404, 405, 410], category: "endpoint_not_found", reason: REASONS.endpointMissing },
+  { status: 408, category: "upstream_failure", reason: REASONS.upstreamRequestTimeout },
+  { status: 413, category: "bad_request", reason: REASONS.bodyTooLarge },
+  { status: 429, category: "rate_limited", reason: REASONS.rateLimited },
+  { status: { from: 400, to: 499 }, category: "bad_request", reason: REASONS.badParams },
+  { status: 501, category: "endpoint_not_found", reason: REASONS.notImplemented },
+  {
+    status: { from: 520, to: 527 },
+    seenIn: "Cloudflare",
+    category: "upstream_failure",
+    reason: REASONS.cloudflareOrigin,
+  },
+  { status: { from: 500, to: 599 }, category: "upstream_failure", reason: REASONS.upstreamFailed },
+
+  // Anything else the upstream said: an error object with HTTP 200, or an unexpected status
+  { category: "upstream_failure", reason: REASONS.unclassified },
+];
+
+/** The ordered rules; the first whose conditions all hold decides. The last matches anything. */
+export const DIAGNOSIS_RULES: readonly DiagnosisRule[] = Object.freeze(
+  RULE_SOURCES.map((rule) => Object.freeze({ ...rule, retryable: isRetryable(rule.category) })),
+);
+
+const CATCH_ALL = DIAGNOSIS_RULES[DIAGNOSIS_RULES.length - 1] as DiagnosisRule;
+
+/** The rule that decides these facts. */
+export function findRule(facts: FailureFacts): DiagnosisRule {
+  return DIAGNOSIS_RULES.find((rule) => ruleMatches(rule, facts)) ?? CATCH_ALL;
+}
+
+export function diagnose(facts: FailureFacts, lang: Lang): Diagnosis {
+  const rule = findRule(facts);
+  const diagnosis: Diagnosis = {
+    category: rule.category,
+    human_reason: rule.reason[lang],
+    retryable: rule.retryable,
+  };
+  const wait = facts.retryAfterMs;
+  if (wait !== null && Number.isFinite(wait) && wait >= 0) diagnosis.retry_after_ms = wait;
+  return diagnosis;
+}
+
+function ruleMatches(rule: RuleConditions, facts: FailureFacts): boolean {
+  return (rule.stage === undefined || listOf(rule.stage).includes(facts.stage)) &&
+    (rule.cause === undefined || rule.cause === facts.cause) &&
+    (rule.status === undefined || statusMatches(rule.status, facts.httpStatus)) &&
+    textMatches(rule.type, facts.upstreamType) &&
+    textMatches(rule.code, facts.upstreamCode) &&
+    textMatches(rule.message, facts.upstreamMessage);
+}
+
+function listOf<T>(value: T | readonly T[]): readonly T[] {
+  return Array.isArray(value) ? value : [value as T];
+}
+
+function isRange(match: StatusMatch): match is StatusRange {
+  return typeof match === "object" && !Array.isArray(match);
+}
+
+function statusMatches(match: StatusMatch, status: number | null): boolean {
+  if (status === null) return false;
+  if (isRange(match)) return status >= match.from && status <= match.to;
+  return listOf(match).includes(status);
+}
+
+function textMatches(pattern: RegExp | undefined, text: string | null): boolean {
+  if (pattern === undefined) return true;
+  return text !== null && pattern.test(text);
+}
+
+const TABLE_WORDS = {
+  zh: {
+    head: ["#", "条件", "来源", "类别", "可重试", "说明"],
+    any: "其他任何情况",
+    yes: "是",
+    no: "否",
+    categoryHead: ["类别", "可重试", "含义"],
+  },
+  en: {
+    head: ["#", "When", "Seen in", "Category", "Retryable", "Reason"],
+    any: "anything else",
+    yes: "yes",
+    no: "no",
+    categoryHead: ["Category", "Retryable", "Meaning"],
+  },
+} as const;
+
+/** The rule table as Markdown, in the order it is read, for the README. */
+export function diagnosisTableMarkdown(lang: Lang): string {
+  const words = TABLE_WORDS[lang];
+  const rows = DIAGNOSIS_RULES.map((rule, index) =>
+    markdownRow([
+      String(index + 1),
+      describeConditions(rule) ?? words.any,
+      rule.seenIn ?? "",
+      `\`${rule.category}\``,
+      rule.retryable ? words.yes : words.no,
+      rule.reason[lang],
+    ])
+  );
+  return [markdownRow(words.head), markdownRow(words.head.map(() => "---")), ...rows].join("\n");
+}
+
+/** Every category with its retryable flag and meaning, as Markdown. */
+export function categoryTableMarkdown(lang: Lang): string {
+  const words = TABLE_WORDS[lang];
+  const rows = CATEGORIES.map(({ category, retryable }) =>
+    markdownRow([
+      `\`${category}\``,
+      retryable ? words.yes : words.no,
+      CATEGORY_INFO[category].meaning[lang],
+    ])
+  );
+  return [
+    markdownRow(words.categoryHead),
+    markdownRow(words.categoryHead.map(() => "---")),
+    ...rows,
+  ].join("\n");
+}
+
+function describeConditions(rule: RuleConditions): string | null {
+  const parts: string[] = [];
+  if (rule.stage !== undefined) parts.push(`stage \`${listOf(rule.stage).join(", ")}\``);
+  if (rule.cause !== undefined) parts.push(`cause \`${rule.cause}\``);
+  if (rule.status !== undefined) parts.push(`status ${describeStatus(rule.status)}`);
+  if (rule.type !== undefined) parts.push(`type \`${rule.type}\``);
+  if (rule.code !== undefined) parts.push(`code \`${rule.code}\``);
+  if (rule.message !== undefined) parts.push(`message \`${rule.message}\``);
+  return parts.length === 0 ? null : parts.join(" + ");
+}
+
+function describeStatus(match: StatusMatch): string {
+  if (isRange(match)) return `${match.from}–${match.to}`;
+  return listOf(match).join(", ");
+}
+
+function markdownRow(cells: readonly string[]): string {
+  return `| ${cells.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
+}
