@@ -1,6 +1,6 @@
 import { Base64Error, Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { GenerationError } from "./errors.ts";
-import { clip, errorFromJson, htmlSummary } from "./upstream_error.ts";
+import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.ts";
 
 /** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
 const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
@@ -61,6 +61,7 @@ export function interpretAnswer(text: string): Answer {
         {
           httpStatus: 200,
           upstream,
+          requestId: requestIdOf(null, upstream.message),
         },
       );
     }

@@ -7,6 +7,7 @@ import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { endpointOf, sendImageRequest, transportFailure } from "./request.ts";
+import { requestIdOf } from "./upstream_error.ts";
 import {
   type Attempt,
   callContext,
@@ -113,7 +114,7 @@ async function attemptOnce(
 ): Promise<AttemptOutcome> {
   onProgress?.(`requesting ${params.model} ${params.size} (timeout ${params.timeout_ms} ms)`);
   const { response, droppedParams } = await sendImageRequest(params, deadline);
-  const requestId = response.headers.get("x-request-id");
+  const requestId = requestIdOf(response.headers, null);
   let answer: Answer;
   try {
     answer = await readAnswer(response.body, file.write);

@@ -169,7 +169,9 @@ export async function httpFailure(
 }
 
 function describeNetworkError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  // Deno's fetch errors nest the OS reason at the end: "…: client error (Connect): tcp connect error: Connection refused (os error 111)".
+  // Deno's fetch says "fetch failed" and keeps the reason in `cause`: "error sending request for
+  // url (…): client error (Connect): tcp connect error: Connection refused (os error 111)".
+  const detail = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const message = detail instanceof Error ? detail.message : String(detail);
   return message.replace(/^error sending request for url \([^)]*\):\s*/, "");
 }

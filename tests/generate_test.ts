@@ -1,0 +1,487 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { generateImage } from "../lib/mod.ts";
+import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
+import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "img2-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function success(result: GenerationResult): SuccessResult {
+  assert.equal(result.ok, true, JSON.stringify(result, null, 2));
+  return result as SuccessResult;
+}
+
+function failure(result: GenerationResult): FailureResult {
+  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
+  return result as FailureResult;
+}
+
+Deno.test("generateImage() saves the image and reports it with the seed's fields", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = success(await generateImage(inputFor(upstream, "ok", dir)));
+    assert.equal(result.stage, "done");
+    assert.match(result.image_path, new RegExp(`^${dir}/cat-\\d{8}-\\d{6}\\.png$`));
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+    assert.equal(result.bytes, PNG_64.length);
+    assert.equal(result.base_url, upstream.baseUrl("ok"));
+    assert.equal(result.model, "gpt-image-2");
+    assert.equal(result.size, "1024x1024");
+    assert.equal(result.task_name, "cat");
+    assert.equal(result.mime_type, "image/png");
+    assert.equal(result.width, 64);
+    assert.equal(result.height, 48);
+    assert.equal(result.request_id, "req_fake_1");
+    assert.equal(result.revised_prompt, "a revised cat");
+    assert.deepEqual(result.usage, { total_tokens: 42 });
+    assert.equal(typeof result.elapsed_ms, "number");
+    assert.equal(result.b64, undefined);
+    assert.deepEqual(await listDir(dir), [result.image_path.slice(dir.length + 1)]);
+  });
+});
+
+Deno.test("generateImage() sends the key, JSON and its name to {base_url}/images/generations", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    success(
+      await generateImage(
+        inputFor(upstream, "ok", dir, { base_url: upstream.baseUrl("ok") + "//", quality: "high" }),
+      ),
+    );
+    const [request] = upstream.requests;
+    assert.equal(request?.method, "POST");
+    assert.equal(request?.path, "/ok/v1/images/generations");
+    assert.equal(request?.headers.get("authorization"), `Bearer ${TEST_KEY}`);
+    assert.equal(request?.headers.get("content-type"), "application/json");
+    assert.match(request?.headers.get("user-agent") ?? "", /^img2-generate\/\d+\.\d+\.\d+/);
+    assert.deepEqual(request?.body, {
+      model: "gpt-image-2",
+      prompt: "an orange cat by the window",
+      size: "1024x1024",
+      n: 1,
+      response_format: "b64_json",
+      quality: "high",
+    });
+  });
+});
+
+Deno.test("generateImage() uses a base_url that already names the endpoint as is", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const base_url = upstream.baseUrl("ok") + "/images/generations/";
+    success(await generateImage(inputFor(upstream, "ok", dir, { base_url })));
+    assert.equal(upstream.requests[0]?.path, "/ok/v1/images/generations");
+  });
+});
+
+for (
+  const [scenario, what] of [
+    ["ok-object", "data as a single object, URL-safe base64 without padding"],
+    ["ok-wrapped", "a data: URL with line-wrapped base64"],
+    ["ok-escaped", "JSON with escaped slashes"],
+    ["ok-data-url-in-url", "a data: URL in the url field"],
+    ["ok-gzip", "a gzip-encoded body"],
+    ["ok-br", "a brotli-encoded body"],
+    ["ok-url", "an image URL on the API's own origin"],
+  ]
+) {
+  Deno.test(`generateImage() accepts ${what}`, async () => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const result = success(await generateImage(inputFor(upstream, scenario!, dir)));
+      assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+    });
+  });
+}
+
+Deno.test("generateImage() names the file after the bytes: a JPEG is saved as .jpg", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = success(await generateImage(inputFor(upstream, "ok-jpeg", dir)));
+    assert.match(result.image_path, /\.jpg$/);
+    assert.equal(result.mime_type, "image/jpeg");
+    assert.deepEqual([result.width, result.height], [32, 16]);
+  });
+});
+
+Deno.test("generateImage() sends the key with a download on the API's origin only", async () => {
+  await using api = startFakeUpstream();
+  await using imageHost = startFakeUpstream();
+  api.route(
+    "elsewhere",
+    () => Response.json({ data: [{ url: `${imageHost.origin}/cdn/files/x.png` }] }),
+  );
+  await withTempDir(async (dir) => {
+    success(await generateImage(inputFor(api, "elsewhere", dir)));
+    success(await generateImage(inputFor(api, "ok-url", dir)));
+  });
+  assert.equal(imageHost.requests.length, 1);
+  assert.equal(imageHost.requests[0]?.headers.get("authorization"), null);
+  const sameOrigin = api.requests.find((request) => request.method === "GET");
+  assert.equal(sameOrigin?.headers.get("authorization"), `Bearer ${TEST_KEY}`);
+});
+
+Deno.test("generateImage() follows an image URL's redirect without the key", async () => {
+  await using api = startFakeUpstream();
+  await using imageHost = startFakeUpstream();
+  api.route(
+    "redirecting",
+    (request) => Response.json({ data: [{ url: new URL("/hop/x", request.url).href }] }),
+  );
+  api.route("hop", () => Response.redirect(`${imageHost.origin}/cdn/files/x.png`, 302));
+  await withTempDir(async (dir) => {
+    const result = success(await generateImage(inputFor(api, "redirecting", dir)));
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+  });
+  assert.equal(imageHost.requests[0]?.headers.get("authorization"), null);
+});
+
+Deno.test("generateImage() turns the seed's 502 example into the seed's failure", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "seed-502", dir)));
+    assert.equal(result.stage, "request");
+    assert.equal(result.http_status, 502);
+    assert.equal(result.upstream_error_type, "upstream_error");
+    assert.equal(result.upstream_error_message, "Upstream request failed");
+    assert.equal(result.upstream_error_code, null);
+    assert.deepEqual(result.diagnosis, {
+      category: "upstream_failure",
+      human_reason: "图片模型上游服务失败或临时不可用;不是本地脚本问题。",
+      retryable: true,
+    });
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateImage() reads an error object sent with HTTP 200", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(
+      await generateImage(inputFor(upstream, "error-200", dir, { lang: "en" })),
+    );
+    assert.equal(result.stage, "request");
+    assert.equal(result.http_status, 200);
+    assert.equal(result.upstream_error_type, "new_api_error");
+    assert.equal(result.diagnosis.category, "quota_exceeded");
+    assert.equal(result.diagnosis.retryable, false);
+    assert.equal(result.request_id, "20261125abc");
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+for (
+  const [scenario, stage, what] of [
+    ["no-image", "response", "a 2xx without an image"],
+    ["html-200", "response", "an HTML page with HTTP 200"],
+    ["bad-base64", "decode", "broken base64"],
+    ["not-image", "decode", "bytes that are not an image"],
+  ] as const
+) {
+  Deno.test(`generateImage() fails at ${stage} on ${what} and leaves no file`, async () => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const result = failure(await generateImage(inputFor(upstream, scenario, dir)));
+      assert.equal(result.stage, stage);
+      assert.equal(result.diagnosis.category, "bad_response");
+      assert.equal(result.diagnosis.retryable, true);
+      assert.deepEqual(await listDir(dir), []);
+    });
+  });
+}
+
+Deno.test("generateImage() reduces an nginx error page to its title", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "nginx-504", dir)));
+    assert.equal(result.http_status, 504);
+    assert.equal(result.upstream_error_message, "504 Gateway Time-out");
+    assert.equal(result.diagnosis.category, "upstream_failure");
+  });
+});
+
+Deno.test("generateImage() never shows the key, even when the upstream echoes it", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "echo-key", dir)));
+    assert.equal(result.diagnosis.category, "auth_failed");
+    const text = JSON.stringify(result);
+    assert.ok(!text.includes(TEST_KEY), text);
+    assert.ok(!text.includes(TEST_KEY.slice(3)), text);
+    assert.match(result.upstream_error_message ?? "", /Incorrect API key provided: \*\*\*/);
+  });
+});
+
+Deno.test("generateImage() masks credentials in base_url", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const base_url = upstream.baseUrl("seed-502").replace("http://", "http://user:hunter22@") +
+      "?api_key=qs-secret-value";
+    const result = failure(await generateImage(inputFor(upstream, "seed-502", dir, { base_url })));
+    const text = JSON.stringify(result);
+    assert.ok(!text.includes("hunter22") && !text.includes("qs-secret-value"), text);
+    assert.match(
+      result.base_url ?? "",
+      /^http:\/\/\*\*\*:\*\*\*@127\.0\.0\.1:\d+\/seed-502\/v1\?api_key=\*\*\*$/,
+    );
+  });
+});
+
+Deno.test("generateImage() repeats the request without a parameter the upstream calls unknown", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = success(await generateImage(inputFor(upstream, "refuses-response-format", dir)));
+    assert.deepEqual(result.dropped_params, ["response_format"]);
+    assert.equal(upstream.requests.length, 2);
+    assert.equal(upstream.requests[0]?.body?.response_format, "b64_json");
+    assert.equal("response_format" in (upstream.requests[1]?.body ?? {}), false);
+  });
+});
+
+Deno.test("generateImage() does not retry by default, and says when to retry", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "rate-limited", dir)));
+    assert.equal(upstream.requests.length, 1);
+    assert.deepEqual(
+      [result.diagnosis.category, result.diagnosis.retryable, result.diagnosis.retry_after_ms],
+      ["rate_limited", true, 40],
+    );
+    assert.equal(result.attempts, undefined);
+  });
+});
+
+Deno.test("generateImage() retries a retryable failure up to max_retries and lists the attempts", async () => {
+  await using upstream = startFakeUpstream();
+  let calls = 0;
+  upstream.route(
+    "flaky",
+    () =>
+      ++calls < 3
+        ? Response.json({ error: { message: "Upstream request failed", type: "upstream_error" } }, {
+          status: 502,
+          headers: { "retry-after-ms": "10" },
+        })
+        : Response.json({ data: [{ b64_json: PNG_64.toBase64() }] }),
+  );
+  await withTempDir(async (dir) => {
+    const result = success(
+      await generateImage(inputFor(upstream, "flaky", dir, { max_retries: "2" })),
+    );
+    assert.deepEqual(result.attempts, [
+      { http_status: 502, category: "upstream_failure" },
+      { http_status: 502, category: "upstream_failure" },
+      { http_status: 200, category: null },
+    ]);
+    assert.deepEqual(await listDir(dir), [result.image_path.slice(dir.length + 1)]);
+  });
+});
+
+Deno.test("generateImage() stops retrying at max_retries and does not retry what is not retryable", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const limited = failure(
+      await generateImage(inputFor(upstream, "rate-limited", dir, { max_retries: 2 })),
+    );
+    assert.equal(limited.attempts?.length, 3);
+    const refused = failure(
+      await generateImage(inputFor(upstream, "echo-key", dir, { max_retries: 2 })),
+    );
+    assert.deepEqual(refused.attempts, [{ http_status: 401, category: "auth_failed" }]);
+    assert.equal(upstream.requests.length, 4);
+  });
+});
+
+Deno.test("generateImage() does not wait for a retry that the deadline would cut short", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "slow-retry",
+    () =>
+      Response.json({ error: { message: "busy", type: "upstream_error" } }, {
+        status: 503,
+        headers: { "retry-after": "60" },
+      }),
+  );
+  await withTempDir(async (dir) => {
+    const started = performance.now();
+    const result = failure(
+      await generateImage(inputFor(upstream, "slow-retry", dir, { max_retries: 3 })),
+    );
+    assert.ok(performance.now() - started < 2000);
+    assert.equal(result.diagnosis.retry_after_ms, 60_000);
+    assert.equal(upstream.requests.length, 1);
+  });
+});
+
+Deno.test("generateImage() reports a redirected base_url as endpoint_not_found with the target", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "redirect", dir)));
+    assert.equal(result.http_status, 301);
+    assert.equal(result.diagnosis.category, "endpoint_not_found");
+    assert.match(result.error, /https:\/\/elsewhere\.invalid\/v1/);
+  });
+});
+
+for (
+  const [scenario, stage] of [["stall-headers", "request"], ["stall-body", "response"]] as const
+) {
+  Deno.test(`generateImage() keeps to timeout_ms when the upstream stalls (${scenario})`, async () => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const started = performance.now();
+      const result = failure(
+        await generateImage(inputFor(upstream, scenario, dir, { timeout_ms: 300 })),
+      );
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed >= 290 && elapsed < 3000, `took ${elapsed} ms`);
+      assert.equal(result.stage, stage);
+      assert.equal(result.diagnosis.category, "timeout");
+      assert.equal(result.diagnosis.retryable, true);
+      assert.deepEqual(await listDir(dir), []);
+    });
+  });
+}
+
+Deno.test("generateImage() reports a connection broken mid-answer as a network error", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "reset-body", dir)));
+    assert.equal(result.stage, "response");
+    assert.equal(result.diagnosis.category, "network_error");
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateImage() reports a refused connection as a network error at request", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  await withTempDir(async (dir) => {
+    const result = failure(
+      await generateImage({
+        ...inputFor(startStub(), "ok", dir),
+        base_url: `http://127.0.0.1:${port}/v1`,
+      }),
+    );
+    assert.equal(result.stage, "request");
+    assert.equal(result.diagnosis.category, "network_error");
+    assert.equal(result.http_status, null);
+    assert.match(result.error, /refused/i);
+  });
+});
+
+/** inputFor() needs an upstream only for its base_url, which the caller replaces. */
+function startStub() {
+  return { baseUrl: () => "http://127.0.0.1:1/v1" } as unknown as Parameters<typeof inputFor>[0];
+}
+
+Deno.test("generateImage() stops when its signal is aborted and leaves nothing behind", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const controller = new AbortController();
+    const arrived = upstream.nextArrival();
+    const pending = generateImage(inputFor(upstream, "stall-body", dir), {
+      signal: controller.signal,
+    });
+    await arrived;
+    controller.abort();
+    const result = failure(await pending);
+    assert.equal(result.diagnosis.category, "cancelled");
+    assert.equal(result.diagnosis.retryable, false);
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateImage() checks output_dir before sending anything", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const notADir = join(dir, "file");
+    await Deno.writeTextFile(notADir, "");
+    const result = failure(await generateImage(inputFor(upstream, "ok", join(notADir, "sub"))));
+    assert.equal(result.stage, "save");
+    assert.equal(result.diagnosis.category, "save_failed");
+    assert.equal(result.diagnosis.retryable, false);
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+Deno.test("generateImage() creates output_dir with its parents", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const nested = join(dir, "a", "b", "c");
+    const result = success(await generateImage(inputFor(upstream, "ok", nested)));
+    assert.equal(result.image_path.startsWith(nested + "/"), true);
+  });
+});
+
+Deno.test("generateImage() sends nothing when the input is invalid", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(
+      await generateImage(inputFor(upstream, "ok", dir, { timeout: 5, n: 2 })),
+    );
+    assert.equal(result.stage, "input");
+    assert.equal(result.diagnosis.category, "invalid_input");
+    assert.match(result.error, /Unknown parameter "timeout": did you mean "timeout_ms"\?/);
+    assert.match(result.error, /Invalid n 2: expected 1/);
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+Deno.test("generateImage() never overwrites: two images in the same second get two names", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const [first, second] = await Promise.all([
+      generateImage(inputFor(upstream, "ok", dir)),
+      generateImage(inputFor(upstream, "ok", dir)),
+    ]);
+    const paths = [success(first!).image_path, success(second!).image_path];
+    assert.notEqual(paths[0], paths[1]);
+    assert.equal((await listDir(dir)).length, 2);
+  });
+});
+
+Deno.test("generateImage() returns the base64 only when asked", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = success(
+      await generateImage(inputFor(upstream, "ok", dir, { return_base64: "true" })),
+    );
+    assert.equal(result.b64, PNG_64.toBase64());
+  });
+});
+
+Deno.test("generateImage() reads at most 64 KiB of an error body and clips its message", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "huge-error",
+    () =>
+      Response.json({ error: { message: "x".repeat(5 * 1024 * 1024), type: "server_error" } }, {
+        status: 500,
+      }),
+  );
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "huge-error", dir)));
+    assert.equal(result.http_status, 500);
+    assert.equal(result.diagnosis.category, "upstream_failure");
+    assert.ok((result.upstream_error_message ?? "").length <= 1000);
+  });
+});
+
+Deno.test("generateImage() explains human_reason in English with lang en", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(
+      await generateImage(inputFor(upstream, "seed-502", dir, { lang: "en" })),
+    );
+    assert.match(result.diagnosis.human_reason, /^[A-Z][\x20-\x7e]+\.$/);
+  });
+});
