@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
+#!/usr/bin/env -S deno run --no-config --allow-net --allow-read --allow-write --allow-env=HOME
 // deno-lint-ignore-file no-console
 import { parseInvocation } from "./lib/args.ts";
 import { dryRunReport } from "./lib/dry_run.ts";

@@ -37,19 +37,17 @@ const imageAnswer = (item: Record<string, unknown>) =>
 const openAiError = (status: number, message: string, type: string, code: string | null) =>
   json({ error: { message, type, param: null, code } }, status);
 
-/** A body that sends `head`, then nothing until the client goes away. */
-function stalledBody(head: string, request: Request): ReadableStream<Uint8Array> {
+/** A body that sends `head`, then nothing until the upstream is closed. */
+function stalledBody(head: string, upstream: FakeUpstream): ReadableStream<Uint8Array> {
   return new ReadableStream({
     start(controller) {
       controller.enqueue(new TextEncoder().encode(head));
-      request.signal.addEventListener("abort", () => controller.close(), { once: true });
+      upstream.untilClosed().then(() => {
+        try {
+          controller.close();
+        } catch { /* the client went away first */ }
+      });
     },
-  });
-}
-
-function waitForDisconnect(request: Request): Promise<Response> {
-  return new Promise((resolve) => {
-    request.signal.addEventListener("abort", () => resolve(new Response(null)), { once: true });
   });
 }
 
@@ -142,9 +140,10 @@ const SCENARIOS: Record<string, Handler> = {
       : imageAnswer({ b64_json: PNG_64.toBase64() }),
   "redirect": () =>
     new Response(null, { status: 301, headers: { location: "https://elsewhere.invalid/v1" } }),
-  "stall-headers": (request) => waitForDisconnect(request),
-  "stall-body": (request) =>
-    new Response(stalledBody('{"created": 1, "data": [{"b64_json": "iVBORw0KGgo', request), {
+  "stall-headers": (_request, _body, upstream) =>
+    upstream.untilClosed().then(() => new Response(null)),
+  "stall-body": (_request, _body, upstream) =>
+    new Response(stalledBody('{"created": 1, "data": [{"b64_json": "iVBORw0KGgo', upstream), {
       headers: { "content-type": "application/json" },
     }),
   "reset-body": () =>
@@ -208,6 +207,7 @@ export class FakeUpstream {
   readonly requests: RecordedRequest[] = [];
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #extra = new Map<string, Handler>();
+  readonly #closing = Promise.withResolvers<void>();
   /** Resolves at each request that reaches the server; tests await it to time a signal. */
   #arrival = Promise.withResolvers<void>();
 
@@ -230,6 +230,11 @@ export class FakeUpstream {
   route(scenario: string, handler: Handler): this {
     this.#extra.set(scenario, handler);
     return this;
+  }
+
+  /** Stalled answers end when the upstream closes, so that no test leaves a request open. */
+  untilClosed(): Promise<void> {
+    return this.#closing.promise;
   }
 
   nextArrival(): Promise<void> {
@@ -265,6 +270,7 @@ export class FakeUpstream {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    this.#closing.resolve();
     await this.#server.shutdown();
   }
 }

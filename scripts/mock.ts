@@ -1,0 +1,799 @@
+// deno-lint-ignore-file no-console
+/**
+ * An OpenAI-compatible image upstream that runs offline, on loopback only.
+ *
+ * - `POST /v1/images/generations` renders a real PNG at the requested size, the same pixels for
+ *   the same prompt, and answers with `b64_json` (default) or a `url` served by
+ *   `GET /v1/files/<id>.png`.
+ * - `GET /v1/models` lists `mock-image-1`, `mock-image-strict` and one `mock-fail-<scenario>`
+ *   per entry of {@link MOCK_SCENARIOS}.
+ * - A failure is injected with the model `mock-fail-<scenario>` or the header
+ *   `x-mock-scenario: <scenario>`; `x-mock-delay-ms: <ms>` delays any answer.
+ * - A stall lasts `stallMs` (60 s by default; `x-mock-stall-ms: <ms>` shortens it for one
+ *   request) and ends at once when the server shuts down, so nothing hangs forever.
+ *
+ * `mock-image-1` answers like a new-api gateway (`url: ""` beside `b64_json`, `revised_prompt`).
+ * `mock-image-strict` answers like the official API for GPT image models: it rejects
+ * `response_format` as an unknown parameter and returns `b64_json` only. Any other model name
+ * that is not `mock-fail-…` is served like `mock-image-1`.
+ *
+ * Run it with `deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000]`, or in
+ * process with {@link startMockUpstream}.
+ */
+import { parseArgs } from "node:util";
+import { encodePng, renderPicture } from "./png.ts";
+import {
+  findMockScenario,
+  MOCK_SCENARIO_NAMES,
+  MOCK_SCENARIOS,
+  type MockScenario,
+  scenarioModel,
+} from "./mock_scenarios.ts";
+
+export const MOCK_MODEL = "mock-image-1";
+export const MOCK_STRICT_MODEL = "mock-image-strict";
+export const DEFAULT_HOSTNAME = "127.0.0.1";
+export const DEFAULT_PORT = 8787;
+/** The longest any stall or delay lasts unless the server is told otherwise. */
+export const DEFAULT_STALL_MS = 60_000;
+
+const FAIL_PREFIX = "mock-fail-";
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+const MAX_SIDE = 4096;
+const MAX_N = 10;
+const MAX_PROMPT = 32_000;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const MAX_FILES = 256;
+const MAX_CACHED_RENDERS = 8;
+/** How long a `reset` answer waits after its first bytes before dropping the connection. */
+const RESET_AFTER_MS = 25;
+
+export interface MockUpstreamOptions {
+  /** Loopback only: `127.0.0.1` (default), `localhost` or `::1` */
+  hostname?: string;
+  /** 8787 by default; 0 picks any free port */
+  port?: number;
+  /** Shuts the server down when aborted */
+  signal?: AbortSignal;
+  /** Cap on every stall and delay, in milliseconds (default 60 000) */
+  stallMs?: number;
+  /** Receives one line per request */
+  log?: (line: string) => void;
+}
+
+export interface MockUpstream {
+  /** The base_url to give a client, `/v1` included: `http://127.0.0.1:8787/v1` */
+  url: string;
+  /** Settles once the server has stopped */
+  finished: Promise<void>;
+  /** Ends every stall, finishes in-flight answers and stops listening */
+  shutdown(): Promise<void>;
+}
+
+interface FileEntry {
+  seed: string;
+  width: number;
+  height: number;
+}
+
+interface State {
+  lifetime: AbortSignal;
+  stallMs: number;
+  files: Map<string, FileEntry>;
+  renders: Map<string, Uint8Array<ArrayBuffer>>;
+}
+
+/** Starts the mock upstream; it is listening when this returns. */
+export function startMockUpstream(options: MockUpstreamOptions = {}): MockUpstream {
+  const requested = options.hostname ?? DEFAULT_HOSTNAME;
+  if (!LOOPBACK.has(requested)) {
+    throw new Error(
+      `Cannot listen on "${requested}": the mock upstream binds loopback only (127.0.0.1, localhost or ::1)`,
+    );
+  }
+  const hostname = requested === "localhost" ? "127.0.0.1" : requested.replace(/^\[|\]$/g, "");
+  const port = options.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`Cannot listen on port "${port}": expected an integer from 0 to 65535`);
+  }
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  if (!Number.isFinite(stallMs) || stallMs < 0) {
+    throw new Error(`Cannot use stallMs "${stallMs}": expected a non-negative number`);
+  }
+
+  const lifetime = new AbortController();
+  const state: State = {
+    lifetime: lifetime.signal,
+    stallMs,
+    files: new Map(),
+    renders: new Map(),
+  };
+  const log = options.log;
+
+  const server = Deno.serve({
+    hostname,
+    port,
+    onListen: () => {},
+    onError: (error) => {
+      if (error instanceof DroppedConnection) {
+        log?.("connection dropped mid-body, as the scenario asks");
+        return new Response(null, { status: 500 });
+      }
+      log?.(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+      return openaiJson(500, "The server had an error while processing your request.", {
+        type: "server_error",
+      });
+    },
+  }, async (req) => {
+    const started = performance.now();
+    const response = await handle(req, state);
+    if (log) {
+      const path = new URL(req.url).pathname;
+      const took = Math.round(performance.now() - started);
+      const note = notes.get(response);
+      log(`${req.method} ${path}${note ? ` ${note}` : ""} -> ${response.status} (${took} ms)`);
+    }
+    return response;
+  });
+
+  const address = server.addr;
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  const url = `http://${host}:${address.port}/v1`;
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    closing ??= (async () => {
+      lifetime.abort();
+      await server.shutdown();
+    })();
+    return closing;
+  };
+
+  const signal = options.signal;
+  const onAbort = () => void shutdown();
+  if (signal?.aborted) {
+    void shutdown();
+  } else {
+    signal?.addEventListener("abort", onAbort, { once: true });
+  }
+  const finished = server.finished.finally(() => {
+    signal?.removeEventListener("abort", onAbort);
+    lifetime.abort();
+  });
+
+  return { url, finished, shutdown };
+}
+
+async function handle(req: Request, state: State): Promise<Response> {
+  const url = new URL(req.url);
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  try {
+    const delay = boundedMs(req.headers.get("x-mock-delay-ms"), state.stallMs);
+    if (delay > 0) await wait(delay, [state.lifetime]);
+
+    if (req.method === "POST" && path === "/v1/images/generations") {
+      return await generations(req, url, state);
+    }
+    if (req.method === "GET" && path === "/v1/models") return models();
+    const file = /^\/v1\/files\/([A-Za-z0-9_-]+)\.png$/.exec(path);
+    if ((req.method === "GET" || req.method === "HEAD") && file) {
+      return download(file[1]!, req, url, state);
+    }
+    await req.body?.cancel();
+    return openaiJson(404, `Invalid URL (${req.method} ${url.pathname})`);
+  } catch (error) {
+    if (error instanceof BodyTooLarge) {
+      return new Response(MOCK_NGINX_413, {
+        status: 413,
+        headers: { "content-type": "text/html", server: "nginx" },
+      });
+    }
+    throw error;
+  }
+}
+
+class BodyTooLarge extends Error {}
+
+/** Ends a `reset` or `stall_body` answer's body, which drops the connection mid-body. */
+class DroppedConnection extends Error {
+  constructor() {
+    super("Connection dropped by the mock upstream");
+  }
+}
+
+const MOCK_NGINX_413 = [
+  "<html>",
+  "<head><title>413 Request Entity Too Large</title></head>",
+  "<body>",
+  "<center><h1>413 Request Entity Too Large</h1></center>",
+  "<hr><center>nginx</center>",
+  "</body>",
+  "</html>",
+  "",
+].join("\r\n");
+
+function models(): Response {
+  const created = 1_735_689_600;
+  const data = [
+    {
+      id: MOCK_MODEL,
+      object: "model",
+      created,
+      owned_by: "mock",
+      description: "Renders a landscape PNG; accepts response_format b64_json or url",
+    },
+    {
+      id: MOCK_STRICT_MODEL,
+      object: "model",
+      created,
+      owned_by: "mock",
+      description: "Like the official API for GPT image models: rejects response_format",
+    },
+    ...MOCK_SCENARIO_NAMES.map((name) => ({
+      id: scenarioModel(name),
+      object: "model",
+      created,
+      owned_by: "mock",
+      description: MOCK_SCENARIOS[name].summary,
+      expected_category: MOCK_SCENARIOS[name].expectedCategory,
+    })),
+  ];
+  return Response.json({ object: "list", data }, {
+    headers: { "x-request-id": openaiRequestId() },
+  });
+}
+
+async function generations(req: Request, url: URL, state: State): Promise<Response> {
+  const token = /^Bearer\s+(\S.*)$/i.exec((req.headers.get("authorization") ?? "").trim())?.[1];
+  if (!token) {
+    await req.body?.cancel();
+    return openaiJson(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (i.e. username: YOUR_KEY, leave the username empty) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+    );
+  }
+  const text = await readLimited(req);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return openaiJson(
+      400,
+      "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return openaiJson(
+      400,
+      `Invalid type for request body: expected an object, but got ${typeName(parsed)} instead.`,
+      { code: "invalid_type" },
+    );
+  }
+  const body = parsed as Record<string, unknown>;
+  const model = typeof body.model === "string" && body.model !== "" ? body.model : MOCK_MODEL;
+
+  const fromHeader = req.headers.get("x-mock-scenario")?.trim();
+  const scenarioName = fromHeader ||
+    (model.startsWith(FAIL_PREFIX) ? model.slice(FAIL_PREFIX.length) : undefined);
+  if (scenarioName !== undefined) {
+    const scenario = findMockScenario(scenarioName);
+    if (!scenario) {
+      return fromHeader
+        ? openaiJson(
+          400,
+          `Unknown mock scenario "${scenarioName}": expected one of ${
+            MOCK_SCENARIO_NAMES.join(", ")
+          }`,
+          { code: "unknown_mock_scenario" },
+        )
+        : openaiJson(
+          404,
+          `The model \`${model}\` does not exist or you do not have access to it.`,
+          { code: "model_not_found" },
+        );
+    }
+    const values = placeholderValues(req, url, token, model, body.size);
+    return withNote(
+      await playScenario(scenario, values, req, url, state),
+      `model=${model} scenario=${scenarioName}`,
+    );
+  }
+
+  const request = validate(body, model);
+  if (request instanceof Response) return withNote(request, `model=${model}`);
+
+  const created = Math.floor(Date.now() / 1000);
+  const strict = model === MOCK_STRICT_MODEL;
+  const data = [];
+  for (let i = 0; i < request.n; i++) {
+    const seed = request.n === 1 ? request.prompt : `${request.prompt}\u0000${i}`;
+    const revised = `A quiet procedural landscape standing in for: ${request.prompt}`;
+    if (request.responseFormat === "url") {
+      const id = crypto.randomUUID().replaceAll("-", "");
+      remember(state.files, id, { seed, width: request.width, height: request.height }, MAX_FILES);
+      data.push({ url: `${url.origin}/v1/files/${id}.png`, b64_json: "", revised_prompt: revised });
+    } else {
+      const b64 = render(state, seed, request.width, request.height).toBase64();
+      data.push(strict ? { b64_json: b64 } : { url: "", b64_json: b64, revised_prompt: revised });
+    }
+  }
+  const outputTokens = Math.max(
+    1,
+    Math.round(1056 * request.width * request.height / (1024 * 1024)),
+  );
+  const inputTokens = Math.max(1, Math.ceil(request.prompt.length / 4));
+  const answer = {
+    created,
+    background: "opaque",
+    data,
+    output_format: "png",
+    quality: typeof body.quality === "string" && body.quality !== "auto" ? body.quality : "medium",
+    size: `${request.width}x${request.height}`,
+    usage: {
+      input_tokens: inputTokens,
+      input_tokens_details: { image_tokens: 0, text_tokens: inputTokens },
+      output_tokens: outputTokens * request.n,
+      total_tokens: inputTokens + outputTokens * request.n,
+    },
+  };
+  return withNote(
+    Response.json(answer, {
+      headers: { "x-request-id": openaiRequestId(), "openai-processing-ms": "1" },
+    }),
+    `model=${model} size=${answer.size} format=${request.responseFormat}`,
+  );
+}
+
+interface ImageRequest {
+  prompt: string;
+  width: number;
+  height: number;
+  n: number;
+  responseFormat: "b64_json" | "url";
+}
+
+function validate(body: Record<string, unknown>, model: string): ImageRequest | Response {
+  if (model === MOCK_STRICT_MODEL && "response_format" in body) {
+    return openaiJson(400, "Unknown parameter: 'response_format'.", {
+      param: "response_format",
+      code: "unknown_parameter",
+    });
+  }
+  const prompt = body.prompt;
+  if (prompt === undefined || prompt === null) {
+    return openaiJson(400, "Missing required parameter: 'prompt'.", {
+      param: "prompt",
+      code: "missing_required_parameter",
+    });
+  }
+  if (typeof prompt !== "string") {
+    return openaiJson(
+      400,
+      `Invalid type for 'prompt': expected a string, but got ${typeName(prompt)} instead.`,
+      { param: "prompt", code: "invalid_type" },
+    );
+  }
+  if (prompt.length === 0) {
+    return openaiJson(
+      400,
+      "Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+      { param: "prompt", code: "empty_string" },
+    );
+  }
+  if (prompt.length > MAX_PROMPT) {
+    return openaiJson(
+      400,
+      `Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT}, but got a string with length ${prompt.length} instead.`,
+      { param: "prompt", code: "string_above_max_length" },
+    );
+  }
+
+  const size = body.size ?? "auto";
+  let width = 1024;
+  let height = 1024;
+  if (size !== "auto") {
+    const match = typeof size === "string" ? /^(\d{1,5})x(\d{1,5})$/.exec(size) : null;
+    width = match ? Number(match[1]) : 0;
+    height = match ? Number(match[2]) : 0;
+    if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
+      return openaiJson(
+        400,
+        `Invalid value: '${
+          String(size)
+        }'. Supported values are: 'auto' and 'WIDTHxHEIGHT' with each side from 1 to ${MAX_SIDE}.`,
+        { param: "size", code: "invalid_value" },
+      );
+    }
+  }
+
+  const n = body.n ?? 1;
+  if (typeof n !== "number" || !Number.isInteger(n)) {
+    return openaiJson(
+      400,
+      `Invalid type for 'n': expected an integer, but got ${typeName(n)} instead.`,
+      { param: "n", code: "invalid_type" },
+    );
+  }
+  if (n < 1 || n > MAX_N) {
+    const [what, bound] = n < 1 ? ["below minimum", `>= 1`] : ["above maximum", `<= ${MAX_N}`];
+    return openaiJson(
+      400,
+      `Invalid 'n': integer ${what} value. Expected a value ${bound}, but got ${n} instead.`,
+      { param: "n", code: n < 1 ? "integer_below_min_value" : "integer_above_max_value" },
+    );
+  }
+
+  const format = body.response_format ?? "b64_json";
+  if (format !== "b64_json" && format !== "url") {
+    return openaiJson(
+      400,
+      `Invalid value: '${String(format)}'. Supported values are: 'url' and 'b64_json'.`,
+      { param: "response_format", code: "invalid_value" },
+    );
+  }
+  return { prompt, width, height, n, responseFormat: format };
+}
+
+function download(id: string, req: Request, url: URL, state: State): Response {
+  const entry = state.files.get(id);
+  if (!entry) {
+    const scenario = MOCK_SCENARIOS["download-404"];
+    const values = placeholderValues(req, url, "", "", undefined);
+    return withNote(respond(scenario, values), "download of an unknown file");
+  }
+  const png = render(state, entry.seed, entry.width, entry.height);
+  const headers = {
+    "content-type": "image/png",
+    "content-length": String(png.length),
+    "cache-control": "max-age=3600",
+  };
+  if (req.method === "HEAD") return new Response(null, { headers });
+  return new Response(png, { headers });
+}
+
+async function playScenario(
+  scenario: MockScenario,
+  values: Record<string, string>,
+  req: Request,
+  url: URL,
+  state: State,
+): Promise<Response> {
+  switch (scenario.kind) {
+    case "respond":
+      return respond(scenario, values);
+    case "stall_headers": {
+      const ms = boundedMs(req.headers.get("x-mock-stall-ms"), state.stallMs, state.stallMs);
+      await wait(ms, [state.lifetime]);
+      return respond(scenario, values);
+    }
+    case "stall_body": {
+      const ms = boundedMs(req.headers.get("x-mock-stall-ms"), state.stallMs, state.stallMs);
+      return partialResponse(scenario, values, state, ms);
+    }
+    case "reset":
+      return partialResponse(scenario, values, state, RESET_AFTER_MS);
+    case "missing_download": {
+      const id = `expired${crypto.randomUUID().replaceAll("-", "")}`;
+      return Response.json({
+        data: [{ url: `${url.origin}/v1/files/${id}.png`, b64_json: "", revised_prompt: "" }],
+        created: Math.floor(Date.now() / 1000),
+      }, { headers: { "x-oneapi-request-id": values.request_id! } });
+    }
+  }
+}
+
+function respond(scenario: MockScenario, values: Record<string, string>): Response {
+  const headers = renderHeaders(scenario.headers, values);
+  const body = fill(scenario.body, values, escaperFor(headers.get("content-type")));
+  return new Response(body, { status: scenario.status, headers });
+}
+
+/**
+ * Sends the status, the headers and the start of the body at once, then after `ms` (or when the
+ * server shuts down) makes the body fail, which drops the connection mid-body.
+ */
+function partialResponse(
+  scenario: MockScenario,
+  values: Record<string, string>,
+  state: State,
+  ms: number,
+): Response {
+  const headers = renderHeaders(scenario.headers, values);
+  const start = new TextEncoder().encode(
+    fill(scenario.body, values, escaperFor(headers.get("content-type"))),
+  );
+  const stop = new AbortController();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(start);
+      wait(ms, [state.lifetime, stop.signal]).then(() => {
+        if (!stop.signal.aborted) controller.error(new DroppedConnection());
+      });
+    },
+    cancel() {
+      stop.abort();
+    },
+  });
+  return new Response(body, { status: scenario.status, headers });
+}
+
+function renderHeaders(
+  template: Readonly<Record<string, string>>,
+  values: Record<string, string>,
+): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(template)) {
+    headers.set(name, fill(value, values, (v) => v.replace(/[\r\n]+/g, " ")));
+  }
+  return headers;
+}
+
+type Escaper = (value: string) => string;
+
+function escaperFor(contentType: string | null): Escaper {
+  if (contentType?.includes("json")) return (v) => JSON.stringify(v).slice(1, -1);
+  if (contentType?.includes("html") || contentType?.includes("xml")) {
+    return (v) =>
+      v.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+        .replaceAll('"', "&quot;").replaceAll("'", "&#39;");
+  }
+  return (v) => v;
+}
+
+function fill(template: string, values: Record<string, string>, escape: Escaper): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => {
+    const value = values[name];
+    return value === undefined ? whole : escape(value);
+  });
+}
+
+function placeholderValues(
+  req: Request,
+  url: URL,
+  token: string,
+  model: string,
+  size: unknown,
+): Record<string, string> {
+  const now = new Date();
+  return {
+    model,
+    size: size === undefined ? "auto" : typeof size === "string" ? size : JSON.stringify(size),
+    api_key: token,
+    api_key_masked: maskLikeOpenAI(token),
+    openai_request_id: openaiRequestId(),
+    request_id: gatewayRequestId(now),
+    created: String(Math.floor(now.getTime() / 1000)),
+    now: now.toISOString(),
+    uuid: crypto.randomUUID(),
+    ray_id: `${randomHex(8)}-LAX`,
+    host: req.headers.get("host") ?? url.host,
+  };
+}
+
+/** OpenAI quotes a key as its first 8 and last 4 characters; short keys come back whole. */
+function maskLikeOpenAI(key: string): string {
+  if (key.length <= 12) return key;
+  return `${key.slice(0, 8)}${"*".repeat(key.length - 12)}${key.slice(-4)}`;
+}
+
+function openaiRequestId(): string {
+  return `req_${randomHex(16)}`;
+}
+
+/** one-api/new-api request ids: local time to the second, nanoseconds, 8 random characters. */
+function gatewayRequestId(now: Date): string {
+  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+  const stamp = `${now.getFullYear()}${pad(now.getMonth() + 1)}${pad(now.getDate())}` +
+    `${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`;
+  const nanos = String(now.getMilliseconds() * 1_000_000 + Math.floor(Math.random() * 1_000_000));
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  let suffix = "";
+  for (const b of bytes) suffix += alphabet[b % alphabet.length];
+  return `${stamp}${nanos}${suffix}`;
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => {
+    return b.toString(16).padStart(2, "0");
+  }).join("");
+}
+
+function openaiJson(
+  status: number,
+  message: string,
+  fields: { type?: string; param?: string | null; code?: string | null } = {},
+): Response {
+  const error = {
+    message,
+    type: fields.type ?? "invalid_request_error",
+    param: fields.param ?? null,
+    code: fields.code ?? null,
+  };
+  return new Response(JSON.stringify({ error }, null, 4) + "\n", {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "x-request-id": openaiRequestId(),
+    },
+  });
+}
+
+/** What the request log says about an answer beyond its method, path and status. */
+const notes = new WeakMap<Response, string>();
+
+function withNote(response: Response, note: string): Response {
+  notes.set(response, note);
+  return response;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "number") return Number.isInteger(value) ? "an integer" : "a decimal";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "boolean") return "a boolean";
+  return `a ${typeof value}`;
+}
+
+/** Reads the request body as text, refusing more than {@link MAX_BODY_BYTES}. */
+async function readLimited(req: Request): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) {
+    await req.body?.cancel();
+    throw new BodyTooLarge();
+  }
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of req.body) {
+    total += chunk.length;
+    if (total > MAX_BODY_BYTES) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function render(
+  state: State,
+  seed: string,
+  width: number,
+  height: number,
+): Uint8Array<ArrayBuffer> {
+  const key = `${width}x${height}\u0000${seed}`;
+  const cached = state.renders.get(key);
+  if (cached) {
+    state.renders.delete(key);
+    state.renders.set(key, cached);
+    return cached;
+  }
+  const png = encodePng(width, height, renderPicture(width, height, seed));
+  remember(state.renders, key, png, MAX_CACHED_RENDERS);
+  return png;
+}
+
+function remember<V>(map: Map<string, V>, key: string, value: V, limit: number): void {
+  map.set(key, value);
+  while (map.size > limit) {
+    const oldest = map.keys().next().value;
+    if (oldest === undefined) break;
+    map.delete(oldest);
+  }
+}
+
+/** A header's milliseconds, clamped to [0, cap]; `fallback` when absent or not a number. */
+function boundedMs(raw: string | null, cap: number, fallback = 0): number {
+  if (raw === null || raw.trim() === "") return Math.min(fallback, cap);
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0) return Math.min(fallback, cap);
+  return Math.min(ms, cap);
+}
+
+/**
+ * Resolves after `ms`, or as soon as one of the signals aborts; leaves no timer behind.
+ *
+ * A request's own signal is deliberately not used: touching it makes Deno.serve warn about its
+ * legacy abort-on-success behaviour. A stall whose client went away simply runs to its cap, or
+ * ends when the server shuts down.
+ */
+function wait(ms: number, signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signals.some((s) => s.aborted)) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      for (const s of signals) s.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    for (const s of signals) s.addEventListener("abort", done, { once: true });
+  });
+}
+
+const HELP =
+  `Usage: deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000] [--quiet]
+
+An OpenAI-compatible image upstream on loopback, for trying img2-generate offline.
+
+Options:
+  --port N        Port to listen on; 0 picks any free port (default ${DEFAULT_PORT})
+  --hostname H    127.0.0.1, localhost or ::1 (default ${DEFAULT_HOSTNAME})
+  --stall-ms MS   Longest a stall or a delay lasts (default ${DEFAULT_STALL_MS})
+  --quiet         Do not log requests
+  -h, --help      Show this help
+
+Models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, and mock-fail-<scenario> to inject a failure
+(or send the header "x-mock-scenario: <scenario>"). Scenarios:
+${
+    MOCK_SCENARIO_NAMES.map((name) => {
+      const s = MOCK_SCENARIOS[name];
+      return `  ${name.padEnd(16)}${s.expectedCategory.padEnd(20)}${s.summary}`;
+    }).join("\n")
+  }
+`;
+
+async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: "string" },
+        hostname: { type: "string" },
+        "stall-ms": { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    console.error("Run with --help for usage");
+    return 2;
+  }
+  if (values.help) {
+    console.error(HELP);
+    return 0;
+  }
+  const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
+  const stallMs = values["stall-ms"] === undefined ? DEFAULT_STALL_MS : Number(values["stall-ms"]);
+
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let mock: MockUpstream;
+  try {
+    mock = startMockUpstream({
+      hostname: values.hostname,
+      port,
+      stallMs,
+      signal: stop.signal,
+      log: values.quiet ? undefined : (line) => console.error(line),
+    });
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    return 1;
+  }
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  console.error(`mock upstream listening on ${mock.url}`);
+  console.error(
+    `models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, mock-fail-<scenario> (${MOCK_SCENARIO_NAMES.length} scenarios, see --help); Ctrl-C stops it`,
+  );
+  try {
+    await mock.finished;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+  console.error("mock upstream stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exitCode = await main(Deno.args);
+}

@@ -1,0 +1,81 @@
+/**
+ * The shipped forms of the command, run black-box: main.ts through `deno run`, the bundle
+ * through its own shebang, and the compiled binary when one has been built.
+ */
+import { BINARY, BUNDLE, MAIN, RUN_PERMISSIONS } from "../scripts/build.ts";
+
+export interface CommandTarget {
+  name: string;
+  /** Null when the artifact has not been built: its tests are then reported as ignored. */
+  argv: string[] | null;
+}
+
+function builtArtifact(path: string): string[] | null {
+  try {
+    return Deno.statSync(path).isFile ? [path] : null;
+  } catch {
+    return null;
+  }
+}
+
+export const TARGETS: CommandTarget[] = [
+  { name: "main.ts", argv: [Deno.execPath(), "run", "--no-config", ...RUN_PERMISSIONS, MAIN] },
+  { name: "bundle", argv: builtArtifact(BUNDLE) },
+  { name: "compiled", argv: builtArtifact(BINARY) },
+];
+
+export interface RunOptions {
+  stdin?: string;
+  env?: Record<string, string>;
+  /** Called once the process has started, e.g. to send it a signal. */
+  whileRunning?: (child: Deno.ChildProcess) => Promise<void>;
+}
+
+export interface RunOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a target with `args`, with Deno itself on PATH so that the bundle's shebang finds it. */
+export async function runTarget(
+  target: CommandTarget,
+  args: string[],
+  options: RunOptions = {},
+): Promise<RunOutput> {
+  const [command, ...leading] = target.argv!;
+  const deno = Deno.execPath();
+  const child = new Deno.Command(command!, {
+    args: [...leading, ...args],
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: {
+      PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}`,
+      ...options.env,
+    },
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  await options.whileRunning?.(child);
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Declares one test per target; a target not built is ignored, and shows as such. */
+export function testEachTarget(
+  name: string,
+  fn: (target: CommandTarget) => Promise<void>,
+): void {
+  for (const target of TARGETS) {
+    Deno.test({
+      name: `[${target.name}] ${name}`,
+      ignore: target.argv === null,
+      fn: () => fn(target),
+    });
+  }
+}

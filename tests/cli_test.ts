@@ -1,0 +1,289 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { VERSION } from "../lib/version.ts";
+import { runTarget, testEachTarget } from "./_command.ts";
+import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "img2-cli-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Standard output must be exactly one JSON object. */
+function onlyJson(stdout: string): Record<string, unknown> {
+  assert.ok(stdout.startsWith("{\n  ") && stdout.endsWith("}\n"), stdout);
+  return JSON.parse(stdout);
+}
+
+testEachTarget("prints the image path as one JSON object for a JSON argument", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, [JSON.stringify(inputFor(upstream, "ok", dir))]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.equal(run.stderr, "");
+    const result = onlyJson(run.stdout);
+    assert.equal(result.ok, true);
+    assert.equal(result.stage, "done");
+    assert.deepEqual(await Deno.readFile(result.image_path as string), PNG_64);
+  });
+});
+
+testEachTarget("reads the JSON from standard input with -", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, ["-"], {
+      stdin: JSON.stringify(inputFor(upstream, "ok", dir)),
+    });
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(onlyJson(run.stdout).ok, true);
+    assert.equal(upstream.requests[0]?.headers.get("authorization"), `Bearer ${TEST_KEY}`);
+  });
+});
+
+testEachTarget("takes every parameter as a flag, snake_case or kebab-case", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, [
+      "--prompt",
+      "a cat",
+      "--base_url",
+      upstream.baseUrl("ok"),
+      "--api-key",
+      TEST_KEY,
+      "--model=gpt-image-2",
+      "--size",
+      "1536x1024",
+      "--task-name",
+      "flags",
+      "--timeout_ms",
+      "5000",
+      "--output-dir",
+      dir,
+      "--return-base64",
+      "--n",
+      "1",
+    ]);
+    assert.equal(run.code, 0, run.stdout);
+    const result = onlyJson(run.stdout);
+    assert.equal(result.size, "1536x1024");
+    assert.equal(result.b64, PNG_64.toBase64());
+    assert.match(result.image_path as string, /\/flags-\d{8}-\d{6}\.png$/);
+  });
+});
+
+testEachTarget("lets flags override JSON from --input field by field", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const file = join(dir, "params.json");
+    await Deno.writeTextFile(file, JSON.stringify(inputFor(upstream, "ok", dir, { model: "a" })));
+    const run = await runTarget(target, ["--input", file, "--model", "b"]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(onlyJson(run.stdout).model, "b");
+    assert.equal(upstream.requests[0]?.body?.model, "b");
+    assert.equal(upstream.requests[0]?.body?.prompt, "an orange cat by the window");
+  });
+});
+
+testEachTarget("exits 2 on invalid input and sends nothing", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir, { timeout: 1, size: "big" });
+    const run = await runTarget(target, [JSON.stringify(input)]);
+    assert.equal(run.code, 2);
+    const result = onlyJson(run.stdout);
+    assert.equal(result.stage, "input");
+    assert.deepEqual(result.diagnosis, {
+      category: "invalid_input",
+      human_reason: "输入参数无效,请求未发送;按 error 字段修正参数后再调用。",
+      retryable: false,
+    });
+    assert.match(result.error as string, /did you mean "timeout_ms"/);
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachTarget("exits 2 on JSON it cannot parse, without quoting the key back", async (target) => {
+  const run = await runTarget(target, [`{"api_key": "${TEST_KEY}", "prompt": }`]);
+  assert.equal(run.code, 2);
+  assert.equal(onlyJson(run.stdout).stage, "input");
+  assert.ok(!run.stdout.includes(TEST_KEY), run.stdout);
+});
+
+testEachTarget("turns the seed's 502 example into the seed's failure, exit 1", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, [JSON.stringify(inputFor(upstream, "seed-502", dir))]);
+    assert.equal(run.code, 1);
+    const result = onlyJson(run.stdout);
+    assert.deepEqual(
+      {
+        ok: result.ok,
+        stage: result.stage,
+        http_status: result.http_status,
+        upstream_error_type: result.upstream_error_type,
+        upstream_error_message: result.upstream_error_message,
+        diagnosis: result.diagnosis,
+      },
+      {
+        ok: false,
+        stage: "request",
+        http_status: 502,
+        upstream_error_type: "upstream_error",
+        upstream_error_message: "Upstream request failed",
+        diagnosis: {
+          category: "upstream_failure",
+          human_reason: "图片模型上游服务失败或临时不可用;不是本地脚本问题。",
+          retryable: true,
+        },
+      },
+    );
+  });
+});
+
+testEachTarget("never prints the key, even when the upstream echoes it", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, [JSON.stringify(inputFor(upstream, "echo-key", dir))]);
+    assert.equal(run.code, 1);
+    assert.ok(!(run.stdout + run.stderr).includes(TEST_KEY), run.stdout + run.stderr);
+    assert.equal(onlyJson(run.stdout).diagnosis && true, true);
+  });
+});
+
+testEachTarget(
+  "--dry-run shows the request with the key masked and sends nothing",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const run = await runTarget(target, [
+        JSON.stringify(inputFor(upstream, "ok", dir, { quality: "low" })),
+        "--dry-run",
+      ]);
+      assert.equal(run.code, 0);
+      const report = onlyJson(run.stdout) as {
+        request: { url: string; headers: Record<string, string>; body: Record<string, unknown> };
+        image_path_pattern: string;
+      };
+      assert.equal(report.request.url, upstream.baseUrl("ok") + "/images/generations");
+      assert.equal(report.request.headers.Authorization, "Bearer ***");
+      assert.equal(report.request.body.quality, "low");
+      assert.equal(report.image_path_pattern, `${dir}/cat-YYYYMMDD-HHMMSS.{png,jpg,webp,gif}`);
+      assert.ok(!run.stdout.includes(TEST_KEY));
+      assert.equal(upstream.requests.length, 0);
+      assert.deepEqual(await listDir(dir), []);
+    });
+  },
+);
+
+testEachTarget("--help explains the forms, stdin for the key, and exit codes", async (target) => {
+  const run = await runTarget(target, ["--help"]);
+  assert.equal(run.code, 0);
+  for (const needle of ["--base-url", "--timeout-ms", "standard input", "130/143", "HTTPS_PROXY"]) {
+    assert.ok(run.stdout.includes(needle), needle);
+  }
+});
+
+testEachTarget("--version prints the version", async (target) => {
+  const run = await runTarget(target, ["--version"]);
+  assert.equal(run.code, 0);
+  assert.equal(run.stdout, `img2-generate ${VERSION}\n`);
+});
+
+testEachTarget("--media-line adds MEDIA:<path> after the JSON", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runTarget(target, [
+      JSON.stringify(inputFor(upstream, "ok", dir)),
+      "--media-line",
+    ]);
+    assert.equal(run.code, 0);
+    const [json, media] = run.stdout.split(/\n(?=MEDIA:)/);
+    const result = JSON.parse(json!);
+    assert.equal(media, `MEDIA:${result.image_path}\n`);
+  });
+});
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  testEachTarget(
+    `${signal} during the request prints a cancelled failure and exits ${code}`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      await withTempDir(async (dir) => {
+        const arrived = upstream.nextArrival();
+        const run = await runTarget(
+          target,
+          [JSON.stringify(inputFor(upstream, "stall-body", dir))],
+          {
+            whileRunning: async (child) => {
+              await arrived;
+              child.kill(signal);
+            },
+          },
+        );
+        assert.equal(run.code, code, run.stdout + run.stderr);
+        const result = onlyJson(run.stdout);
+        assert.equal((result.diagnosis as { category: string }).category, "cancelled");
+        assert.deepEqual(await listDir(dir), []);
+      });
+    },
+  );
+}
+
+testEachTarget("answers within timeout_ms when the upstream never answers", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const started = performance.now();
+    const input = inputFor(upstream, "stall-headers", dir, { timeout_ms: 500 });
+    const run = await runTarget(target, [JSON.stringify(input)]);
+    assert.ok(performance.now() - started < 5000);
+    assert.equal(run.code, 1);
+    assert.equal((onlyJson(run.stdout).diagnosis as { category: string }).category, "timeout");
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+const BLOCK_BYTES = 3 * 1024 * 1024;
+const BLOCKS = 24;
+/** V8's heap, capped well below the answer's text (about 96 MiB) and the image (72 MiB). */
+const HEAP_CAP_MB = 48;
+
+testEachTarget(
+  `decodes a ${BLOCKS * 3} MiB image in pieces under a ${HEAP_CAP_MB} MB heap cap`,
+  async (target) => {
+    const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES / 64)).toBase64().repeat(64);
+    const first = PNG_64.subarray(0, 33).toBase64() + block.slice(44);
+    await using upstream = startFakeUpstream();
+    upstream.route("large", () => {
+      let sent = 0;
+      const encoder = new TextEncoder();
+      return new Response(
+        new ReadableStream({
+          pull(controller) {
+            if (sent === 0) controller.enqueue(encoder.encode('{"data": [{"b64_json": "' + first));
+            else if (sent < BLOCKS) controller.enqueue(encoder.encode(block));
+            else {
+              controller.enqueue(encoder.encode('"}]}'));
+              controller.close();
+            }
+            sent++;
+          },
+        }),
+        { headers: { "content-type": "application/json" } },
+      );
+    });
+    await withTempDir(async (dir) => {
+      const input = JSON.stringify(inputFor(upstream, "large", dir, { timeout_ms: 60000 }));
+      const run = await runTarget(target, [input], {
+        env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
+      });
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const result = onlyJson(run.stdout);
+      assert.equal(result.bytes, (block.length / 4) * 3 * BLOCKS);
+      assert.equal(result.width, 64);
+    });
+  },
+);
