@@ -25,9 +25,10 @@ Optional:
 ${optional.map(optionLine).join("\n")}
 
 Tool options:
-  --dry-run                validate and print the request that would be sent (key masked); send nothing
-  --help, -h               this text
-  --version, -V            the version
+  --input FILE           read the JSON object from FILE
+  --dry-run              validate and print the request that would be sent (key masked); send nothing
+  --help, -h             this text
+  --version, -V          the version
 
 Prints one JSON object on standard output: "ok": true with "image_path", or "ok": false with
 "stage", "http_status", "upstream_error_*", "error" and "diagnosis" {category, human_reason,

@@ -66,7 +66,7 @@ export const PARAM_SPECS = {
   api_key: {
     rule: { kind: "text", secret: true },
     required: true,
-    help: "API key, sent as a Bearer token (prefer stdin: see below)",
+    help: "API key, sent as a Bearer token (safer in the JSON on stdin, with -)",
   },
   model: { rule: { kind: "text", nonBlank: true }, required: true, help: "e.g. gpt-image-2" },
   size: { rule: { kind: "size" }, required: true, help: "WIDTHxHEIGHT, e.g. 1024x1024, or auto" },
