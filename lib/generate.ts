@@ -8,6 +8,7 @@ import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { endpointOf, sendImageRequest, transportFailure } from "./request.ts";
 import { requestIdOf } from "./upstream_error.ts";
+import { redactText } from "./redact.ts";
 import {
   type Attempt,
   callContext,
@@ -43,6 +44,8 @@ export async function generateImage(
   }
 
   const deadline = new Deadline(params.timeout_ms, options.signal);
+  const report = options.onProgress;
+  const onProgress = report && ((message: string) => report(redactText(message, context.secrets)));
   const attempts: Attempt[] = [];
   let file: ImageFile | null = null;
   let extras: { requestId?: string | null; droppedParams?: string[] } = {};
@@ -50,7 +53,7 @@ export async function generateImage(
     file = await ImageFile.create(params.output_dir, params.task_name);
     for (let attempt = 0;; attempt++) {
       try {
-        const outcome = await attemptOnce(params, deadline, file, options.onProgress);
+        const outcome = await attemptOnce(params, deadline, file, onProgress);
         extras = outcome;
         if (params.max_retries > 0) attempts.push({ http_status: outcome.status, category: null });
         const path = await file.commit(outcome.info.extension);
@@ -72,7 +75,7 @@ export async function generateImage(
           });
         }
         if (wait === null) throw failure;
-        options.onProgress?.(
+        onProgress?.(
           `attempt ${attempt + 1} failed (${failure.message}); retrying in ${wait} ms`,
         );
         await file.reset();
@@ -126,6 +129,8 @@ async function attemptOnce(
   }
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
+    // Bytes are here only when a later item of the answer carried base64 as well.
+    if (file.bytes > 0) await file.reset();
     await downloadImage(
       answer.source.url,
       endpointOf(params.base_url).origin,

@@ -50,7 +50,10 @@ export async function runTarget(
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
+    // A clean environment, so that a proxy set on the machine cannot reroute the tests.
+    clearEnv: true,
     env: {
+      ...inherited(["HOME", "DENO_DIR", "TMPDIR", "LANG"]),
       PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}`,
       ...options.env,
     },
@@ -64,6 +67,15 @@ export async function runTarget(
   const { code, stdout, stderr } = await child.output();
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+function inherited(names: string[]): Record<string, string> {
+  return Object.fromEntries(
+    names.flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
 }
 
 /** Declares one test per target; a target not built is ignored, and shows as such. */

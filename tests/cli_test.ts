@@ -287,3 +287,27 @@ testEachTarget(
     });
   },
 );
+
+testEachTarget(
+  "sends the request through HTTP_PROXY, and around it for NO_PROXY",
+  async (target) => {
+    await using proxy = startFakeUpstream();
+    await using direct = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      // Nothing listens on 127.0.0.2:8: only the proxy can answer for it.
+      const proxied = inputFor(proxy, "ok", dir, { base_url: "http://127.0.0.2:8/ok/v1" });
+      const viaProxy = await runTarget(target, [JSON.stringify(proxied)], {
+        env: { HTTP_PROXY: proxy.origin },
+      });
+      assert.equal(viaProxy.code, 0, viaProxy.stdout);
+      assert.equal(proxy.requests[0]?.headers.get("host"), "127.0.0.2:8");
+
+      const around = await runTarget(target, [JSON.stringify(inputFor(direct, "ok", dir))], {
+        env: { HTTP_PROXY: proxy.origin, NO_PROXY: "127.0.0.1" },
+      });
+      assert.equal(around.code, 0, around.stdout);
+      assert.equal(direct.requests.length, 1);
+      assert.equal(proxy.requests.length, 1);
+    });
+  },
+);

@@ -485,3 +485,39 @@ Deno.test("generateImage() explains human_reason in English with lang en", async
     assert.match(result.diagnosis.human_reason, /^[A-Z][\x20-\x7e]+\.$/);
   });
 });
+
+Deno.test("generateImage() reports progress with the key masked", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "echo-502",
+    (request) =>
+      Response.json({ error: { message: `bad ${request.headers.get("authorization")}` } }, {
+        status: 502,
+        headers: { "retry-after-ms": "1" },
+      }),
+  );
+  await withTempDir(async (dir) => {
+    const messages: string[] = [];
+    const input = inputFor(upstream, "echo-502", dir, { max_retries: 1 });
+    failure(await generateImage(input, { onProgress: (message) => messages.push(message) }));
+    assert.equal(messages.length, 3, messages.join("\n"));
+    assert.match(messages[1]!, /retrying in 1 ms/);
+    assert.ok(!messages.join("\n").includes(TEST_KEY.slice(3)), messages.join("\n"));
+  });
+});
+
+Deno.test("generateImage() takes the first item with an image, ignoring empty ones", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("mixed", (request) =>
+    Response.json({
+      data: [
+        { url: "", b64_json: "" },
+        { url: new URL("../files/x.png", request.url).href },
+        { b64_json: "R0lGODlhAQABAAAAACw=" },
+      ],
+    }));
+  await withTempDir(async (dir) => {
+    const result = success(await generateImage(inputFor(upstream, "mixed", dir)));
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+  });
+});
