@@ -521,3 +521,58 @@ Deno.test("generateImage() takes the first item with an image, ignoring empty on
     assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
   });
 });
+
+Deno.test("generateImage() keeps to timeout_ms while downloading a url", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "slow-file",
+    (request) =>
+      Response.json({ data: [{ url: new URL("/stall-body/v1/x.png", request.url).href }] }),
+  );
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "slow-file", dir, { timeout_ms: 400 });
+    const result = failure(await generateImage(input));
+    assert.equal(result.stage, "download");
+    assert.equal(result.diagnosis.category, "timeout");
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateImage() reports a url download that fails with its status", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "gone-file",
+    (request) =>
+      Response.json({ data: [{ url: new URL("/nginx-504/v1/x.png", request.url).href }] }),
+  );
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "gone-file", dir)));
+    assert.equal(result.stage, "download");
+    assert.equal(result.http_status, 504);
+    assert.equal(result.diagnosis.category, "download_failed");
+    assert.equal(result.diagnosis.retryable, true);
+  });
+});
+
+Deno.test("generateImage() merges extra_body into the request and sends passthroughs only when given", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir, {
+      extra_body: { watermark: false, seed: 7 },
+      output_compression: "80",
+      background: "opaque",
+    });
+    success(await generateImage(input));
+    assert.deepEqual(upstream.requests[0]?.body, {
+      model: "gpt-image-2",
+      prompt: "an orange cat by the window",
+      size: "1024x1024",
+      n: 1,
+      response_format: "b64_json",
+      background: "opaque",
+      output_compression: 80,
+      watermark: false,
+      seed: 7,
+    });
+  });
+});
