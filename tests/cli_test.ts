@@ -311,3 +311,30 @@ testEachTarget(
     });
   },
 );
+
+const HAS_SCRIPT = (() => {
+  try {
+    return Deno.statSync("/usr/bin/script").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+testEachTarget("shows progress on standard error only when it is a terminal", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = JSON.stringify(inputFor(upstream, "ok", dir));
+    const piped = await runTarget(target, [input]);
+    assert.equal(piped.stderr, "");
+    // script(1) runs the command on a pseudo-terminal and copies what it shows to its stdout.
+    const quoted = [...target.argv!, input].map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`);
+    const onTerminal = await new Deno.Command("/usr/bin/script", {
+      args: ["-qec", quoted.join(" "), "/dev/null"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const shown = new TextDecoder().decode(onTerminal.stdout);
+    assert.equal(onTerminal.code, 0, shown);
+    assert.match(shown, /img2-generate: requesting gpt-image-2 1024x1024/);
+  });
+}, { ignore: !HAS_SCRIPT });
