@@ -113,7 +113,8 @@ class AnswerScanner {
   /** The last string closed in structure, a candidate key for the next colon. */
   #lastString: string | null = null;
   #valueKey: string | null = null;
-  #peeked = "";
+  /** The first bytes of an image value, as read (a URL may be UTF-8). */
+  #peeked: number[] = [];
   #imageTaken = false;
   /** Image text read from the current chunk, handed to the decoder once a chunk is scanned. */
   #imageText = "";
@@ -191,7 +192,7 @@ class AnswerScanner {
         this.#keep(chunk.subarray(start, i));
         if (this.#valueKey !== null) {
           this.#mode = "peek";
-          this.#peeked = "";
+          this.#peeked = [];
           return i + 1;
         }
         this.#keep(chunk.subarray(i, i + 1));
@@ -246,22 +247,21 @@ class AnswerScanner {
     for (let i = start; i < chunk.length; i++) {
       const byte = chunk[i]!;
       const stop = byte === QUOTE || byte === BACKSLASH;
-      if (!stop) this.#peeked += String.fromCharCode(byte);
-      const isBase64 = key === "b64_json"
-        ? byte !== QUOTE || this.#peeked !== ""
-        : this.#peeked === "data:";
-      if (!stop && !isBase64 && "data:".startsWith(this.#peeked)) continue;
+      if (!stop) this.#peeked.push(byte);
+      const prefix = String.fromCharCode(...this.#peeked);
+      const isBase64 = key === "b64_json" ? byte !== QUOTE || prefix !== "" : prefix === "data:";
+      if (!stop && !isBase64 && "data:".startsWith(prefix)) continue;
 
       this.#valueKey = null;
       const next = stop ? i : i + 1;
       if (isBase64) {
         this.#mode = this.#imageTaken ? "skip" : "stream";
         this.#keepText(JSON.stringify(this.#imageTaken ? SKIPPED : STREAMED).slice(0, -1));
-        if (!this.#imageTaken) this.#imageText += this.#peeked;
+        if (!this.#imageTaken) this.#imageText += prefix;
         this.#imageTaken = true;
         return next;
       }
-      this.#keepText('"' + this.#peeked);
+      this.#keep(Uint8Array.of(QUOTE, ...this.#peeked));
       this.#mode = "string";
       this.#keyBytes = [];
       this.#keyTooLong = true;
@@ -283,7 +283,7 @@ class AnswerScanner {
       const backslash = chunk.indexOf(BACKSLASH, i);
       const stop = quote === -1 ? backslash : backslash === -1 ? quote : Math.min(quote, backslash);
       const end = stop === -1 ? chunk.length : stop;
-      if (streaming) this.#imageText += latin1.decode(chunk.subarray(i, end));
+      if (streaming) this.#imageText += asciiOrLatin1(chunk.subarray(i, end));
       if (stop === -1) return chunk.length;
       if (stop === quote) {
         this.#keepText('"');
@@ -322,3 +322,15 @@ function unescapeJson(escape: string): string {
 }
 
 const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder();
+
+/**
+ * The bytes as text, one character per byte, as the `latin1` decoder reads them. Image text is
+ * ASCII, which the UTF-8 decoder turns into a string several times faster; its result is kept
+ * only when it proves the bytes ASCII: as many characters as bytes and no U+FFFD (any other
+ * byte either joins a longer sequence or becomes U+FFFD).
+ */
+function asciiOrLatin1(bytes: Uint8Array): string {
+  const text = utf8.decode(bytes);
+  return text.length === bytes.length && !text.includes("\ufffd") ? text : latin1.decode(bytes);
+}

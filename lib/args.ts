@@ -122,9 +122,12 @@ function parseJsonObject(text: string, source: string): GenerationInput {
   return value as GenerationInput;
 }
 
-/** The parser may quote the input back, and the input may hold the API key. */
+/**
+ * The parser quotes the text around the error (`Unexpected token 's', ..."api_key": sk-…"... is
+ * not valid JSON`), and that text may hold the API key: only the words before the quote are kept.
+ */
 function withoutQuotedInput(message: string): string {
-  return message.replace(/, ".*" is not valid JSON$/s, "");
+  return message.replace(/,\s*(?:\.\.\.)?".*$/s, "");
 }
 
 function describe(error: unknown): string {

@@ -17,10 +17,14 @@ const MAX_DATA_URL_HEADER = 256;
 export class Base64StreamDecoder {
   readonly #sink: ByteSink;
   readonly #output = new Uint8Array(OUTPUT_BUFFER_BYTES);
+  /** How much of `#output` holds decoded bytes not yet handed to the sink. */
+  #filled = 0;
   #pending = "";
   #headerChecked = false;
   #alphabet: "base64" | "base64url" | null = null;
   #bytesWritten = 0;
+  /** Padding ends base64: any text after it, in this push or a later one, is an error. */
+  #padded = false;
 
   constructor(sink: ByteSink) {
     this.#sink = sink;
@@ -54,6 +58,7 @@ export class Base64StreamDecoder {
     if (this.#pending.trim() !== "") await this.#decode(this.#pending, "loose");
     this.#pending = "";
     if (this.#bytesWritten === 0) throw new Base64Error("The base64 text is empty");
+    await this.#flush();
     return this.#bytesWritten;
   }
 
@@ -61,19 +66,27 @@ export class Base64StreamDecoder {
     input: string,
     lastChunkHandling: "loose" | "stop-before-partial",
   ): Promise<string> {
+    if (this.#padded && input.trim() !== "") {
+      throw new Base64Error("Invalid base64: text continues after the padding");
+    }
     const alphabet = this.#chooseAlphabet(input);
     let rest = input;
     while (rest.length > 0) {
+      // A group of four characters is three bytes: with less room, nothing could be decoded.
+      if (this.#output.length - this.#filled < 3) await this.#flush();
       let result: { read: number; written: number };
       try {
-        result = this.#output.setFromBase64(rest, { alphabet, lastChunkHandling });
+        result = this.#output.subarray(this.#filled).setFromBase64(rest, {
+          alphabet,
+          lastChunkHandling,
+        });
       } catch (error) {
         throw new Base64Error(`Invalid base64: ${(error as Error).message}`);
       }
-      if (result.written > 0) {
-        this.#bytesWritten += result.written;
-        await this.#sink(this.#output.subarray(0, result.written));
-      }
+      this.#filled += result.written;
+      this.#bytesWritten += result.written;
+      const padding = rest.indexOf("=");
+      if (padding !== -1 && padding < result.read) this.#padded = true;
       rest = rest.slice(result.read);
       if (result.read === 0) break;
     }
@@ -81,6 +94,17 @@ export class Base64StreamDecoder {
       throw new Base64Error("Invalid base64: text continues after the padding");
     }
     return rest;
+  }
+
+  /**
+   * Hands the decoded bytes to the sink once the buffer is full (and at the end), so that a
+   * large image reaches the file in a few large writes rather than one per network chunk.
+   */
+  async #flush(): Promise<void> {
+    if (this.#filled === 0) return;
+    const filled = this.#filled;
+    this.#filled = 0;
+    await this.#sink(this.#output.subarray(0, filled));
   }
 
   #chooseAlphabet(input: string): "base64" | "base64url" {

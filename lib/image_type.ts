@@ -40,7 +40,7 @@ const UNKNOWN: Size = { width: null, height: null };
 /** Walks the JPEG segments to the first start-of-frame marker. */
 function jpegSize(head: Uint8Array, view: DataView): Size {
   let offset = 2;
-  while (offset + 9 < head.length) {
+  while (offset + 9 <= head.length) {
     if (head[offset] !== 0xff) return UNKNOWN;
     const marker = head[offset + 1]!;
     if (marker === 0xff) {

@@ -14,12 +14,20 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
   if (typeof apiKey === "string") add(apiKey);
   if (typeof baseUrl === "string" && URL.canParse(baseUrl)) {
     const url = new URL(baseUrl);
-    add(decodeURIComponent(url.username));
-    add(decodeURIComponent(url.password));
+    add(decodedOrSelf(url.username));
+    add(decodedOrSelf(url.password));
     for (const [name, value] of url.searchParams) if (SECRET_QUERY_NAMES.test(name)) add(value);
   }
   // Longest first, so that a secret containing another is masked whole.
   return [...secrets].sort((a, b) => b.length - a.length);
+}
+
+function decodedOrSelf(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** base_url as it may be shown: user, password and key-like query values masked. */
@@ -55,5 +63,6 @@ export function redact<T>(value: T, secrets: readonly string[]): T {
 export function redactText(text: string, secrets: readonly string[]): string {
   let result = text;
   for (const secret of secrets) result = result.replaceAll(secret, MASK);
-  return result.replace(/\b(Bearer\s+)(?!\*\*\*)[^\s"',;]+/gi, `$1${MASK}`);
+  // A token after "Bearer" is masked whoever's it is; a plain word ("Bearer auth") is not.
+  return result.replace(/\b(Bearer\s+)(?=[^\s"',;]*[\d_-])[^\s"',;]{8,}/gi, `$1${MASK}`);
 }

@@ -101,7 +101,11 @@ function decodeEntities(text: string): string {
 
 export function clip(text: string, max = MAX_FIELD_CHARS): string {
   const oneLine = text.trim();
-  return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
+  if (oneLine.length <= max) return oneLine;
+  let cut = oneLine.slice(0, max - 1);
+  // Never end on the first half of a surrogate pair.
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
 
 function clipOrNull(text: string | null): string | null {

@@ -1,0 +1,348 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { GenerationError } from "../lib/errors.ts";
+import { ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
+
+const encoder = new TextEncoder();
+/** 2025-03-04 05:06:07 local time. */
+const NOW = new Date(2025, 2, 4, 5, 6, 7);
+const PNG_HEAD = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+
+async function withTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "img2-output-file-" });
+  try {
+    await test(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function namesIn(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+/** The GenerationError that `promise` must reject with. */
+async function failureOf(promise: Promise<unknown>): Promise<GenerationError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof GenerationError, `expected a GenerationError, got ${error}`);
+    return error;
+  }
+  assert.fail("expected a failure");
+}
+
+const utf8Bytes = (text: string) => encoder.encode(text).length;
+
+Deno.test("safeFileStem() keeps Chinese and other Unicode", () => {
+  assert.equal(safeFileStem("橘猫-海报"), "橘猫-海报");
+  assert.equal(safeFileStem("café poster №5"), "café poster №5");
+  assert.equal(safeFileStem("猫🐱"), "猫🐱");
+});
+
+Deno.test("safeFileStem() trims surrounding spaces", () => {
+  assert.equal(safeFileStem("  cat  "), "cat");
+});
+
+Deno.test("safeFileStem() turns path separators into underscores", () => {
+  assert.equal(safeFileStem("a/b\\c"), "a_b_c");
+  assert.equal(safeFileStem("/etc/passwd"), "_etc_passwd");
+});
+
+Deno.test("safeFileStem() turns reserved characters into underscores", () => {
+  assert.equal(safeFileStem('a:b*c?d"e<f>g|h'), "a_b_c_d_e_f_g_h");
+});
+
+Deno.test("safeFileStem() turns control and format characters into underscores", () => {
+  assert.equal(safeFileStem("a\nb\tc\u0000d\u007fe"), "a_b_c_d_e");
+  assert.equal(safeFileStem("evil\u202egnp.exe"), "evil_gnp.exe");
+  assert.equal(safeFileStem("zero\u200bwidth"), "zero_width");
+});
+
+Deno.test("safeFileStem() neutralises ..", () => {
+  assert.equal(safeFileStem(".."), "_");
+  assert.equal(safeFileStem("../../etc/passwd"), "____etc_passwd");
+  assert.equal(safeFileStem("a..b"), "a_b");
+  assert.equal(safeFileStem("a...b"), "a_b");
+});
+
+Deno.test("safeFileStem() replaces leading dots so the file is not hidden", () => {
+  assert.equal(safeFileStem(".hidden"), "_hidden");
+  assert.equal(safeFileStem("."), "_");
+  assert.equal(safeFileStem(". x"), "_ x");
+});
+
+Deno.test("safeFileStem() drops trailing dots and spaces", () => {
+  assert.equal(safeFileStem("name."), "name");
+  assert.equal(safeFileStem("name. ."), "name");
+  assert.equal(safeFileStem("v1.2"), "v1.2");
+});
+
+Deno.test("safeFileStem() falls back to image when nothing is left", () => {
+  assert.equal(safeFileStem(""), "image");
+  assert.equal(safeFileStem("   "), "image");
+});
+
+Deno.test("safeFileStem() never yields a name that leaves the folder", () => {
+  const names = ["..", "../x", "..\\x", "a/../b", "/", "//", ".", "./x", "\u0000", "x/.."];
+  for (const name of names) {
+    const stem = safeFileStem(name);
+    assert.ok(!stem.includes("/") && !stem.includes("\\"), `${name} gave ${stem}`);
+    assert.ok(!stem.includes("..") && !stem.startsWith("."), `${name} gave ${stem}`);
+    assert.ok(stem.length > 0);
+  }
+});
+
+Deno.test("safeFileStem() bounds an ASCII name to 180 bytes", () => {
+  assert.equal(safeFileStem("a".repeat(180)), "a".repeat(180));
+  assert.equal(safeFileStem("a".repeat(500)), "a".repeat(180));
+});
+
+Deno.test("safeFileStem() bounds a Chinese name to 180 UTF-8 bytes without cutting a character", () => {
+  const stem = safeFileStem("猫".repeat(100));
+  assert.equal(stem, "猫".repeat(60));
+  assert.equal(utf8Bytes(stem), 180);
+  const mixed = safeFileStem("a" + "猫".repeat(100));
+  assert.equal(mixed, "a" + "猫".repeat(59));
+  assert.equal(utf8Bytes(mixed), 178);
+});
+
+Deno.test("safeFileStem() bounds an emoji name without splitting a surrogate pair", () => {
+  const stem = safeFileStem("🐱".repeat(100));
+  assert.equal(stem, "🐱".repeat(45));
+  assert.equal(stem.isWellFormed(), true);
+});
+
+Deno.test("timestamp() writes local time as YYYYMMDD-HHMMSS", () => {
+  assert.equal(timestamp(NOW), "20250304-050607");
+  assert.equal(timestamp(new Date(1999, 11, 31, 23, 59, 59, 999)), "19991231-235959");
+  assert.equal(timestamp(new Date(2024, 0, 1, 0, 0, 0)), "20240101-000000");
+});
+
+Deno.test("ImageFile.commit() names the file {stem}-{YYYYMMDD-HHMMSS}.{ext}", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "橘猫 海报");
+    await file.write(PNG_HEAD);
+    const path = await file.commit("png", NOW);
+    assert.equal(path, join(dir, "橘猫 海报-20250304-050607.png"));
+    assert.deepEqual(await Deno.readFile(path), PNG_HEAD);
+    assert.deepEqual(await namesIn(dir), ["橘猫 海报-20250304-050607.png"]);
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), ["橘猫 海报-20250304-050607.png"]);
+  });
+});
+
+Deno.test("ImageFile.commit() uses the safe stem of the task name", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "../../escape");
+    await file.write(PNG_HEAD);
+    assert.equal(await file.commit("jpg", NOW), join(dir, "____escape-20250304-050607.jpg"));
+    await file.discard();
+  });
+});
+
+Deno.test("ImageFile.commit() adds -2 for a second image in the same second", async () => {
+  await withTempDir(async (dir) => {
+    const first = await ImageFile.create(dir, "cat");
+    const second = await ImageFile.create(dir, "cat");
+    const third = await ImageFile.create(dir, "cat");
+    try {
+      await first.write(new Uint8Array([1]));
+      await second.write(new Uint8Array([2]));
+      await third.write(new Uint8Array([3]));
+      assert.equal(await first.commit("png", NOW), join(dir, "cat-20250304-050607.png"));
+      assert.equal(await second.commit("png", NOW), join(dir, "cat-20250304-050607-2.png"));
+      assert.equal(await third.commit("png", NOW), join(dir, "cat-20250304-050607-3.png"));
+      assert.deepEqual(await Deno.readFile(join(dir, "cat-20250304-050607.png")), Uint8Array.of(1));
+      assert.deepEqual(
+        await Deno.readFile(join(dir, "cat-20250304-050607-2.png")),
+        Uint8Array.of(2),
+      );
+      assert.deepEqual(await namesIn(dir), [
+        "cat-20250304-050607-2.png",
+        "cat-20250304-050607-3.png",
+        "cat-20250304-050607.png",
+      ]);
+    } finally {
+      await first.discard();
+      await second.discard();
+      await third.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile.commit() never overwrites an existing file", async () => {
+  await withTempDir(async (dir) => {
+    const taken = join(dir, "cat-20250304-050607.png");
+    await Deno.writeTextFile(taken, "someone else's image");
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    assert.equal(await file.commit("png", NOW), join(dir, "cat-20250304-050607-2.png"));
+    assert.equal(await Deno.readTextFile(taken), "someone else's image");
+    await file.discard();
+  });
+});
+
+Deno.test("ImageFile.commit() does not take a name held by a folder", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "cat-20250304-050607.webp"));
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    assert.equal(await file.commit("webp", NOW), join(dir, "cat-20250304-050607-2.webp"));
+    await file.discard();
+  });
+});
+
+Deno.test("ImageFile.commit() gives a different extension its own name", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "cat-20250304-050607.png"), "x");
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    assert.equal(await file.commit("gif", NOW), join(dir, "cat-20250304-050607.gif"));
+    await file.discard();
+  });
+});
+
+Deno.test("ImageFile shows nothing under the final name before commit", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      const names = await namesIn(dir);
+      assert.equal(names.length, 1);
+      assert.match(names[0]!, /^\.cat\.[0-9a-f]{8}\.part$/);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile.discard() leaves no file at all", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), []);
+  });
+});
+
+Deno.test("ImageFile.discard() can be called twice", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    await file.discard();
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), []);
+  });
+});
+
+Deno.test("ImageFile counts the bytes and keeps the head", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      assert.equal(file.bytes, 0);
+      assert.deepEqual(file.head, new Uint8Array());
+      await file.write(PNG_HEAD.subarray(0, 4));
+      await file.write(PNG_HEAD.subarray(4));
+      assert.equal(file.bytes, PNG_HEAD.length);
+      assert.deepEqual(file.head, PNG_HEAD);
+      assert.equal(file.dir, dir);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile keeps only the first 256 KiB as its head", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "big");
+    try {
+      const big = new Uint8Array(300 * 1024).map((_, i) => i % 251);
+      await file.write(big.subarray(0, 200 * 1024));
+      await file.write(big.subarray(200 * 1024));
+      assert.equal(file.bytes, 300 * 1024);
+      assert.equal(file.head.length, 256 * 1024);
+      assert.deepEqual(file.head, big.subarray(0, 256 * 1024));
+      const path = await file.commit("png", NOW);
+      assert.deepEqual(await Deno.readFile(path), big);
+      assert.deepEqual(await file.readAll(), big);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile.reset() empties the file for another attempt", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(new Uint8Array(1000).fill(7));
+    await file.reset();
+    assert.equal(file.bytes, 0);
+    assert.deepEqual(file.head, new Uint8Array());
+    await file.write(PNG_HEAD);
+    assert.deepEqual(file.head, PNG_HEAD);
+    const path = await file.commit("png", NOW);
+    assert.deepEqual(await Deno.readFile(path), PNG_HEAD);
+    await file.discard();
+  });
+});
+
+Deno.test("ImageFile.readAll() reads the temporary file before commit", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      assert.deepEqual(await file.readAll(), PNG_HEAD);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile refuses to write or commit after commit", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    await file.commit("png", NOW);
+    const write = await failureOf(file.write(PNG_HEAD));
+    assert.equal(write.stage, "save");
+    assert.equal(write.message, "The image file is already closed");
+    assert.equal((await failureOf(file.commit("png", NOW))).stage, "save");
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), ["cat-20250304-050607.png"]);
+  });
+});
+
+Deno.test("ImageFile.create() makes output_dir with its parents", async () => {
+  await withTempDir(async (dir) => {
+    const nested = join(dir, "a", "b", "c");
+    const file = await ImageFile.create(nested, "cat");
+    await file.discard();
+    assert.equal((await Deno.stat(nested)).isDirectory, true);
+    assert.deepEqual(await namesIn(nested), []);
+  });
+});
+
+Deno.test("ImageFile.create() fails at stage save for a folder under a regular file", async () => {
+  await withTempDir(async (dir) => {
+    const regular = join(dir, "file.txt");
+    await Deno.writeTextFile(regular, "x");
+    const target = join(regular, "images");
+    const failure = await failureOf(ImageFile.create(target, "cat"));
+    assert.equal(failure.stage, "save");
+    assert.match(failure.message, /^Cannot create output_dir "[^"]+\/file\.txt\/images": /);
+    assert.deepEqual(await namesIn(dir), ["file.txt"]);
+  });
+});
+
+Deno.test("ImageFile.create() fails at stage save when output_dir is a regular file", async () => {
+  await withTempDir(async (dir) => {
+    const regular = join(dir, "file.txt");
+    await Deno.writeTextFile(regular, "x");
+    const failure = await failureOf(ImageFile.create(regular, "cat"));
+    assert.equal(failure.stage, "save");
+    assert.match(failure.message, /^Cannot (create|write in) output_dir "[^"]+\/file\.txt": /);
+    assert.equal(await Deno.readTextFile(regular), "x");
+  });
+});

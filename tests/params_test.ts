@@ -1,0 +1,497 @@
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { InputError } from "../lib/errors.ts";
+import {
+  DEFAULT_OUTPUT_DIR,
+  type GenerationInput,
+  isParamName,
+  nearestParamName,
+  PASSTHROUGH_NAMES,
+  REQUIRED_NAMES,
+  unknownParamMessage,
+  validateParams,
+} from "../lib/params.ts";
+
+/** The smallest input that passes: every required parameter, nothing else. */
+const VALID = {
+  prompt: "an orange cat by the window",
+  base_url: "https://api.example.com/v1",
+  api_key: "sk-test-0123456789",
+  model: "gpt-image-2",
+  size: "1024x1024",
+  task_name: "orange-cat",
+  timeout_ms: 300000,
+} as const;
+
+function withInput(changes: GenerationInput): GenerationInput {
+  return { ...VALID, ...changes };
+}
+
+/** The message of the InputError that validation must raise for `input`. */
+function problemOf(input: GenerationInput): string {
+  try {
+    validateParams(input);
+  } catch (error) {
+    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
+    assert.equal(error.stage, "input");
+    return error.message;
+  }
+  assert.fail(`expected validateParams() to reject ${JSON.stringify(input)}`);
+}
+
+Deno.test("validateParams() fills in every default for the required parameters alone", () => {
+  assert.deepEqual(validateParams({ ...VALID }), {
+    ...VALID,
+    output_dir: DEFAULT_OUTPUT_DIR,
+    response_format: "b64_json",
+    n: 1,
+    return_base64: false,
+    lang: "zh",
+    max_retries: 0,
+    media_line: false,
+    passthrough: {},
+    extra_body: {},
+  });
+});
+
+Deno.test("validateParams() lists the seven required parameters", () => {
+  assert.deepEqual(REQUIRED_NAMES, [
+    "prompt",
+    "base_url",
+    "api_key",
+    "model",
+    "size",
+    "task_name",
+    "timeout_ms",
+  ]);
+});
+
+Deno.test('validateParams() turns the string "300000" into the number 300000 for timeout_ms', () => {
+  const params = validateParams(withInput({ timeout_ms: "300000" }));
+  assert.equal(params.timeout_ms, 300000);
+  assert.equal(typeof params.timeout_ms, "number");
+});
+
+Deno.test('validateParams() accepts the string "1" for n', () => {
+  assert.equal(validateParams(withInput({ n: "1" })).n, 1);
+});
+
+Deno.test('validateParams() accepts the strings "true" and "false" for booleans', () => {
+  assert.equal(validateParams(withInput({ return_base64: "true" })).return_base64, true);
+  assert.equal(validateParams(withInput({ return_base64: "false" })).return_base64, false);
+  assert.equal(validateParams(withInput({ media_line: "true" })).media_line, true);
+  assert.equal(validateParams(withInput({ return_base64: true })).return_base64, true);
+  assert.equal(validateParams(withInput({ return_base64: false })).return_base64, false);
+});
+
+Deno.test("validateParams() turns numeric strings into numbers for every integer parameter", () => {
+  const params = validateParams(
+    withInput({ max_retries: "3", output_compression: "80", timeout_ms: "1" }),
+  );
+  assert.equal(params.max_retries, 3);
+  assert.equal(params.timeout_ms, 1);
+  assert.deepEqual(params.passthrough, { output_compression: 80 });
+});
+
+Deno.test("validateParams() rejects other spellings of a boolean", () => {
+  for (const value of ["yes", "TRUE", "1", "", 1, 0]) {
+    assert.equal(
+      problemOf(withInput({ return_base64: value })),
+      `Invalid return_base64 ${JSON.stringify(value)}: expected true or false`,
+    );
+  }
+});
+
+Deno.test("validateParams() rejects a timeout_ms that is not a positive integer", () => {
+  const cases: [unknown, string][] = [
+    ["abc", '"abc"'],
+    [0, "0"],
+    [-5, "-5"],
+    ["-5", '"-5"'],
+    [1.5, "1.5"],
+    ["1.5", '"1.5"'],
+    ["1e3", '"1e3"'],
+    [true, "true"],
+    [[300000], "[300000]"],
+    [2 ** 31, "2147483648"],
+  ];
+  for (const [value, shown] of cases) {
+    assert.equal(
+      problemOf(withInput({ timeout_ms: value })),
+      `Invalid timeout_ms ${shown}: expected a positive integer`,
+    );
+  }
+});
+
+Deno.test("validateParams() accepts the longest timer the runtime can arm", () => {
+  assert.equal(validateParams(withInput({ timeout_ms: 2 ** 31 - 1 })).timeout_ms, 2147483647);
+});
+
+Deno.test("validateParams() accepts n only as 1", () => {
+  assert.equal(problemOf(withInput({ n: 2 })), "Invalid n 2: expected 1");
+  assert.equal(problemOf(withInput({ n: "4" })), 'Invalid n "4": expected 1');
+  assert.equal(problemOf(withInput({ n: 0 })), "Invalid n 0: expected 1");
+});
+
+Deno.test("validateParams() bounds max_retries from 0 to 10", () => {
+  assert.equal(validateParams(withInput({ max_retries: 0 })).max_retries, 0);
+  assert.equal(validateParams(withInput({ max_retries: 10 })).max_retries, 10);
+  assert.equal(
+    problemOf(withInput({ max_retries: 11 })),
+    "Invalid max_retries 11: expected an integer from 0 to 10",
+  );
+  assert.equal(
+    problemOf(withInput({ max_retries: "-1" })),
+    'Invalid max_retries "-1": expected an integer from 0 to 10',
+  );
+});
+
+Deno.test("validateParams() bounds output_compression from 0 to 100", () => {
+  assert.deepEqual(validateParams(withInput({ output_compression: 0 })).passthrough, {
+    output_compression: 0,
+  });
+  assert.equal(
+    problemOf(withInput({ output_compression: 101 })),
+    "Invalid output_compression 101: expected an integer from 0 to 100",
+  );
+});
+
+Deno.test("validateParams() names every missing required parameter in one message", () => {
+  assert.equal(
+    problemOf({}),
+    "Missing required parameters: prompt, base_url, api_key, model, size, task_name, timeout_ms",
+  );
+});
+
+Deno.test("validateParams() says parameter in the singular when one is missing", () => {
+  const { api_key: _, ...rest } = VALID;
+  assert.equal(problemOf(rest), "Missing required parameter: api_key");
+});
+
+Deno.test("validateParams() treats null as a parameter not given", () => {
+  const params = validateParams(
+    withInput({ output_dir: null, quality: null, lang: null, extra_body: null, n: null }),
+  );
+  assert.equal(params.output_dir, DEFAULT_OUTPUT_DIR);
+  assert.equal(params.lang, "zh");
+  assert.equal(params.n, 1);
+  assert.deepEqual(params.passthrough, {});
+  assert.deepEqual(params.extra_body, {});
+});
+
+Deno.test("validateParams() reports a required parameter given as null as missing", () => {
+  assert.equal(
+    problemOf(withInput({ model: null, size: null })),
+    "Missing required parameters: model, size",
+  );
+});
+
+Deno.test("validateParams() suggests timeout_ms for timeout", () => {
+  assert.equal(
+    problemOf(withInput({ timeout: 300000 })),
+    'Unknown parameter "timeout": did you mean "timeout_ms"?',
+  );
+});
+
+Deno.test("validateParams() suggests the snake_case name for a kebab-case key", () => {
+  assert.equal(
+    problemOf(withInput({ "base-url": "https://api.example.com/v1" })),
+    'Unknown parameter "base-url": did you mean "base_url"?',
+  );
+});
+
+Deno.test("validateParams() names an unknown key without a suggestion when nothing is near", () => {
+  assert.equal(problemOf(withInput({ xyzzy: 1 })), 'Unknown parameter "xyzzy"');
+});
+
+Deno.test("validateParams() never shows the value of an unknown key", () => {
+  const message = problemOf(withInput({ apikey: "sk-live-SECRET-VALUE" }));
+  assert.equal(message, 'Unknown parameter "apikey": did you mean "api_key"?');
+});
+
+Deno.test("validateParams() rejects keys inherited from Object.prototype", () => {
+  const input = JSON.parse(`{"__proto__": {"a": 1}, "toString": "x"}`) as GenerationInput;
+  const message = problemOf({ ...VALID, ...input });
+  assert.match(message, /^Unknown parameter "__proto__"/);
+  assert.match(message, /; Unknown parameter "toString"/);
+  assert.equal(isParamName("toString"), false);
+  assert.equal(isParamName("__proto__"), false);
+  assert.equal(isParamName("constructor"), false);
+});
+
+Deno.test("nearestParamName() finds a close name by prefix, typo or spelling", () => {
+  assert.equal(nearestParamName("timeout"), "timeout_ms");
+  assert.equal(nearestParamName("promt"), "prompt");
+  assert.equal(nearestParamName("apikey"), "api_key");
+  assert.equal(nearestParamName("API-KEY"), "api_key");
+  assert.equal(nearestParamName("reponse_format"), "response_format");
+  assert.equal(nearestParamName("task"), "task_name");
+  assert.equal(nearestParamName("retries"), null);
+  assert.equal(nearestParamName("max_retry"), "max_retries");
+  assert.equal(nearestParamName("qualty"), "quality");
+  assert.equal(nearestParamName("completely_unrelated"), null);
+});
+
+Deno.test("unknownParamMessage() quotes the name and the suggestion", () => {
+  assert.equal(unknownParamMessage("modle"), 'Unknown parameter "modle": did you mean "model"?');
+  assert.equal(unknownParamMessage("zzzzzz"), 'Unknown parameter "zzzzzz"');
+});
+
+Deno.test("validateParams() reports every problem at once, missing ones first", () => {
+  assert.equal(
+    problemOf({
+      prompt: "   ",
+      base_url: "ftp://files.example.com",
+      timeout: 5,
+      size: "big",
+      quality: "ultra",
+    }),
+    [
+      "Missing required parameters: api_key, model, task_name, timeout_ms",
+      "Invalid prompt: it is empty",
+      'Invalid base_url "ftp://files.example.com": expected an http or https URL',
+      'Unknown parameter "timeout": did you mean "timeout_ms"?',
+      'Invalid size "big": expected WIDTHxHEIGHT with positive integers, or auto',
+      'Invalid quality "ultra": expected one of standard, hd, low, medium, high, auto',
+    ].join("; "),
+  );
+});
+
+Deno.test("validateParams() rejects a blank prompt, task_name and model", () => {
+  assert.equal(problemOf(withInput({ prompt: "" })), "Invalid prompt: it is empty");
+  assert.equal(problemOf(withInput({ prompt: " \n\t" })), "Invalid prompt: it is empty");
+  assert.equal(problemOf(withInput({ task_name: "  " })), "Invalid task_name: it is empty");
+  assert.equal(problemOf(withInput({ model: "" })), "Invalid model: it is empty");
+});
+
+Deno.test("validateParams() rejects a prompt that is not a string", () => {
+  assert.equal(problemOf(withInput({ prompt: 42 })), "Invalid prompt 42: expected a string");
+  assert.equal(
+    problemOf(withInput({ prompt: ["a", "b"] })),
+    'Invalid prompt ["a","b"]: expected a string',
+  );
+});
+
+Deno.test("validateParams() allows a prompt of exactly 32000 characters", () => {
+  const prompt = "猫".repeat(32000);
+  assert.equal(validateParams(withInput({ prompt })).prompt, prompt);
+});
+
+Deno.test("validateParams() rejects a prompt of 32001 characters", () => {
+  assert.equal(
+    problemOf(withInput({ prompt: "a".repeat(32001) })),
+    "Invalid prompt: 32001 characters, at most 32000 allowed",
+  );
+});
+
+Deno.test("validateParams() counts a prompt in characters, not UTF-16 units", () => {
+  // 32000 emoji are 64000 UTF-16 units but 32000 characters.
+  const prompt = "🐱".repeat(32000);
+  assert.equal(validateParams(withInput({ prompt })).prompt.length, 64000);
+  assert.equal(
+    problemOf(withInput({ prompt: prompt + "🐱" })),
+    "Invalid prompt: 32001 characters, at most 32000 allowed",
+  );
+});
+
+Deno.test("validateParams() never quotes the api_key back", () => {
+  const cases: [unknown, string][] = [
+    ["", "Invalid api_key: it is empty"],
+    ["sk-live 1234", "Invalid api_key: it contains spaces, line breaks or control characters"],
+    ["sk-live-1234\n", "Invalid api_key: it contains spaces, line breaks or control characters"],
+    ["sk-live\u00001234", "Invalid api_key: it contains spaces, line breaks or control characters"],
+    ["   ", "Invalid api_key: it contains spaces, line breaks or control characters"],
+    [987654321, "Invalid api_key: expected a string"],
+    [{ key: "sk-live-1234" }, "Invalid api_key: expected a string"],
+  ];
+  for (const [api_key, expected] of cases) {
+    assert.equal(problemOf(withInput({ api_key })), expected);
+  }
+});
+
+Deno.test("validateParams() accepts http and https base URLs only", () => {
+  assert.equal(
+    validateParams(withInput({ base_url: "http://127.0.0.1:8080/v1" })).base_url,
+    "http://127.0.0.1:8080/v1",
+  );
+  for (const base_url of ["api.example.com/v1", "ftp://example.com", "file:///etc", "https://"]) {
+    assert.equal(
+      problemOf(withInput({ base_url })),
+      `Invalid base_url ${JSON.stringify(base_url)}: expected an http or https URL`,
+    );
+  }
+});
+
+Deno.test("validateParams() clips a long value it quotes to 60 characters", () => {
+  const base_url = "ftp://" + "a".repeat(100);
+  const shown = JSON.stringify(base_url).slice(0, 57) + "...";
+  assert.equal(shown.length, 60);
+  assert.equal(
+    problemOf(withInput({ base_url })),
+    `Invalid base_url ${shown}: expected an http or https URL`,
+  );
+});
+
+Deno.test("validateParams() accepts any WIDTHxHEIGHT of positive integers, and auto", () => {
+  for (const size of ["1024x1024", "1536x1024", "3840x2160", "4096x4096", "1x1", "auto"]) {
+    assert.equal(validateParams(withInput({ size })).size, size);
+  }
+});
+
+Deno.test("validateParams() rejects a size that is not WIDTHxHEIGHT", () => {
+  for (const size of ["1024*1024", "0x1024", "1024x0", "1024x", "x1024", "-1x5", "1024 x 1024"]) {
+    assert.equal(
+      problemOf(withInput({ size })),
+      `Invalid size ${JSON.stringify(size)}: expected WIDTHxHEIGHT with positive integers, or auto`,
+    );
+  }
+  assert.equal(
+    problemOf(withInput({ size: 1024 })),
+    "Invalid size 1024: expected WIDTHxHEIGHT with positive integers, or auto",
+  );
+});
+
+Deno.test("validateParams() checks each passthrough against its enum", () => {
+  const cases: [string, string, string][] = [
+    ["quality", "ultra", "standard, hd, low, medium, high, auto"],
+    ["background", "white", "transparent, opaque, auto"],
+    ["output_format", "jpg", "png, jpeg, webp"],
+    ["moderation", "high", "low, auto"],
+    ["style", "anime", "vivid, natural"],
+    ["response_format", "base64", "b64_json, url"],
+    ["lang", "fr", "zh, en"],
+  ];
+  for (const [name, value, expected] of cases) {
+    assert.equal(
+      problemOf(withInput({ [name]: value })),
+      `Invalid ${name} "${value}": expected one of ${expected}`,
+    );
+  }
+});
+
+Deno.test("validateParams() keeps the passthroughs given, in the documented order", () => {
+  const params = validateParams(
+    withInput({
+      user: "user-42",
+      style: "natural",
+      quality: "high",
+      output_compression: "75",
+      background: "transparent",
+      moderation: "low",
+      output_format: "webp",
+    }),
+  );
+  assert.deepEqual(Object.entries(params.passthrough), [
+    ["quality", "high"],
+    ["background", "transparent"],
+    ["output_format", "webp"],
+    ["output_compression", 75],
+    ["moderation", "low"],
+    ["style", "natural"],
+    ["user", "user-42"],
+  ]);
+  assert.deepEqual(PASSTHROUGH_NAMES, [
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "style",
+    "user",
+  ]);
+});
+
+Deno.test("validateParams() keeps tool options out of the passthroughs", () => {
+  const params = validateParams(
+    withInput({ response_format: "url", lang: "en", max_retries: 2, return_base64: true }),
+  );
+  assert.deepEqual(params.passthrough, {});
+  assert.equal(params.response_format, "url");
+  assert.equal(params.lang, "en");
+  assert.equal(params.max_retries, 2);
+  assert.equal(params.return_base64, true);
+});
+
+Deno.test("validateParams() keeps extra_body as given", () => {
+  const extra_body = { seed: 7, watermark: false, nested: { a: [1, 2] } };
+  assert.deepEqual(validateParams(withInput({ extra_body })).extra_body, extra_body);
+});
+
+Deno.test("validateParams() rejects an extra_body that is not a JSON object", () => {
+  assert.equal(
+    problemOf(withInput({ extra_body: ["seed"] })),
+    'Invalid extra_body ["seed"]: expected a JSON object',
+  );
+  assert.equal(
+    problemOf(withInput({ extra_body: '{"seed":1}' })),
+    'Invalid extra_body "{\\"seed\\":1}": expected a JSON object',
+  );
+  assert.equal(
+    problemOf(withInput({ extra_body: 5 })),
+    "Invalid extra_body 5: expected a JSON object",
+  );
+});
+
+Deno.test("validateParams() forbids extra_body to replace a core body field", () => {
+  assert.equal(
+    problemOf(withInput({ extra_body: { model: "dall-e-3" } })),
+    'extra_body may not set "model": give it as a parameter instead',
+  );
+  assert.equal(
+    problemOf(
+      withInput({ extra_body: { prompt: "x", n: 2, size: "1x1", response_format: "url" } }),
+    ),
+    'extra_body may not set "prompt", "n", "size", "response_format": give them as parameters instead',
+  );
+});
+
+Deno.test("validateParams() forbids extra_body to repeat a passthrough that was given", () => {
+  assert.equal(
+    problemOf(withInput({ quality: "high", extra_body: { quality: "low" } })),
+    'extra_body may not set "quality": give it as a parameter instead',
+  );
+});
+
+Deno.test("validateParams() lets extra_body carry a passthrough name that was not given", () => {
+  assert.deepEqual(validateParams(withInput({ extra_body: { quality: "ultra" } })).extra_body, {
+    quality: "ultra",
+  });
+});
+
+Deno.test("validateParams() expands ~ in output_dir to HOME", () => {
+  const saved = Deno.env.get("HOME");
+  Deno.env.set("HOME", "/home/tester");
+  try {
+    assert.equal(validateParams(withInput({ output_dir: "~" })).output_dir, "/home/tester");
+    assert.equal(
+      validateParams(withInput({ output_dir: "~/pictures/cats" })).output_dir,
+      "/home/tester/pictures/cats",
+    );
+    assert.equal(
+      validateParams(withInput({ output_dir: "~other/x" })).output_dir,
+      resolve(Deno.cwd(), "~other/x"),
+    );
+  } finally {
+    if (saved === undefined) Deno.env.delete("HOME");
+    else Deno.env.set("HOME", saved);
+  }
+});
+
+Deno.test("validateParams() resolves a relative output_dir against the working directory", () => {
+  assert.equal(
+    validateParams(withInput({ output_dir: "out/images" })).output_dir,
+    resolve(Deno.cwd(), "out/images"),
+  );
+  assert.equal(validateParams(withInput({ output_dir: "/a/b/../c/" })).output_dir, "/a/c");
+});
+
+Deno.test("validateParams() rejects a blank output_dir", () => {
+  assert.equal(problemOf(withInput({ output_dir: " " })), "Invalid output_dir: it is empty");
+});
+
+Deno.test("validateParams() does not change its input", () => {
+  const input = withInput({ timeout_ms: "300000", output_dir: "~/x", extra_body: { a: 1 } });
+  const copy = structuredClone(input);
+  validateParams(input);
+  assert.deepEqual(input, copy);
+});

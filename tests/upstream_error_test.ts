@@ -1,0 +1,382 @@
+import assert from "node:assert/strict";
+import type { UpstreamError } from "../lib/errors.ts";
+import {
+  clip,
+  errorFromJson,
+  htmlSummary,
+  MAX_ERROR_BODY_BYTES,
+  MAX_FIELD_CHARS,
+  NO_UPSTREAM_ERROR,
+  parseUpstreamError,
+  readTextCapped,
+  requestIdOf,
+  retryAfterMs,
+} from "../lib/upstream_error.ts";
+
+function upstream(fields: Partial<UpstreamError>): UpstreamError {
+  return { type: null, message: null, code: null, param: null, ...fields };
+}
+
+const NGINX_502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" +
+  "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n" +
+  "</body>\r\n</html>\r\n";
+
+const CLOUDFLARE_524 = `<!DOCTYPE html>
+<!--[if lt IE 7]> <html class="no-js ie6 oldie" lang="en-US"> <![endif]-->
+<!--[if gt IE 8]><!--> <html class="no-js" lang="en-US"> <!--<![endif]-->
+<head>
+<title>api.example.com | 524: A timeout occurred</title>
+<meta charset="UTF-8" />
+<style>body{margin:0;padding:0}</style>
+<script>(function(){window._cf_chl_opt={cType: 'non-interactive'};})();</script>
+</head>
+<body>
+<div id="cf-wrapper"><h1><span class="inline-block">A timeout occurred</span>
+<span class="code-label">Error code 524</span></h1></div>
+</body>
+</html>`;
+
+Deno.test("parseUpstreamError() reads OpenAI's error shape", () => {
+  const body = JSON.stringify({
+    error: {
+      message: "Invalid value: 'response_format'. Supported values are: 'url' and 'b64_json'.",
+      type: "invalid_request_error",
+      param: "response_format",
+      code: "unknown_parameter",
+    },
+  });
+  assert.deepEqual(
+    parseUpstreamError(body),
+    upstream({
+      message: "Invalid value: 'response_format'. Supported values are: 'url' and 'b64_json'.",
+      type: "invalid_request_error",
+      param: "response_format",
+      code: "unknown_parameter",
+    }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads the seed's 502 gateway error", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"error":{"message":"Upstream request failed","type":"upstream_error"}}'),
+    upstream({ message: "Upstream request failed", type: "upstream_error" }),
+  );
+});
+
+Deno.test("parseUpstreamError() turns a numeric code into text", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"error":{"message":"Too many requests","code":429}}'),
+    upstream({ message: "Too many requests", code: "429" }),
+  );
+});
+
+Deno.test("parseUpstreamError() takes the type and code from outside the error when missing inside", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"error":{"message":"no channel"},"type":"new_api_error","code":"x"}'),
+    upstream({ message: "no channel", type: "new_api_error", code: "x" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a bare string error", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"error":"无效的令牌"}'),
+    upstream({ message: "无效的令牌" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads the first of an errors array", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"errors":[{"message":"first","code":"a"},{"message":"second"}]}'),
+    upstream({ message: "first", code: "a" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a top-level message", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"message":"Invalid API key","type":"auth_error"}'),
+    upstream({ message: "Invalid API key", type: "auth_error" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a top-level detail string", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"detail":"Not Found"}'),
+    upstream({ message: "Not Found" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a detail object", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"detail":{"message":"model not found","code":"model_not_found"}}'),
+    upstream({ message: "model not found", code: "model_not_found" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a top-level msg", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"code":500,"msg":"上游负载已饱和"}'),
+    upstream({ message: "上游负载已饱和", code: "500" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads a gateway's success:false answer", () => {
+  assert.deepEqual(
+    parseUpstreamError('{"success":false,"message":"额度不足","data":null}'),
+    upstream({ message: "额度不足" }),
+  );
+});
+
+Deno.test("parseUpstreamError() keeps unrecognised JSON as the message", () => {
+  assert.deepEqual(
+    parseUpstreamError(' {"status":"weird"} '),
+    upstream({ message: '{"status":"weird"}' }),
+  );
+  assert.deepEqual(parseUpstreamError("[1,2]"), upstream({ message: "[1,2]" }));
+});
+
+Deno.test("parseUpstreamError() reduces an nginx error page to its title", () => {
+  assert.deepEqual(parseUpstreamError(NGINX_502), upstream({ message: "502 Bad Gateway" }));
+});
+
+Deno.test("parseUpstreamError() reduces a Cloudflare error page to its title", () => {
+  assert.deepEqual(
+    parseUpstreamError(CLOUDFLARE_524),
+    upstream({ message: "api.example.com | 524: A timeout occurred" }),
+  );
+});
+
+Deno.test("parseUpstreamError() keeps plain text, trimmed", () => {
+  assert.deepEqual(
+    parseUpstreamError("  upstream connect error or disconnect/reset before headers\n"),
+    upstream({ message: "upstream connect error or disconnect/reset before headers" }),
+  );
+});
+
+Deno.test("parseUpstreamError() reads nothing from an empty body", () => {
+  assert.deepEqual(parseUpstreamError(""), NO_UPSTREAM_ERROR);
+  assert.deepEqual(parseUpstreamError(" \r\n"), upstream({}));
+});
+
+Deno.test("parseUpstreamError() clips a long message to 1000 characters", () => {
+  assert.equal(MAX_FIELD_CHARS, 1000);
+  const long = "x".repeat(5000);
+  const clipped = "x".repeat(999) + "…";
+  assert.equal(parseUpstreamError(long).message, clipped);
+  assert.equal(parseUpstreamError(JSON.stringify({ error: { message: long } })).message, clipped);
+  assert.equal(parseUpstreamError(JSON.stringify({ error: long })).message, clipped);
+  assert.equal(
+    parseUpstreamError(JSON.stringify({ error: { message: "m", type: long, code: long } })).code,
+    clipped,
+  );
+  assert.equal(parseUpstreamError(`<html><title>${long}</title></html>`).message, clipped);
+});
+
+Deno.test("parseUpstreamError() keeps a message of exactly 1000 characters whole", () => {
+  const exact = "y".repeat(1000);
+  assert.equal(parseUpstreamError(exact).message, exact);
+});
+
+Deno.test("errorFromJson() finds no error in an images answer", () => {
+  assert.equal(errorFromJson({ data: [{ url: "https://x" }] }), null);
+  assert.equal(errorFromJson({ message: "ok", data: [] }), null);
+  assert.equal(errorFromJson(null), null);
+  assert.equal(errorFromJson("error"), null);
+  assert.equal(errorFromJson([{ error: "x" }]), null);
+  assert.equal(errorFromJson({ error: "  " }), null);
+});
+
+Deno.test("errorFromJson() finds an error beside data when the answer says so", () => {
+  assert.deepEqual(
+    errorFromJson({ data: null, code: "quota", message: "额度不足" }),
+    upstream({ message: "额度不足", code: "quota" }),
+  );
+  assert.deepEqual(
+    errorFromJson({ data: [], error: { message: "failed" } }),
+    upstream({ message: "failed" }),
+  );
+});
+
+Deno.test("htmlSummary() falls back to the first heading, then to the text", () => {
+  assert.equal(
+    htmlSummary("<html><body><h1>Service Unavailable</h1></body></html>"),
+    "Service Unavailable",
+  );
+  assert.equal(
+    htmlSummary("<html><title> </title><body><h1 class=x>Busy</h1></body></html>"),
+    "Busy",
+  );
+  assert.equal(
+    htmlSummary("<html><body><p>Too   many\nrequests</p><script>var a = 1;</script></body></html>"),
+    "Too many requests",
+  );
+});
+
+Deno.test("htmlSummary() decodes character entities", () => {
+  assert.equal(
+    htmlSummary(
+      "<title>Tom &amp; Jerry &lt;3&gt; &quot;x&quot; &#39;y&#39; &#x4E2D;&nbsp;z</title>",
+    ),
+    "Tom & Jerry <3> \"x\" 'y' 中 z",
+  );
+  assert.equal(htmlSummary("<title>&bogus; &#x110000;</title>"), "&bogus; &#x110000;");
+});
+
+Deno.test("clip() trims and clips to the limit with an ellipsis", () => {
+  assert.equal(clip("  abc  "), "abc");
+  assert.equal(clip("abcdef", 4), "abc…");
+  assert.equal(clip("abcd", 4), "abcd");
+  assert.equal(clip("", 4), "");
+});
+
+Deno.test("clip() never cuts a character in half", () => {
+  const clipped = clip("🐱".repeat(600));
+  assert.equal(clipped.isWellFormed(), true);
+  assert.match(clipped, /^(?:🐱){499,999}…$/u);
+});
+
+Deno.test("retryAfterMs() reads retry-after-ms", () => {
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "1500" })), 1500);
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "20.2" })), 21);
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "0" })), 0);
+});
+
+Deno.test("retryAfterMs() prefers retry-after-ms to retry-after", () => {
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "250", "retry-after": "9" })), 250);
+});
+
+Deno.test("retryAfterMs() falls back to retry-after when retry-after-ms is invalid", () => {
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "soon", "retry-after": "2" })), 2000);
+});
+
+Deno.test("retryAfterMs() reads retry-after in seconds", () => {
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "20" })), 20000);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "1.5" })), 1500);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": " 3 " })), 3000);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "0" })), 0);
+});
+
+Deno.test("retryAfterMs() reads retry-after as an HTTP date", () => {
+  const date = "Wed, 21 Oct 2015 07:28:00 GMT";
+  const at = Date.UTC(2015, 9, 21, 7, 28, 0);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), at - 30_000), 30_000);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), at), 0);
+});
+
+Deno.test("retryAfterMs() gives 0 for an HTTP date already past", () => {
+  const date = "Wed, 21 Oct 2015 07:28:00 GMT";
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), Date.UTC(2016, 0, 1)), 0);
+});
+
+Deno.test("retryAfterMs() gives null without a usable header", () => {
+  assert.equal(retryAfterMs(new Headers()), null);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "" })), null);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "soon" })), null);
+  assert.equal(retryAfterMs(new Headers({ "retry-after-ms": "soon" })), null);
+});
+
+Deno.test("requestIdOf() reads x-request-id", () => {
+  assert.equal(requestIdOf(new Headers({ "x-request-id": " req_abc123 " }), null), "req_abc123");
+});
+
+Deno.test("requestIdOf() reads the gateways' request id headers", () => {
+  assert.equal(requestIdOf(new Headers({ "x-oneapi-request-id": "one-1" }), null), "one-1");
+  assert.equal(requestIdOf(new Headers({ "x-new-api-request-id": "new-2" }), null), "new-2");
+});
+
+Deno.test("requestIdOf() prefers a header to the message", () => {
+  assert.equal(
+    requestIdOf(new Headers({ "x-request-id": "from-header" }), "boom (request id: from-message)"),
+    "from-header",
+  );
+});
+
+Deno.test("requestIdOf() reads (request id: …) in a message", () => {
+  assert.equal(
+    requestIdOf(null, "当前分组上游负载已饱和，请稍后再试 (request id: 2025010112000012345abcdef)"),
+    "2025010112000012345abcdef",
+  );
+  assert.equal(requestIdOf(new Headers(), "failed (Request ID:abc-9)"), "abc-9");
+});
+
+Deno.test("requestIdOf() gives null when there is no id", () => {
+  assert.equal(requestIdOf(null, null), null);
+  assert.equal(requestIdOf(new Headers(), "no id here"), null);
+  assert.equal(requestIdOf(new Headers({ "x-request-id": "  " }), null), null);
+});
+
+Deno.test("requestIdOf() clips a header id to 200 characters", () => {
+  const id = requestIdOf(new Headers({ "x-request-id": "r".repeat(300) }), null);
+  assert.equal(id, "r".repeat(199) + "…");
+});
+
+/** A body of `total` bytes of "a" in `piece`-byte chunks that records how it ended. */
+class Body {
+  pulled = 0;
+  cancelled = false;
+  closed = false;
+  readonly stream: ReadableStream<Uint8Array>;
+
+  constructor(total: number, piece: number, fill = 0x61) {
+    let sent = 0;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        if (sent >= total) {
+          this.closed = true;
+          controller.close();
+          return;
+        }
+        const length = Math.min(piece, total - sent);
+        sent += length;
+        this.pulled += length;
+        controller.enqueue(new Uint8Array(length).fill(fill));
+      },
+      cancel: () => {
+        this.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+  }
+}
+
+Deno.test("readTextCapped() reads a short body whole", async () => {
+  const body = new Body(100, 30);
+  assert.equal(await readTextCapped(body.stream), "a".repeat(100));
+  assert.equal(body.closed, true);
+});
+
+Deno.test("readTextCapped() stops at 64 KiB and cancels the rest", async () => {
+  assert.equal(MAX_ERROR_BODY_BYTES, 65536);
+  const body = new Body(10 * 1024 * 1024, 10_000);
+  const text = await readTextCapped(body.stream);
+  assert.equal(text.length, 65536);
+  assert.equal(body.cancelled, true);
+  assert.ok(body.pulled <= 70_000, `read ${body.pulled} bytes`);
+});
+
+Deno.test("readTextCapped() stops at a given cap inside a chunk", async () => {
+  const body = new Body(1000, 7);
+  assert.equal(await readTextCapped(body.stream, 10), "a".repeat(10));
+  assert.equal(body.cancelled, true);
+  assert.equal(body.pulled, 14);
+});
+
+Deno.test("readTextCapped() stops at a cap that falls on a chunk boundary", async () => {
+  const body = new Body(1000, 5);
+  assert.equal(await readTextCapped(body.stream, 10), "a".repeat(10));
+  assert.equal(body.cancelled, true);
+  assert.equal(body.pulled, 10);
+});
+
+Deno.test("readTextCapped() decodes UTF-8 across chunks", async () => {
+  const bytes = new TextEncoder().encode("无可用渠道 (request id: x)");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const byte of bytes) controller.enqueue(new Uint8Array([byte]));
+      controller.close();
+    },
+  });
+  assert.equal(await readTextCapped(stream), "无可用渠道 (request id: x)");
+});
+
+Deno.test("readTextCapped() reads an absent body as empty", async () => {
+  assert.equal(await readTextCapped(null), "");
+});
