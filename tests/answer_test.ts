@@ -1,28 +1,10 @@
 import assert from "node:assert/strict";
 import { type Answer, interpretAnswer, readAnswer } from "../lib/answer.ts";
 import { GenerationError } from "../lib/errors.ts";
+import { randomBytes, randomSource } from "./_helpers.ts";
 
 const MIB = 1 << 20;
 const encoder = new TextEncoder();
-
-/** A small deterministic generator, so that a failing case can be run again. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomBytes(length: number, seed: number): Uint8Array {
-  const random = randomSource(seed);
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i++) bytes[i] = Math.floor(random() * 256);
-  return bytes;
-}
 
 /** JPEG-like bytes: the signature, then noise, whose base64 is rich in "/" and "+". */
 function jpegLike(length: number, seed: number): Uint8Array {

@@ -3,15 +3,7 @@ import { join } from "node:path";
 import { VERSION } from "../lib/version.ts";
 import { runTarget, testEachTarget } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "img2-cli-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./_helpers.ts";
 
 /** Standard output must be exactly one JSON object. */
 function onlyJson(stdout: string): Record<string, unknown> {

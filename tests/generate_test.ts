@@ -3,15 +3,7 @@ import { join } from "node:path";
 import { generateImage } from "../lib/mod.ts";
 import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "img2-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./_helpers.ts";
 
 function success(result: GenerationResult): SuccessResult {
   assert.equal(result.ok, true, JSON.stringify(result, null, 2));

@@ -2,20 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GenerationError } from "../lib/errors.ts";
 import { ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
+import { withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** 2025-03-04 05:06:07 local time. */
 const NOW = new Date(2025, 2, 4, 5, 6, 7);
 const PNG_HEAD = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
-
-async function withTempDir(test: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "img2-output-file-" });
-  try {
-    await test(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function namesIn(dir: string): Promise<string[]> {
   const names: string[] = [];
