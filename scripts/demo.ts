@@ -9,7 +9,7 @@
  * Options: `--prompt TEXT`, `--size WxH`, `--output-dir DIR` (default `demo-output` in the
  * project), `--scenario NAME` to rehearse a failure from scripts/mock_scenarios.ts.
  */
-import { parseArgs } from "node:util";
+import { parseFlags } from "./_flags.ts";
 import { fileURLToPath } from "node:url";
 import { MOCK_MODEL, startMockUpstream } from "./mock.ts";
 import { isMockScenarioName, MOCK_SCENARIO_NAMES, scenarioModel } from "./mock_scenarios.ts";
@@ -32,29 +32,14 @@ Options:
 `;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        prompt: { type: "string" },
-        size: { type: "string" },
-        "output-dir": { type: "string" },
-        scenario: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
-    console.error("Run with --help for usage");
-    return 2;
-  }
-  if (values.help) {
-    console.error(HELP);
-    return 0;
-  }
+  const parsed = parseFlags(args, {
+    prompt: { type: "string" },
+    size: { type: "string" },
+    "output-dir": { type: "string" },
+    scenario: { type: "string" },
+  }, HELP);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   const scenario = values.scenario;
   if (scenario !== undefined && !isMockScenarioName(scenario)) {
     console.error(

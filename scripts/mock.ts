@@ -20,7 +20,7 @@
  * Run it with `deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000]`, or in
  * process with {@link startMockUpstream}.
  */
-import { parseArgs } from "node:util";
+import { parseFlags } from "./_flags.ts";
 import { encodePng, renderPicture } from "./png.ts";
 import {
   findMockScenario,
@@ -738,29 +738,14 @@ ${
 `;
 
 async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        port: { type: "string" },
-        hostname: { type: "string" },
-        "stall-ms": { type: "string" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
-    console.error("Run with --help for usage");
-    return 2;
-  }
-  if (values.help) {
-    console.error(HELP);
-    return 0;
-  }
+  const parsed = parseFlags(args, {
+    port: { type: "string" },
+    hostname: { type: "string" },
+    "stall-ms": { type: "string" },
+    quiet: { type: "boolean" },
+  }, HELP);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   const stallMs = values["stall-ms"] === undefined ? DEFAULT_STALL_MS : Number(values["stall-ms"]);
 
