@@ -270,31 +270,39 @@ class AnswerScanner {
     return chunk.length;
   }
 
-  /** Image text up to its closing quote: collected while streaming, dropped while skipping. */
+  /**
+   * Image text up to its closing quote: collected while streaming, dropped while skipping. The
+   * rest of the chunk is read as text once, one character per byte so that text and chunk share
+   * their indexes, and searched as a string: far faster than a typed array's indexOf.
+   */
   #imageValue(chunk: Uint8Array, start: number): number {
     const streaming = this.#mode === "stream";
-    let i = start;
-    while (i < chunk.length) {
+    const text = asciiOrLatin1(chunk.subarray(start));
+    let quote = text.indexOf('"');
+    let backslash = text.indexOf("\\");
+    let i = 0;
+    while (i < text.length) {
       if (this.#escape !== null) {
-        i = this.#continueEscape(chunk, i, streaming);
+        i = this.#continueEscape(chunk, start + i, streaming) - start;
         continue;
       }
-      const quote = chunk.indexOf(QUOTE, i);
-      const backslash = chunk.indexOf(BACKSLASH, i);
+      // An escape may have taken the quote or backslash found before: look again past it.
+      if (quote !== -1 && quote < i) quote = text.indexOf('"', i);
+      if (backslash !== -1 && backslash < i) backslash = text.indexOf("\\", i);
       const stop = quote === -1 ? backslash : backslash === -1 ? quote : Math.min(quote, backslash);
-      const end = stop === -1 ? chunk.length : stop;
-      if (streaming) this.#imageText += asciiOrLatin1(chunk.subarray(i, end));
+      const end = stop === -1 ? text.length : stop;
+      if (streaming) this.#imageText += text.slice(i, end);
       if (stop === -1) return chunk.length;
       if (stop === quote) {
         this.#keepText('"');
         this.#mode = "structure";
         this.#lastString = null;
-        return stop + 1;
+        return start + stop + 1;
       }
       this.#escape = "";
       i = stop + 1;
     }
-    return i;
+    return start + i;
   }
 
   /** Reads a JSON escape; the whitespace escapes decode to a space, which base64 ignores. */

@@ -1,0 +1,123 @@
+// deno-lint-ignore-file no-console
+/**
+ * The benchmark's upstream: an OpenAI-compatible images endpoint on 127.0.0.1 that answers every
+ * `POST /v1/images/generations` with one answer read from a file once and kept as bytes, and
+ * `GET /v1/answer.json` with the same bytes.
+ *
+ * It runs as a process of its own: on two cores it then gets a core of its own scheduling, and
+ * its event loop, its garbage collector and its copy of the answer never share a heap with the
+ * benchmark that is waiting for, and checking, the processes it times. Serving prebuilt bytes
+ * costs the same for every contender, whatever the client.
+ *
+ *   deno run --no-config --allow-net=127.0.0.1 --allow-read scripts/bench_upstream.ts ANSWER
+ *
+ * prints `{"port":N}` once it listens and stops when its standard input closes or on SIGTERM.
+ */
+
+import { fileURLToPath } from "node:url";
+
+export const GENERATIONS_PATH = "/v1/images/generations";
+export const ANSWER_PATH = "/v1/answer.json";
+
+/** Serves `answer` on a free loopback port until `signal` aborts. */
+export function serveAnswer(
+  answer: Uint8Array<ArrayBuffer>,
+  signal: AbortSignal,
+  onListen: (port: number) => void,
+): Deno.HttpServer<Deno.NetAddr> {
+  const headers = { "content-type": "application/json" };
+  return Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal,
+    onListen: ({ port }) => onListen(port),
+  }, async (request) => {
+    const { pathname } = new URL(request.url);
+    if (request.method === "POST" && pathname === GENERATIONS_PATH) {
+      // Read the request as a real upstream would before it answers.
+      await request.arrayBuffer();
+      return new Response(answer, { headers });
+    }
+    if (request.method === "GET" && pathname === ANSWER_PATH) {
+      return new Response(answer, { headers });
+    }
+    await request.body?.cancel();
+    return new Response('{"error":{"message":"Not found","type":"not_found"}}', {
+      status: 404,
+      headers,
+    });
+  });
+}
+
+/** The upstream as seen from the benchmark: its base URL and a way to stop it. */
+export interface RunningUpstream {
+  /** `http://127.0.0.1:PORT/v1` */
+  baseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts this file as a subprocess serving the answer stored at `answerPath`. */
+export async function startUpstream(
+  answerPath: string,
+  env: Record<string, string>,
+): Promise<RunningUpstream> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-config",
+      "--allow-net=127.0.0.1",
+      `--allow-read=${answerPath}`,
+      fileURLToPath(import.meta.url),
+      answerPath,
+    ],
+    clearEnv: true,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = async () => {
+    try {
+      await child.stdin.close();
+    } catch { /* already closed */ }
+    await reader.cancel().catch(() => {});
+    await child.status;
+  };
+  try {
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("The benchmark upstream exited before it listened");
+      text += value;
+    }
+    const port = JSON.parse(text.slice(0, text.indexOf("\n"))).port as number;
+    return { baseUrl: `http://127.0.0.1:${port}/v1`, stop };
+  } catch (error) {
+    child.kill("SIGTERM");
+    await stop();
+    throw error;
+  }
+}
+
+if (import.meta.main) {
+  const path = Deno.args[0];
+  if (path === undefined) {
+    console.error("usage: bench_upstream.ts ANSWER_FILE");
+    Deno.exit(2);
+  }
+  const answer = await Deno.readFile(path);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  Deno.addSignalListener("SIGTERM", stop);
+  const server = serveAnswer(answer, controller.signal, (port) => {
+    console.log(JSON.stringify({ port }));
+  });
+  // The benchmark closes our standard input to stop us; so does its death.
+  (async () => {
+    for await (const _ of Deno.stdin.readable) { /* nothing is sent */ }
+    stop();
+  })();
+  await server.finished;
+  Deno.removeSignalListener("SIGTERM", stop);
+}
