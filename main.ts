@@ -4,7 +4,7 @@ import { parseInvocation } from "./lib/args.ts";
 import { dryRunReport } from "./lib/dry_run.ts";
 import { generateImage } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
-import { validateParams } from "./lib/params.ts";
+import { type GenerationInput, validateParams } from "./lib/params.ts";
 import { callContext, failureResult, type GenerationResult, writeResult } from "./lib/result.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     result = await generateImage(invocation.input, {
       signal: controller.signal,
+      deferBase64: true,
       onProgress: showProgress
         ? (message) => console.error(`img2-generate: ${message}`)
         : undefined,
@@ -67,16 +68,25 @@ export async function main(argv: string[]): Promise<number> {
     for (const remove of stoppers) remove();
   }
 
-  await print(result);
+  const output = outputOptions(invocation.input);
+  await writeResult(result, writeAll, { base64FromFile: output.returnBase64 });
   if (result.ok) {
-    if (invocation.input.media_line === true || invocation.input.media_line === "true") {
-      await writeStdout(`MEDIA:${result.image_path}\n`);
-    }
+    if (output.mediaLine) await writeStdout(`MEDIA:${result.image_path}\n`);
     return 0;
   }
   if (result.stage === "input") return EXIT_INVALID_INPUT;
   if (result.diagnosis.category === "cancelled" && received) return EXIT_BY_SIGNAL[received];
   return EXIT_FAILURE;
+}
+
+/** return_base64 and media_line as validated; both off for an invalid input, which fails anyway. */
+function outputOptions(input: GenerationInput): { returnBase64: boolean; mediaLine: boolean } {
+  try {
+    const params = validateParams(input);
+    return { returnBase64: params.return_base64, mediaLine: params.media_line };
+  } catch {
+    return { returnBase64: false, mediaLine: false };
+  }
 }
 
 function print(result: GenerationResult): Promise<void> {

@@ -5,6 +5,7 @@ export class Base64Error extends Error {
   override name = "Base64Error";
 }
 
+const MIXED_ALPHABETS = "Invalid base64: it mixes the standard and the URL-safe alphabets";
 const OUTPUT_BUFFER_BYTES = 1 << 20;
 /** A data URL's header ("data:image/png;base64,") is looked for within this many characters. */
 const MAX_DATA_URL_HEADER = 256;
@@ -81,7 +82,12 @@ export class Base64StreamDecoder {
           lastChunkHandling,
         });
       } catch (error) {
-        throw new Base64Error(`Invalid base64: ${(error as Error).message}`);
+        const otherAlphabet = alphabet === "base64" ? /[-_]/ : /[+/]/;
+        throw new Base64Error(
+          otherAlphabet.test(rest)
+            ? MIXED_ALPHABETS
+            : `Invalid base64: ${(error as Error).message}`,
+        );
       }
       this.#filled += result.written;
       this.#bytesWritten += result.written;
@@ -107,14 +113,13 @@ export class Base64StreamDecoder {
     await this.#sink(this.#output.subarray(0, filled));
   }
 
+  /** Decided by the first text that shows it; from then on, setFromBase64 refuses the other. */
   #chooseAlphabet(input: string): "base64" | "base64url" {
+    if (this.#alphabet !== null) return this.#alphabet;
     const urlSafe = /[-_]/.test(input);
     const standard = /[+/]/.test(input);
-    if (
-      (urlSafe && standard) || (urlSafe && this.#alphabet === "base64") ||
-      (standard && this.#alphabet === "base64url")
-    ) {
-      throw new Base64Error("Invalid base64: it mixes the standard and the URL-safe alphabets");
+    if (urlSafe && standard) {
+      throw new Base64Error(MIXED_ALPHABETS);
     }
     if (urlSafe) this.#alphabet = "base64url";
     if (standard) this.#alphabet = "base64";

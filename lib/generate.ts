@@ -22,6 +22,11 @@ import type { Lang } from "./types.ts";
 export interface GenerateOptions {
   /** Aborting it cancels the call: the result is a `cancelled` failure and no file is left. */
   signal?: AbortSignal;
+  /**
+   * Leaves `b64` out of the result even with return_base64, for a caller that writes it from
+   * `image_path` in pieces (see writeResult), so that it is never held as one string.
+   */
+  deferBase64?: boolean;
   /** Told of each step, for progress on a terminal; the text is already redacted. */
   onProgress?: (message: string) => void;
 }
@@ -63,7 +68,9 @@ export async function generateImage(
           context,
           { ...extras, ...(params.max_retries > 0 ? { attempts } : {}) },
         );
-        if (params.return_base64) result.b64 = (await file.readAll()).toBase64();
+        if (params.return_base64 && !options.deferBase64) {
+          result.b64 = (await file.readAll()).toBase64();
+        }
         return result;
       } catch (error) {
         const failure = asFailure(error, deadline);

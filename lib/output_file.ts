@@ -1,5 +1,5 @@
-import { join } from "node:path";
 import { GenerationError } from "./errors.ts";
+import { inFolder } from "./paths.ts";
 import { SNIFF_BYTES } from "./image_type.ts";
 
 /** File names stay under common file-system limits, counted in UTF-8 bytes. */
@@ -44,7 +44,7 @@ export class ImageFile {
       throw new GenerationError("save", `Cannot create output_dir "${dir}": ${reason(error)}`);
     }
     const safeName = safeFileStem(taskName);
-    const tempPath = join(dir, `.${safeName}.${crypto.randomUUID().slice(0, 8)}.part`);
+    const tempPath = inFolder(dir, `.${safeName}.${crypto.randomUUID().slice(0, 8)}.part`);
     try {
       const file = await Deno.open(tempPath, { createNew: true, write: true, read: true });
       return new ImageFile(dir, safeName, tempPath, file);
@@ -116,7 +116,7 @@ export class ImageFile {
     }
     const stem = `${this.#taskName}-${timestamp(now)}`;
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
-      const candidate = join(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
+      const candidate = inFolder(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
       try {
         if (await placeWithoutClobbering(this.#tempPath, candidate)) {
           this.#finalPath = candidate;

@@ -1,5 +1,5 @@
-import { resolve } from "node:path";
 import { InputError } from "./errors.ts";
+import { absolutePath } from "./paths.ts";
 import type { Lang } from "./types.ts";
 
 /** Parameters as they arrive: a JSON object, or flags whose values are all strings. */
@@ -303,7 +303,7 @@ function checkBoolean(name: string, raw: unknown): Checked {
 function resolveOutputDir(dir: string): string {
   const home = Deno.env.get("HOME");
   const expanded = home && (dir === "~" || dir.startsWith("~/")) ? home + dir.slice(1) : dir;
-  return resolve(expanded);
+  return absolutePath(expanded);
 }
 
 function show(value: unknown): string {

@@ -153,26 +153,58 @@ function elapsedSince(startedAt: number): number {
   return Math.round(performance.now() - startedAt);
 }
 
-const BASE64_SLICE = 3 << 20;
+/** Bytes of image per piece of base64: a multiple of 3, so that the pieces join without padding. */
+const BASE64_PIECE_BYTES = 3 << 20;
 
-/**
- * Writes a result as 2-space indented JSON. A `b64` field is written in slices, so that a large
- * image's base64 is never copied into one more string.
- */
+export interface WriteOptions {
+  /**
+   * Write `b64` from the saved image rather than from `result.b64`, a piece at a time, so that
+   * the image is never held as one base64 string (the command's way with return_base64).
+   */
+  base64FromFile?: boolean;
+}
+
+/** Writes a result as 2-space indented JSON; a `b64` field is written in pieces. */
 export async function writeResult(
   result: GenerationResult,
   write: (bytes: Uint8Array) => Promise<void>,
+  options: WriteOptions = {},
 ): Promise<void> {
   const encoder = new TextEncoder();
-  if (!result.ok || result.b64 === undefined) {
+  const withBase64 = result.ok && (result.b64 !== undefined || options.base64FromFile === true);
+  if (!withBase64) {
     await write(encoder.encode(JSON.stringify(result, null, 2) + "\n"));
     return;
   }
   const { b64, ...rest } = result;
   const head = JSON.stringify(rest, null, 2);
   await write(encoder.encode(`${head.slice(0, -2)},\n  "b64": "`));
-  for (let offset = 0; offset < b64.length; offset += BASE64_SLICE) {
-    await write(encoder.encode(b64.slice(offset, offset + BASE64_SLICE)));
+  const buffer = new Uint8Array((BASE64_PIECE_BYTES / 3) * 4);
+  const pieces = b64 === undefined ? base64OfFile(result.image_path) : slices(b64, buffer.length);
+  for await (const piece of pieces) {
+    const { written } = encoder.encodeInto(piece, buffer);
+    await write(buffer.subarray(0, written));
   }
   await write(encoder.encode(`"\n}\n`));
+}
+
+function* slices(text: string, size: number): Generator<string> {
+  for (let offset = 0; offset < text.length; offset += size) {
+    yield text.slice(offset, offset + size);
+  }
+}
+
+async function* base64OfFile(path: string): AsyncGenerator<string> {
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(BASE64_PIECE_BYTES);
+  while (true) {
+    let filled = 0;
+    while (filled < buffer.length) {
+      const read = await file.read(buffer.subarray(filled));
+      if (read === null) break;
+      filled += read;
+    }
+    if (filled > 0) yield buffer.subarray(0, filled).toBase64();
+    if (filled < buffer.length) return;
+  }
 }
