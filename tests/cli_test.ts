@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { VERSION } from "../lib/version.ts";
-import { runTarget, testEachTarget } from "./_command.ts";
+import { type CommandTarget, type RunOutput, runTarget, testEachTarget } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 
@@ -243,64 +243,59 @@ const BLOCKS = 24;
 /** V8's heap, capped well below the answer's text (about 96 MiB) and the image (72 MiB). */
 const HEAP_CAP_MB = 48;
 
+/** Serves an answer of BLOCKS random blocks, made as it is sent, and runs the command on it. */
+async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string, unknown>) {
+  const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES / 64)).toBase64().repeat(64);
+  const first = PNG_64.subarray(0, 33).toBase64() + block.slice(44);
+  await using upstream = startFakeUpstream();
+  upstream.route("large", () => {
+    let sent = 0;
+    const encoder = new TextEncoder();
+    return new Response(
+      new ReadableStream({
+        pull(controller) {
+          if (sent === 0) controller.enqueue(encoder.encode('{"data": [{"b64_json": "' + first));
+          else if (sent < BLOCKS) controller.enqueue(encoder.encode(block));
+          else {
+            controller.enqueue(encoder.encode('"}]}'));
+            controller.close();
+          }
+          sent++;
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
+  });
+  let run: RunOutput | null = null;
+  await withTempDir(async (dir) => {
+    const input = { ...inputFor(upstream, "large", dir, { timeout_ms: 60000 }), ...overrides };
+    run = await runTarget(target, [JSON.stringify(input)], {
+      env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
+    });
+  });
+  return { run: run!, first, block };
+}
+
 testEachTarget(
   `decodes a ${BLOCKS * 3} MiB image in pieces under a ${HEAP_CAP_MB} MB heap cap`,
   async (target) => {
-    const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES / 64)).toBase64().repeat(64);
-    const first = PNG_64.subarray(0, 33).toBase64() + block.slice(44);
-    await using upstream = startFakeUpstream();
-    upstream.route("large", () => {
-      let sent = 0;
-      const encoder = new TextEncoder();
-      return new Response(
-        new ReadableStream({
-          pull(controller) {
-            if (sent === 0) controller.enqueue(encoder.encode('{"data": [{"b64_json": "' + first));
-            else if (sent < BLOCKS) controller.enqueue(encoder.encode(block));
-            else {
-              controller.enqueue(encoder.encode('"}]}'));
-              controller.close();
-            }
-            sent++;
-          },
-        }),
-        { headers: { "content-type": "application/json" } },
-      );
-    });
-    await withTempDir(async (dir) => {
-      const input = JSON.stringify(inputFor(upstream, "large", dir, { timeout_ms: 60000 }));
-      const run = await runTarget(target, [input], {
-        env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
-      });
-      assert.equal(run.code, 0, run.stdout + run.stderr);
-      const result = onlyJson(run.stdout);
-      assert.equal(result.bytes, (block.length / 4) * 3 * BLOCKS);
-      assert.equal(result.width, 64);
-    });
+    const { run, block } = await runOnLargeAnswer(target, {});
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const result = onlyJson(run.stdout);
+    assert.equal(result.bytes, (block.length / 4) * 3 * BLOCKS);
+    assert.equal(result.width, 64);
   },
 );
 
 testEachTarget(
-  "sends the request through HTTP_PROXY, and around it for NO_PROXY",
+  `prints return_base64 of a ${BLOCKS * 3} MiB image under a ${HEAP_CAP_MB} MB heap cap`,
   async (target) => {
-    await using proxy = startFakeUpstream();
-    await using direct = startFakeUpstream();
-    await withTempDir(async (dir) => {
-      // Nothing listens on 127.0.0.2:8: only the proxy can answer for it.
-      const proxied = inputFor(proxy, "ok", dir, { base_url: "http://127.0.0.2:8/ok/v1" });
-      const viaProxy = await runTarget(target, [JSON.stringify(proxied)], {
-        env: { HTTP_PROXY: proxy.origin },
-      });
-      assert.equal(viaProxy.code, 0, viaProxy.stdout);
-      assert.equal(proxy.requests[0]?.headers.get("host"), "127.0.0.2:8");
-
-      const around = await runTarget(target, [JSON.stringify(inputFor(direct, "ok", dir))], {
-        env: { HTTP_PROXY: proxy.origin, NO_PROXY: "127.0.0.1" },
-      });
-      assert.equal(around.code, 0, around.stdout);
-      assert.equal(direct.requests.length, 1);
-      assert.equal(proxy.requests.length, 1);
-    });
+    const { run, first, block } = await runOnLargeAnswer(target, { return_base64: true });
+    assert.equal(run.code, 0, run.stderr);
+    const start = run.stdout.indexOf('"b64": "') + 8;
+    assert.equal(run.stdout.slice(start, start + first.length), first);
+    assert.equal(run.stdout.length - start, block.length * BLOCKS + '"\n}\n'.length);
+    assert.ok(run.stdout.endsWith(block + '"\n}\n'));
   },
 );
 
