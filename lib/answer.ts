@@ -4,8 +4,10 @@ import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.
 
 /** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
 const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
-/** The image itself may be no larger than this, encoded. */
+/** The largest image accepted, in bytes once decoded (or downloaded). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+/** The largest answer: such an image in base64, and the rest of the JSON. */
+const MAX_ANSWER_BYTES = Math.ceil(MAX_IMAGE_BYTES / 3) * 4 + MAX_SKELETON_BYTES;
 
 const STREAMED = "\u0000streamed";
 const SKIPPED = "\u0000skipped";
@@ -42,7 +44,7 @@ export function interpretAnswer(text: string): Answer {
   try {
     json = JSON.parse(text);
   } catch {
-    const shown = text.trim() === "" ? "it is empty" : clip(htmlSummary(text), 200);
+    const shown = text.trim() === "" ? "it is empty" : clip(htmlSummary(text));
     throw new GenerationError("response", `The answer is not JSON: ${shown}`);
   }
   const record = typeof json === "object" && json !== null ? json as Record<string, unknown> : {};
@@ -127,8 +129,8 @@ class AnswerScanner {
 
   async push(chunk: Uint8Array): Promise<void> {
     this.#totalBytes += chunk.length;
-    if (this.#totalBytes > MAX_IMAGE_BYTES + MAX_SKELETON_BYTES) {
-      throw new GenerationError("response", `The answer is larger than ${MAX_IMAGE_BYTES} bytes`);
+    if (this.#totalBytes > MAX_ANSWER_BYTES) {
+      throw new GenerationError("response", `The answer is larger than ${MAX_ANSWER_BYTES} bytes`);
     }
     let i = 0;
     while (i < chunk.length) {

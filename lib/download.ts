@@ -31,7 +31,7 @@ export async function downloadImage(
           `The image URL redirects more than ${MAX_REDIRECTS} times`,
         );
       }
-      url = parseHttpUrl(new URL(location, url).href);
+      url = parseHttpUrl(location, url, "download");
       continue;
     }
     if (!response.ok) throw await httpFailure("download", response, deadline);
@@ -56,11 +56,16 @@ async function streamBody(response: Response, deadline: Deadline, sink: ByteSink
   if (total === 0) throw new GenerationError("download", "The image download is empty");
 }
 
-function parseHttpUrl(text: string): URL {
-  const url = URL.canParse(text) ? new URL(text) : null;
+/** An image URL from the answer (stage response) or from a redirect (stage download). */
+function parseHttpUrl(
+  text: string,
+  base?: URL,
+  stage: "response" | "download" = "response",
+): URL {
+  const url = URL.canParse(text, base) ? new URL(text, base) : null;
   if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
     throw new GenerationError(
-      "response",
+      stage,
       `The image URL is not an http(s) URL: "${text.slice(0, 200)}"`,
     );
   }

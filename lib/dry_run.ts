@@ -1,6 +1,6 @@
 import { safeFileStem } from "./output_file.ts";
 import type { GenerationParams } from "./params.ts";
-import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
+import { maskBaseUrl } from "./redact.ts";
 import { endpointOf, requestBody, requestHeaders } from "./request.ts";
 
 export interface DryRunReport {
@@ -27,5 +27,5 @@ export function dryRunReport(params: GenerationParams): DryRunReport {
       safeFileStem(params.task_name)
     }-YYYYMMDD-HHMMSS.{png,jpg,webp,gif}`,
   };
-  return redact(report, secretsOf(params.api_key, params.base_url));
+  return report;
 }

@@ -50,3 +50,7 @@ export function factsOf(failure: GenerationError): FailureFacts {
     retryAfterMs,
   };
 }
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

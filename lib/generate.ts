@@ -2,7 +2,7 @@ import { type Answer, readAnswer } from "./answer.ts";
 import { Deadline } from "./deadline.ts";
 import { diagnose } from "./diagnosis.ts";
 import { downloadImage } from "./download.ts";
-import { factsOf, GenerationError } from "./errors.ts";
+import { errorMessage, factsOf, GenerationError, InputError } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
@@ -20,14 +20,17 @@ import { backoffMs } from "./retry.ts";
 import type { Lang } from "./types.ts";
 
 export interface GenerateOptions {
-  /** Aborting it cancels the call: the result is a `cancelled` failure and no file is left. */
+  /**
+   * Aborting it cancels the call: the result is a `cancelled` failure and no file is left, unless
+   * the image was already complete and being moved into place, which then finishes.
+   */
   signal?: AbortSignal;
   /**
    * Leaves `b64` out of the result even with return_base64, for a caller that writes it from
    * `image_path` in pieces (see writeResult), so that it is never held as one string.
    */
   deferBase64?: boolean;
-  /** Told of each step, for progress on a terminal; the text is already redacted. */
+  /** Told of each step, for progress on a terminal; upstream text in it is already masked. */
   onProgress?: (message: string) => void;
 }
 
@@ -40,6 +43,9 @@ export async function generateImage(
   input: GenerationInput,
   options: GenerateOptions = {},
 ): Promise<GenerationResult> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return failureResult(new InputError("Expected the parameters as an object"), callContext({}));
+  }
   const context = callContext(input);
   let params: GenerationParams;
   try {
@@ -50,7 +56,13 @@ export async function generateImage(
 
   const deadline = new Deadline(params.timeout_ms, options.signal);
   const report = options.onProgress;
-  const onProgress = report && ((message: string) => report(redactText(message, context.secrets)));
+  // A caller's progress callback that throws must not fail the generation.
+  const onProgress = report &&
+    ((message: string) => {
+      try {
+        report(message);
+      } catch { /* ignored */ }
+    });
   const attempts: Attempt[] = [];
   let file: ImageFile | null = null;
   let extras: { requestId?: string | null; droppedParams?: string[] } = {};
@@ -83,7 +95,9 @@ export async function generateImage(
         }
         if (wait === null) throw failure;
         onProgress?.(
-          `attempt ${attempt + 1} failed (${failure.message}); retrying in ${wait} ms`,
+          `attempt ${attempt + 1} failed (${
+            redactText(failure.message, context.secrets)
+          }); retrying in ${wait} ms`,
         );
         await file.reset();
         await deadline.sleep(wait).catch(() => {
@@ -129,10 +143,8 @@ async function attemptOnce(
   try {
     answer = await readAnswer(response.body, file.write);
   } catch (error) {
-    throw withRequestId(
-      transportFailure("response", error, deadline, "Reading the answer"),
-      requestId,
-    );
+    const failure = transportFailure("response", error, deadline, "Reading the answer");
+    throw withAnswerFacts(failure, response.status, requestId);
   }
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
@@ -160,8 +172,14 @@ async function attemptOnce(
   return { status: response.status, answer, info, requestId, droppedParams };
 }
 
-function withRequestId(error: GenerationError, requestId: string | null): GenerationError {
+/** The answer's status and request id, on a failure that does not carry its own. */
+function withAnswerFacts(
+  error: GenerationError,
+  status: number,
+  requestId: string | null,
+): GenerationError {
   if (requestId !== null && !error.details.requestId) error.details.requestId = requestId;
+  error.details.httpStatus ??= status;
   return error;
 }
 
@@ -183,8 +201,9 @@ function diagnoseFailure(failure: GenerationError, lang: Lang) {
   return diagnose(factsOf(failure), lang);
 }
 
-/** Any error as a stage failure: one that is not yet is a broken or aborted read. */
+/** Any error as a stage failure; one that is not yet is an abort, or else a fault of this side. */
 function asFailure(error: unknown, deadline: Deadline): GenerationError {
   if (error instanceof GenerationError) return error;
-  return transportFailure("response", error, deadline, "Unexpected error");
+  if (deadline.cause() !== null) return transportFailure("response", error, deadline, "Stopped");
+  return new GenerationError("response", `Unexpected error: ${errorMessage(error)}`);
 }

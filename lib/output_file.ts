@@ -154,24 +154,35 @@ export class ImageFile {
 }
 
 /**
- * A hard link fails when the name is taken, which makes "create unless it exists" atomic; where
- * links are not supported, the name is reserved with an exclusive create and then replaced.
+ * A hard link fails when the name is taken, which makes "create unless it exists" atomic. Where
+ * links are not supported, the name is reserved with an exclusive create and then replaced by a
+ * rename (an empty file shows under the name for that moment, and is removed if the rename fails).
  */
 async function placeWithoutClobbering(from: string, to: string): Promise<boolean> {
   try {
     await Deno.link(from, to);
-    await Deno.remove(from);
-    return true;
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return false;
+    return await reserveAndRename(from, to);
   }
+  // The image is in place; a temporary name left behind by a failed remove is only a second link.
+  await Deno.remove(from).catch(() => {});
+  return true;
+}
+
+async function reserveAndRename(from: string, to: string): Promise<boolean> {
   try {
     (await Deno.open(to, { createNew: true, write: true })).close();
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return false;
     throw error;
   }
-  await Deno.rename(from, to);
+  try {
+    await Deno.rename(from, to);
+  } catch (error) {
+    await Deno.remove(to).catch(() => {});
+    throw error;
+  }
   return true;
 }
 

@@ -1,5 +1,6 @@
 import { InputError } from "./errors.ts";
 import { absolutePath } from "./paths.ts";
+import { redactText, secretsOf } from "./redact.ts";
 import type { Lang } from "./types.ts";
 
 /** Parameters as they arrive: a JSON object, or flags whose values are all strings. */
@@ -156,6 +157,8 @@ export function isParamName(name: string): name is ParamName {
 
 /** Checks every parameter, reports every problem at once, and fills in the defaults. */
 export function validateParams(input: GenerationInput): GenerationParams {
+  const secrets = secretsOf(input.api_key, input.base_url);
+  const show = (value: unknown) => shownValue(value, secrets);
   const problems: string[] = [];
   const values: Partial<Record<ParamName, unknown>> = {};
 
@@ -167,7 +170,7 @@ export function validateParams(input: GenerationInput): GenerationParams {
     // A null stands for "not given", as generated JSON often writes it.
     if (raw === null || raw === undefined) continue;
     const spec: ParamSpec = PARAM_SPECS[name];
-    const checked = checkValue(name, spec.rule, raw);
+    const checked = checkValue(name, spec.rule, raw, show);
     if ("problem" in checked) problems.push(checked.problem);
     else values[name] = checked.value;
   }
@@ -222,18 +225,20 @@ export function validateParams(input: GenerationInput): GenerationParams {
 
 type Checked = { value: unknown } | { problem: string };
 
-function checkValue(name: string, rule: Rule, raw: unknown): Checked {
+type Show = (value: unknown) => string;
+
+function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked {
   switch (rule.kind) {
     case "text":
-      return checkText(name, rule, raw);
+      return checkText(name, rule, raw, show);
     case "url":
       return checkUrl(name, raw);
     case "size":
-      return checkSize(name, raw);
+      return checkSize(name, raw, show);
     case "integer":
-      return checkInteger(name, rule.min, rule.max, raw);
+      return checkInteger(name, rule.min, rule.max, raw, show);
     case "boolean":
-      return checkBoolean(name, raw);
+      return checkBoolean(name, raw, show);
     case "enum":
       return typeof raw === "string" && rule.values.includes(raw)
         ? { value: raw }
@@ -249,6 +254,7 @@ function checkText(
   name: string,
   rule: { nonBlank?: boolean; maxChars?: number; secret?: boolean },
   raw: unknown,
+  show: Show,
 ): Checked {
   const shown = rule.secret ? "" : ` ${show(raw)}`;
   if (typeof raw !== "string") return { problem: `Invalid ${name}${shown}: expected a string` };
@@ -269,13 +275,14 @@ function checkText(
 }
 
 function checkUrl(name: string, raw: unknown): Checked {
-  const problem = { problem: `Invalid ${name} ${show(raw)}: expected an http or https URL` };
+  // Not quoted back: a base_url may carry credentials, and one that does not parse cannot be masked.
+  const problem = { problem: `Invalid ${name}: expected an http or https URL` };
   if (typeof raw !== "string" || !URL.canParse(raw)) return problem;
   const url = new URL(raw);
   return url.protocol === "http:" || url.protocol === "https:" ? { value: raw } : problem;
 }
 
-function checkSize(name: string, raw: unknown): Checked {
+function checkSize(name: string, raw: unknown, show: Show): Checked {
   if (raw === "auto") return { value: raw };
   const match = typeof raw === "string" ? /^([1-9]\d{0,5})x([1-9]\d{0,5})$/.exec(raw) : null;
   return match ? { value: raw } : {
@@ -283,7 +290,7 @@ function checkSize(name: string, raw: unknown): Checked {
   };
 }
 
-function checkInteger(name: string, min: number, max: number, raw: unknown): Checked {
+function checkInteger(name: string, min: number, max: number, raw: unknown, show: Show): Checked {
   const value = typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = min === max ? `${min}` : max === MAX_TIMEOUT_MS ? "a positive integer" : (
@@ -294,7 +301,7 @@ function checkInteger(name: string, min: number, max: number, raw: unknown): Che
   return { value };
 }
 
-function checkBoolean(name: string, raw: unknown): Checked {
+function checkBoolean(name: string, raw: unknown, show: Show): Checked {
   if (typeof raw === "boolean") return { value: raw };
   if (raw === "true" || raw === "false") return { value: raw === "true" };
   return { problem: `Invalid ${name} ${show(raw)}: expected true or false` };
@@ -306,8 +313,12 @@ function resolveOutputDir(dir: string): string {
   return absolutePath(expanded);
 }
 
-function show(value: unknown): string {
-  const text = typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value));
+/** A value as an error quotes it: secrets masked before it is shortened, so no part is left. */
+function shownValue(value: unknown, secrets: readonly string[]): string {
+  const text = redactText(
+    typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value)),
+    secrets,
+  );
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

@@ -17,6 +17,13 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
     add(decodedOrSelf(url.username));
     add(decodedOrSelf(url.password));
     for (const [name, value] of url.searchParams) if (SECRET_QUERY_NAMES.test(name)) add(value);
+  } else if (typeof baseUrl === "string") {
+    // A base_url that does not parse is still shown in the result: find its credentials by hand.
+    const userinfo = /\/\/([^/?#@]*)@/.exec(baseUrl)?.[1];
+    if (userinfo) { for (const part of userinfo.split(":")) add(decodedOrSelf(part)); }
+    for (const match of baseUrl.matchAll(/[?&]([^=&#]+)=([^&#]*)/g)) {
+      if (SECRET_QUERY_NAMES.test(match[1]!)) add(decodedOrSelf(match[2]!));
+    }
   }
   // Longest first, so that a secret containing another is masked whole.
   return [...secrets].sort((a, b) => b.length - a.length);
@@ -32,7 +39,13 @@ function decodedOrSelf(text: string): string {
 
 /** base_url as it may be shown: user, password and key-like query values masked. */
 export function maskBaseUrl(baseUrl: string): string {
-  if (!URL.canParse(baseUrl)) return baseUrl;
+  if (!URL.canParse(baseUrl)) {
+    return baseUrl.replace(/\/\/[^/?#@]*@/, `//${MASK}@`).replace(
+      /([?&])([^=&#]+)=([^&#]*)/g,
+      (whole, separator: string, name: string) =>
+        SECRET_QUERY_NAMES.test(name) ? `${separator}${name}=${MASK}` : whole,
+    );
+  }
   const url = new URL(baseUrl);
   if (
     url.username === "" && url.password === "" &&

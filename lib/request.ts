@@ -149,7 +149,9 @@ export async function httpFailure(
     text = await readTextCapped(response.body);
   } catch (error) {
     if (deadline.cause() !== null) {
-      throw transportFailure(stage, error, deadline, "Reading the error");
+      const failure = transportFailure(stage, error, deadline, "Reading the error");
+      failure.details.httpStatus = response.status;
+      throw failure;
     }
   }
   const upstream = parseUpstreamError(text);

@@ -1,7 +1,8 @@
 import { diagnose } from "./diagnosis.ts";
-import { factsOf, GenerationError } from "./errors.ts";
+import { errorMessage, factsOf, GenerationError } from "./errors.ts";
 import type { ImageInfo } from "./image_type.ts";
-import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
+import { maskBaseUrl, redact, redactText, secretsOf } from "./redact.ts";
+import { clip, MAX_FIELD_CHARS } from "./upstream_error.ts";
 import type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 
 export interface Attempt {
@@ -83,27 +84,25 @@ export function failureResult(
   context: CallContext,
   extras: CallExtras = {},
 ): FailureResult {
-  const failure = error instanceof GenerationError ? error : new GenerationError(
-    "response",
-    `Unexpected error: ${String((error as Error)?.message ?? error)}`,
-  );
+  const failure = error instanceof GenerationError
+    ? error
+    : new GenerationError("response", `Unexpected error: ${errorMessage(error)}`);
   const { httpStatus = null, upstream = null } = failure.details;
-  const diagnosis = diagnose(factsOf(failure), context.lang);
-  const result: FailureResult = {
+  const shown = shownText(context.secrets);
+  return {
     ok: false,
     stage: failure.stage,
     http_status: httpStatus,
-    upstream_error_type: upstream?.type ?? null,
-    upstream_error_message: upstream?.message ?? null,
-    upstream_error_code: upstream?.code ?? null,
-    error: failure.message,
-    diagnosis,
+    upstream_error_type: shown(upstream?.type ?? null),
+    upstream_error_message: shown(upstream?.message ?? null),
+    upstream_error_code: shown(upstream?.code ?? null),
+    error: shown(failure.message),
+    diagnosis: diagnose(factsOf(failure), context.lang),
     ...commonFields(context, {
       ...extras,
       requestId: extras.requestId ?? failure.details.requestId,
     }),
   };
-  return redact(result, context.secrets);
 }
 
 export function successResult(
@@ -112,23 +111,28 @@ export function successResult(
   context: CallContext,
   extras: CallExtras,
 ): SuccessResult {
+  const { request_id, dropped_params, attempts, ...common } = commonFields(context, extras);
   const result: SuccessResult = {
     ok: true,
     stage: "done",
     image_path: image.path,
     bytes: image.bytes,
-    ...commonFields(context, {}),
+    ...common,
     mime_type: image.info.mimeType,
     width: image.info.width,
     height: image.info.height,
   };
-  result.elapsed_ms = elapsedSince(context.startedAt);
-  if (extras.requestId) result.request_id = extras.requestId;
-  if (answer.revisedPrompt !== null) result.revised_prompt = answer.revisedPrompt;
-  if (answer.usage !== null && answer.usage !== undefined) result.usage = answer.usage;
-  if (extras.droppedParams?.length) result.dropped_params = extras.droppedParams;
-  if (extras.attempts) result.attempts = extras.attempts;
-  return redact(result, context.secrets);
+  if (request_id !== undefined) result.request_id = request_id;
+  // What the upstream wrote is masked like its errors; what this side built is left exact.
+  if (answer.revisedPrompt !== null) {
+    result.revised_prompt = redactText(answer.revisedPrompt, context.secrets);
+  }
+  if (answer.usage !== null && answer.usage !== undefined) {
+    result.usage = redact(answer.usage, context.secrets);
+  }
+  if (dropped_params !== undefined) result.dropped_params = dropped_params;
+  if (attempts !== undefined) result.attempts = attempts;
+  return result;
 }
 
 function commonFields(context: CallContext, extras: CallExtras): Common {
@@ -139,10 +143,19 @@ function commonFields(context: CallContext, extras: CallExtras): Common {
     task_name: textOrNull(context.task_name),
     elapsed_ms: elapsedSince(context.startedAt),
   };
-  if (extras.requestId) common.request_id = extras.requestId;
+  if (extras.requestId) common.request_id = shownText(context.secrets)(extras.requestId);
   if (extras.droppedParams?.length) common.dropped_params = extras.droppedParams;
   if (extras.attempts) common.attempts = extras.attempts;
   return common;
+}
+
+/**
+ * Text that came from outside, as it may be shown: the secrets masked first, then clipped, so
+ * that a cut never leaves part of a secret behind.
+ */
+function shownText(secrets: readonly string[]): <T extends string | null>(text: T) => T {
+  return <T extends string | null>(text: T) =>
+    (text === null ? null : clip(redactText(text, secrets), MAX_FIELD_CHARS)) as T;
 }
 
 function textOrNull(value: unknown): string | null {

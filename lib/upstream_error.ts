@@ -1,7 +1,12 @@
 import type { UpstreamError } from "./errors.ts";
 
-/** No upstream text in the result is longer than this. */
+/** No text field of a result is longer than this (result.ts clips, after masking secrets). */
 export const MAX_FIELD_CHARS = 1000;
+/**
+ * What is kept of an upstream's text while it is read: more than a result shows, so that secrets
+ * are masked before the final clip rather than cut in half by it.
+ */
+const MAX_KEPT_CHARS = 8 * MAX_FIELD_CHARS;
 /** How much of an error body is read; the rest is cancelled. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -99,7 +104,7 @@ function decodeEntities(text: string): string {
   });
 }
 
-export function clip(text: string, max = MAX_FIELD_CHARS): string {
+export function clip(text: string, max = MAX_KEPT_CHARS): string {
   const oneLine = text.trim();
   if (oneLine.length <= max) return oneLine;
   let cut = oneLine.slice(0, max - 1);

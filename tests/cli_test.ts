@@ -325,3 +325,23 @@ testEachTarget("shows progress on standard error only when it is a terminal", as
     assert.match(shown, /img2-generate: requesting gpt-image-2 1024x1024/);
   });
 }, { ignore: !HAS_SCRIPT });
+
+testEachTarget(
+  "SIGTERM while reading the parameters from stdin prints a cancelled failure",
+  async (target) => {
+    const [command, ...leading] = target.argv!;
+    const child = new Deno.Command(command!, {
+      args: [...leading, "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.kill("SIGTERM");
+    const { code, stdout } = await child.output();
+    await child.stdin.close();
+    assert.equal(code, 143);
+    const result = onlyJson(new TextDecoder().decode(stdout));
+    assert.equal((result.diagnosis as { category: string }).category, "cancelled");
+  },
+);

@@ -568,3 +568,77 @@ Deno.test("generateImage() merges extra_body into the request and sends passthro
     });
   });
 });
+
+Deno.test("generateImage() leaves its own fields exact with a short key that occurs in them", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir, { api_key: "1", task_name: "cat-1024" });
+    const result = success(await generateImage(input));
+    assert.equal(result.size, "1024x1024");
+    assert.match(result.image_path, /\/cat-1024-\d{8}-\d{6}\.png$/);
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+  });
+});
+
+Deno.test("generateImage() masks an echoed key before clipping, so no part of it is shown", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("long-echo", (request) =>
+    Response.json({
+      error: { message: `${"x".repeat(990)} ${request.headers.get("authorization")?.slice(7)}` },
+    }, { status: 401 }));
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "long-echo", dir)));
+    const text = JSON.stringify(result);
+    for (const part of [TEST_KEY.slice(0, 6), TEST_KEY.slice(-6)]) {
+      assert.ok(!text.includes(part), `${part} in ${text}`);
+    }
+    assert.ok(result.error.length <= 1000 && (result.upstream_error_message ?? "").length <= 1000);
+  });
+});
+
+Deno.test("generateImage() never shows credentials of a base_url that does not parse", async () => {
+  const input = {
+    ...inputFor(startStub(), "ok", "/tmp"),
+    base_url: "https://user:hunter2secretpw@api.example.com:99999/v1?api_key=qs-secret-123456",
+  };
+  const result = failure(await generateImage(input));
+  assert.equal(result.stage, "input");
+  const text = JSON.stringify(result);
+  assert.ok(!text.includes("hunter2secretpw") && !text.includes("qs-secret"), text);
+});
+
+Deno.test("generateImage() keeps the answer's status when its body is not understood", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "html-200", dir)));
+    assert.equal(result.http_status, 200);
+    const stalled = failure(
+      await generateImage(inputFor(upstream, "stall-body", dir, { timeout_ms: 300 })),
+    );
+    assert.equal(stalled.http_status, 200);
+  });
+});
+
+Deno.test("generateImage() answers a non-object input with a failure instead of throwing", async () => {
+  for (const input of [null, [], "x"]) {
+    const result = failure(await generateImage(input as unknown as Record<string, unknown>));
+    assert.equal(result.stage, "input");
+  }
+});
+
+Deno.test("generateImage() reports an image redirect to an invalid URL at stage download", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route(
+    "bad-hop",
+    (request) => Response.json({ data: [{ url: new URL("/bad-location/x", request.url).href }] }),
+  );
+  upstream.route(
+    "bad-location",
+    () => new Response(null, { status: 302, headers: { location: "http://[bad" } }),
+  );
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "bad-hop", dir)));
+    assert.equal(result.stage, "download");
+    assert.equal(result.diagnosis.category, "download_failed");
+  });
+});

@@ -249,7 +249,7 @@ Deno.test("validateParams() reports every problem at once, missing ones first", 
     [
       "Missing required parameters: api_key, model, task_name, timeout_ms",
       "Invalid prompt: it is empty",
-      'Invalid base_url "ftp://files.example.com": expected an http or https URL',
+      "Invalid base_url: expected an http or https URL",
       'Unknown parameter "timeout": did you mean "timeout_ms"?',
       'Invalid size "big": expected WIDTHxHEIGHT with positive integers, or auto',
       'Invalid quality "ultra": expected one of standard, hd, low, medium, high, auto',
@@ -317,19 +317,30 @@ Deno.test("validateParams() accepts http and https base URLs only", () => {
   for (const base_url of ["api.example.com/v1", "ftp://example.com", "file:///etc", "https://"]) {
     assert.equal(
       problemOf(withInput({ base_url })),
-      `Invalid base_url ${JSON.stringify(base_url)}: expected an http or https URL`,
+      "Invalid base_url: expected an http or https URL",
     );
   }
 });
 
 Deno.test("validateParams() clips a long value it quotes to 60 characters", () => {
-  const base_url = "ftp://" + "a".repeat(100);
-  const shown = JSON.stringify(base_url).slice(0, 57) + "...";
+  const size = "x".repeat(100);
+  const shown = JSON.stringify(size).slice(0, 57) + "...";
   assert.equal(shown.length, 60);
   assert.equal(
-    problemOf(withInput({ base_url })),
-    `Invalid base_url ${shown}: expected an http or https URL`,
+    problemOf(withInput({ size })),
+    `Invalid size ${shown}: expected WIDTHxHEIGHT with positive integers, or auto`,
   );
+});
+
+Deno.test("validateParams() masks the key in a value it quotes before clipping it", () => {
+  const api_key = "sk-live-abcdef1234567890";
+  const problem = problemOf(withInput({ api_key, size: `${"9".repeat(50)}${api_key}` }));
+  assert.ok(!problem.includes("sk-live"), problem);
+});
+
+Deno.test("validateParams() never quotes base_url back, since it may hold credentials", () => {
+  const problem = problemOf(withInput({ base_url: "https://u:hunter2pw@host:99999/v1" }));
+  assert.equal(problem, "Invalid base_url: expected an http or https URL");
 });
 
 Deno.test("validateParams() accepts any WIDTHxHEIGHT of positive integers, and auto", () => {
