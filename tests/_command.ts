@@ -27,6 +27,8 @@ export const TARGETS: CommandTarget[] = [
 export interface RunOptions {
   stdin?: string;
   env?: Record<string, string>;
+  /** Run it under /usr/bin/time and report its peak resident memory. */
+  measurePeakRss?: boolean;
   /** Called once the process has started, e.g. to send it a signal. */
   whileRunning?: (child: Deno.ChildProcess) => Promise<void>;
 }
@@ -35,7 +37,18 @@ export interface RunOutput {
   code: number;
   stdout: string;
   stderr: string;
+  /** With measurePeakRss: the peak resident set size, in bytes. */
+  peakRssBytes?: number;
 }
+
+export const TIME_COMMAND = "/usr/bin/time";
+export const HAS_TIME_COMMAND = (() => {
+  try {
+    return Deno.statSync(TIME_COMMAND).isFile;
+  } catch {
+    return false;
+  }
+})();
 
 /** Runs a target with `args`, with Deno itself on PATH so that the bundle's shebang finds it. */
 export async function runTarget(
@@ -43,7 +56,11 @@ export async function runTarget(
   args: string[],
   options: RunOptions = {},
 ): Promise<RunOutput> {
-  const [command, ...leading] = target.argv!;
+  const rssFile = options.measurePeakRss ? await Deno.makeTempFile() : null;
+  const argv = rssFile === null
+    ? target.argv!
+    : [TIME_COMMAND, "-f", "%M", "-o", rssFile, ...target.argv!];
+  const [command, ...leading] = argv;
   const deno = Deno.execPath();
   const child = new Deno.Command(command!, {
     args: [...leading, ...args],
@@ -66,7 +83,17 @@ export async function runTarget(
   await options.whileRunning?.(child);
   const { code, stdout, stderr } = await child.output();
   const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  const output: RunOutput = {
+    code,
+    stdout: decoder.decode(stdout),
+    stderr: decoder.decode(stderr),
+  };
+  if (rssFile !== null) {
+    const kibibytes = Number((await Deno.readTextFile(rssFile)).trim().split("\n").at(-1));
+    await Deno.remove(rssFile);
+    output.peakRssBytes = kibibytes * 1024;
+  }
+  return output;
 }
 
 function inherited(names: string[]): Record<string, string> {

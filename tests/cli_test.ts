@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { VERSION } from "../lib/version.ts";
-import { type CommandTarget, type RunOutput, runTarget, testEachTarget } from "./_command.ts";
+import {
+  type CommandTarget,
+  HAS_TIME_COMMAND,
+  type RunOutput,
+  runTarget,
+  testEachTarget,
+} from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 
@@ -243,6 +249,24 @@ const BLOCKS = 24;
 /** V8's heap, capped well below the answer's text (about 96 MiB) and the image (72 MiB). */
 const HEAP_CAP_MB = 48;
 
+let emptyRun: Promise<number> | null = null;
+
+/** The peak RSS of `deno run` on an empty file: the runtime's own baseline. */
+function emptyRunPeakRss(): Promise<number> {
+  emptyRun ??= (async () => {
+    const empty = await Deno.makeTempFile({ suffix: ".js" });
+    try {
+      const run = await runTarget({ name: "empty", argv: [Deno.execPath(), "run", empty] }, [], {
+        measurePeakRss: true,
+      });
+      return run.peakRssBytes!;
+    } finally {
+      await Deno.remove(empty);
+    }
+  })();
+  return emptyRun;
+}
+
 /** Serves an answer of BLOCKS random blocks, made as it is sent, and runs the command on it. */
 async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string, unknown>) {
   const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES / 64)).toBase64().repeat(64);
@@ -271,6 +295,7 @@ async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string,
     const input = { ...inputFor(upstream, "large", dir, { timeout_ms: 60000 }), ...overrides };
     run = await runTarget(target, [JSON.stringify(input)], {
       env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
+      measurePeakRss: HAS_TIME_COMMAND,
     });
   });
   return { run: run!, first, block };
@@ -282,7 +307,13 @@ testEachTarget(
     const { run, block } = await runOnLargeAnswer(target, {});
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const result = onlyJson(run.stdout);
-    assert.equal(result.bytes, (block.length / 4) * 3 * BLOCKS);
+    const imageBytes = (block.length / 4) * 3 * BLOCKS;
+    assert.equal(result.bytes, imageBytes);
+    // The heap cap sees strings only; the image or the answer held whole as bytes shows here.
+    if (run.peakRssBytes !== undefined) {
+      const allowed = await emptyRunPeakRss() + imageBytes * 0.75;
+      assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
+    }
     assert.equal(result.width, 64);
   },
 );
