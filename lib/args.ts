@@ -1,4 +1,4 @@
-import { InputError } from "./errors.ts";
+import { errorMessage, InputError } from "./errors.ts";
 import { type GenerationInput, isParamName, PARAM_SPECS, unknownParamMessage } from "./params.ts";
 
 /** What the command line asks for, before the parameters are validated. */
@@ -88,7 +88,7 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
     try {
       text = await sources.readFile(inputFile);
     } catch (error) {
-      throw new InputError(`Cannot read --input file "${inputFile}": ${describe(error)}`);
+      throw new InputError(`Cannot read --input file "${inputFile}": ${errorMessage(error)}`);
     }
     Object.assign(invocation.input, parseJsonObject(text, `--input file "${inputFile}"`));
   }
@@ -114,7 +114,9 @@ function parseJsonObject(text: string, source: string): GenerationInput {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new InputError(`Cannot parse ${source} as JSON: ${withoutQuotedInput(describe(error))}`);
+    throw new InputError(
+      `Cannot parse ${source} as JSON: ${withoutQuotedInput(errorMessage(error))}`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new InputError(`Expected ${source} to be a JSON object`);
@@ -128,8 +130,4 @@ function parseJsonObject(text: string, source: string): GenerationInput {
  */
 function withoutQuotedInput(message: string): string {
   return message.replace(/,\s*(?:\.\.\.)?".*$/s, "");
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

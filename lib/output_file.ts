@@ -1,4 +1,4 @@
-import { GenerationError } from "./errors.ts";
+import { errorMessage, GenerationError } from "./errors.ts";
 import { inFolder } from "./paths.ts";
 import { SNIFF_BYTES } from "./image_type.ts";
 
@@ -41,7 +41,10 @@ export class ImageFile {
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (error) {
-      throw new GenerationError("save", `Cannot create output_dir "${dir}": ${reason(error)}`);
+      throw new GenerationError(
+        "save",
+        `Cannot create output_dir "${dir}": ${errorMessage(error)}`,
+      );
     }
     const safeName = safeFileStem(taskName);
     const tempPath = inFolder(dir, `.${safeName}.${crypto.randomUUID().slice(0, 8)}.part`);
@@ -49,7 +52,10 @@ export class ImageFile {
       const file = await Deno.open(tempPath, { createNew: true, write: true, read: true });
       return new ImageFile(dir, safeName, tempPath, file);
     } catch (error) {
-      throw new GenerationError("save", `Cannot write in output_dir "${dir}": ${reason(error)}`);
+      throw new GenerationError(
+        "save",
+        `Cannot write in output_dir "${dir}": ${errorMessage(error)}`,
+      );
     }
   }
 
@@ -125,7 +131,7 @@ export class ImageFile {
       } catch (error) {
         throw new GenerationError(
           "save",
-          `Cannot save the image as "${candidate}": ${reason(error)}`,
+          `Cannot save the image as "${candidate}": ${errorMessage(error)}`,
         );
       }
     }
@@ -213,10 +219,6 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   try {
     while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
   } catch (error) {
-    throw new GenerationError("save", `Cannot write the image: ${reason(error)}`);
+    throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
   }
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

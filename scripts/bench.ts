@@ -33,7 +33,9 @@ import { TIME_BINARY, type TimedRun, timeProcess } from "./bench_time.ts";
 import { ANSWER_PATH, startUpstream } from "./bench_upstream.ts";
 import { encodePng, renderNoise, renderPicture } from "./png.ts";
 
-const PYTHON_SCRIPT = join(ROOT, "..", "shared", "anchors", "img2_generate_only.py");
+/** The Python script compared against: IMG2_BENCH_PYTHON names it, else the copy beside the clone. */
+const PYTHON_SCRIPT = Deno.env.get("IMG2_BENCH_PYTHON") ??
+  join(ROOT, "..", "shared", "anchors", "img2_generate_only.py");
 const RESULTS_DIR = join(ROOT, "bench-results");
 const API_KEY = "sk-bench";
 const MODEL = "gpt-image-2";

@@ -10,6 +10,7 @@
 import { parseFlags } from "./_flags.ts";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { bundle, compile } from "./build.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 export const COMMAND_NAME = "img2-generate";
 
@@ -75,7 +76,7 @@ export async function install(options: InstallOptions): Promise<InstallReport> {
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (error) {
-    throw new Error(`Cannot create the folder "${dir}": ${describe(error)}`);
+    throw new Error(`Cannot create the folder "${dir}": ${errorMessage(error)}`);
   }
   const work = await Deno.makeTempDir({ prefix: "img2-generate-build-" });
   try {
@@ -111,7 +112,7 @@ async function build(
       }
       reason = `the compiled binary does not work (${problem})${denortHint()}`;
     } catch (error) {
-      reason = compileFailureReason(describe(error));
+      reason = compileFailureReason(errorMessage(error));
     }
   }
   note(`Installing the single-file bundle instead of a compiled binary: ${reason}`);
@@ -169,7 +170,7 @@ async function versionProblem(argv: string[]): Promise<string | null> {
       stderr: "piped",
     }).output();
   } catch (error) {
-    return `cannot start it: ${describe(error)}`;
+    return `cannot start it: ${errorMessage(error)}`;
   }
   const stdout = new TextDecoder().decode(output.stdout).trim();
   if (!output.success) {
@@ -196,7 +197,7 @@ async function placeExecutable(source: string, target: string): Promise<void> {
     await Deno.rename(staged, target);
   } catch (error) {
     await Deno.remove(staged).catch(() => {});
-    throw new Error(`Cannot install "${target}": ${describe(error)}`);
+    throw new Error(`Cannot install "${target}": ${errorMessage(error)}`);
   }
 }
 
@@ -244,7 +245,7 @@ export async function writePythonShim(
     await Deno.rename(staged, path);
   } catch (error) {
     await Deno.remove(staged).catch(() => {});
-    throw new Error(`Cannot write the Python shim at "${path}": ${describe(error)}`);
+    throw new Error(`Cannot write the Python shim at "${path}": ${errorMessage(error)}`);
   }
   return { path, backup };
 }
@@ -302,10 +303,6 @@ function onPath(program: string): boolean {
   });
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** What was installed where, for the end of the run. */
 export function summary(report: InstallReport): string {
   const what = report.kind === "binary"
@@ -350,7 +347,7 @@ async function main(args: string[]): Promise<number> {
     console.log(summary(report));
     return 0;
   } catch (error) {
-    console.error(describe(error));
+    console.error(errorMessage(error));
     return 1;
   }
 }
