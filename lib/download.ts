@@ -1,8 +1,9 @@
 import type { ByteSink } from "./base64_stream.ts";
 import type { Deadline } from "./deadline.ts";
 import { GenerationError } from "./errors.ts";
-import { MAX_IMAGE_BYTES } from "./answer.ts";
-import { fetchOrFail, httpFailure, transportFailure, USER_AGENT } from "./request.ts";
+import { MAX_IMAGE_BYTES } from "./answer_scanner.ts";
+import { USER_AGENT } from "./request.ts";
+import { fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
 
 const MAX_REDIRECTS = 5;
 

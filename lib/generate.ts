@@ -6,7 +6,8 @@ import { errorMessage, factsOf, GenerationError, InputError } from "./errors.ts"
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
-import { endpointOf, sendImageRequest, transportFailure } from "./request.ts";
+import { endpointOf, sendImageRequest } from "./request.ts";
+import { transportFailure } from "./transport.ts";
 import { requestIdOf } from "./upstream_error.ts";
 import { redactText } from "./redact.ts";
 import {
