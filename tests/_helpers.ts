@@ -28,3 +28,14 @@ export function randomBytes(length: number, seed: number): Uint8Array {
   for (let i = 0; i < length; i++) bytes[i] = Math.floor(random() * 256);
   return bytes;
 }
+
+/** The chunks one after another, as one array. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}

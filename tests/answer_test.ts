@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Answer, interpretAnswer, readAnswer } from "../lib/answer.ts";
 import { GenerationError } from "../lib/errors.ts";
-import { randomBytes, randomSource } from "./_helpers.ts";
+import { concat, randomBytes, randomSource } from "./_helpers.ts";
 
 const MIB = 1 << 20;
 const encoder = new TextEncoder();
@@ -73,16 +73,6 @@ function randomCuts(length: number, maxPiece: number, seed: number): number[] {
     at += 1 + Math.floor(random() * maxPiece);
   }
   return cuts;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }
 
 function sameBytes(actual: Uint8Array, expected: Uint8Array): boolean {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Base64Error, Base64StreamDecoder } from "../lib/base64_stream.ts";
-import { randomBytes, randomSource } from "./_helpers.ts";
+import { concat, randomBytes, randomSource } from "./_helpers.ts";
 
 const MIB = 1 << 20;
 const encoder = new TextEncoder();
@@ -44,16 +44,6 @@ async function decodePieces(pieces: string[]): Promise<Decoded> {
 
 async function decodeText(pieces: string[]): Promise<string> {
   return decoder.decode((await decodePieces(pieces)).bytes);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }
 
 /** The Base64Error that decoding `pieces` must raise. */
