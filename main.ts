@@ -2,59 +2,17 @@
 // deno-lint-ignore-file no-console
 import { parseInvocation } from "./lib/args.ts";
 import { dryRunReport } from "./lib/dry_run.ts";
-import { Cancelled } from "./lib/deadline.ts";
 import { errorMessage, GenerationError } from "./lib/errors.ts";
 import { generateImage } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
+import { type StopSignal, StopSignals } from "./lib/stop_signals.ts";
 import { type GenerationInput, validateParams } from "./lib/params.ts";
 import { callContext, failureResult, type GenerationResult, writeResult } from "./lib/result.ts";
 import { VERSION } from "./lib/version.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;
-const EXIT_BY_SIGNAL = { SIGINT: 130, SIGTERM: 143 } as const;
-type StopSignal = keyof typeof EXIT_BY_SIGNAL;
-
-/**
- * SIGINT and SIGTERM, listened to from the start until the last byte is written: before the
- * generation they cancel reading the parameters, during it they abort the request, and after it
- * they let the result be written whole.
- */
-class StopSignals {
-  readonly #controller = new AbortController();
-  readonly #removers: (() => void)[] = [];
-  received: StopSignal | null = null;
-
-  constructor() {
-    for (const signal of Object.keys(EXIT_BY_SIGNAL) as StopSignal[]) {
-      const stop = () => {
-        this.received ??= signal;
-        this.#controller.abort();
-      };
-      Deno.addSignalListener(signal, stop);
-      this.#removers.push(() => Deno.removeSignalListener(signal, stop));
-    }
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** `promise`, or a rejection as soon as a signal arrives. */
-  race<T>(promise: Promise<T>): Promise<T> {
-    const signal = this.signal;
-    return new Promise<T>((resolve, reject) => {
-      const onStop = () => reject(new Cancelled("Cancelled while reading the parameters"));
-      if (signal.aborted) onStop();
-      signal.addEventListener("abort", onStop, { once: true });
-      promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onStop));
-    });
-  }
-
-  dispose(): void {
-    for (const remove of this.#removers) remove();
-  }
-}
+const EXIT_BY_SIGNAL: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
