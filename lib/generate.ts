@@ -18,7 +18,7 @@ import {
   successResult,
 } from "./result.ts";
 import { backoffMs } from "./retry.ts";
-import type { Lang } from "./types.ts";
+import type { Diagnosis } from "./types.ts";
 
 export interface GenerateOptions {
   /**
@@ -65,53 +65,24 @@ export async function generateImage(
       } catch { /* ignored */ }
     });
   const attempts: Attempt[] = [];
+  const retries = { params, deadline, attempts, secrets: context.secrets, onProgress };
   let file: ImageFile | null = null;
   let extras: { requestId?: string | null; droppedParams?: string[] } = {};
   try {
     file = await ImageFile.create(params.output_dir, params.task_name);
-    for (let attempt = 0;; attempt++) {
-      try {
-        const outcome = await attemptOnce(params, deadline, file, onProgress);
-        extras = outcome;
-        if (params.max_retries > 0) attempts.push({ http_status: outcome.status, category: null });
-        const path = await file.commit(outcome.info.extension);
-        const result = successResult(
-          { path, bytes: file.bytes, info: outcome.info },
-          outcome.answer,
-          context,
-          { ...extras, ...(params.max_retries > 0 ? { attempts } : {}) },
-        );
-        if (params.return_base64 && !options.deferBase64) {
-          result.b64 = (await file.readAll()).toBase64();
-        }
-        return result;
-      } catch (error) {
-        const failure = asFailure(error, deadline);
-        const wait = retryWait(failure, params, attempt, deadline);
-        if (params.max_retries > 0) {
-          attempts.push({
-            http_status: failure.details.httpStatus ?? null,
-            category: diagnoseFailure(failure, params.lang).category,
-          });
-        }
-        if (wait === null) throw failure;
-        onProgress?.(
-          `attempt ${attempt + 1} failed (${
-            redactText(failure.message, context.secrets)
-          }); retrying in ${wait} ms`,
-        );
-        await file.reset();
-        await deadline.sleep(wait).catch(() => {
-          throw new GenerationError(
-            failure.stage,
-            `${failure.message}; then, waiting to retry: ${
-              (deadline.signal.reason as Error).message
-            }`,
-            { ...failure.details, cause: deadline.cause() },
-          );
-        });
-      }
+    const outcome = await attemptWithRetries(file, retries);
+    extras = outcome;
+    const path = await file.commit(outcome.info.extension);
+    const result = successResult(
+      { path, bytes: file.bytes, info: outcome.info },
+      outcome.answer,
+      context,
+      { ...extras, ...(params.max_retries > 0 ? { attempts } : {}) },
+    );
+    if (params.return_base64 && !options.deferBase64) {
+      result.b64 = (await file.readAll()).toBase64();
     }
+    return result;
   } catch (error) {
     return failureResult(asFailure(error, deadline), context, {
       ...extras,
@@ -120,6 +91,53 @@ export async function generateImage(
   } finally {
     deadline.dispose();
     await file?.discard();
+  }
+}
+
+interface RetryState {
+  params: GenerationParams;
+  deadline: Deadline;
+  /** Filled in as attempts end, when max_retries asks for retries. */
+  attempts: Attempt[];
+  secrets: readonly string[];
+  onProgress: GenerateOptions["onProgress"];
+}
+
+/** Attempts until one succeeds, or a failure is not to be retried, which is thrown. */
+async function attemptWithRetries(file: ImageFile, state: RetryState): Promise<AttemptOutcome> {
+  const { params, deadline, attempts, onProgress } = state;
+  for (let attempt = 0;; attempt++) {
+    try {
+      const outcome = await attemptOnce(params, deadline, file, onProgress);
+      if (params.max_retries > 0) attempts.push({ http_status: outcome.status, category: null });
+      return outcome;
+    } catch (error) {
+      const failure = asFailure(error, deadline);
+      const diagnosis = diagnose(factsOf(failure), params.lang);
+      if (params.max_retries > 0) {
+        attempts.push({
+          http_status: failure.details.httpStatus ?? null,
+          category: diagnosis.category,
+        });
+      }
+      const wait = retryWait(diagnosis, params.max_retries - attempt, attempt, deadline);
+      if (wait === null) throw failure;
+      onProgress?.(
+        `attempt ${attempt + 1} failed (${
+          redactText(failure.message, state.secrets)
+        }); retrying in ${wait} ms`,
+      );
+      await file.reset();
+      await deadline.sleep(wait).catch(() => {
+        throw new GenerationError(
+          failure.stage,
+          `${failure.message}; then, waiting to retry: ${
+            (deadline.signal.reason as Error).message
+          }`,
+          { ...failure.details, cause: deadline.cause() },
+        );
+      });
+    }
   }
 }
 
@@ -186,20 +204,14 @@ function withAnswerFacts(
 
 /** How long to wait before the next attempt, or null when there is to be none. */
 function retryWait(
-  failure: GenerationError,
-  params: GenerationParams,
+  diagnosis: Diagnosis,
+  retriesLeft: number,
   attempt: number,
   deadline: Deadline,
 ): number | null {
-  if (attempt >= params.max_retries) return null;
-  const diagnosis = diagnoseFailure(failure, params.lang);
-  if (!diagnosis.retryable) return null;
+  if (retriesLeft <= 0 || !diagnosis.retryable) return null;
   const wait = diagnosis.retry_after_ms ?? backoffMs(attempt);
   return wait < deadline.remainingMs() ? wait : null;
-}
-
-function diagnoseFailure(failure: GenerationError, lang: Lang) {
-  return diagnose(factsOf(failure), lang);
 }
 
 /** Any error as a stage failure; one that is not yet is an abort, or else a fault of this side. */
