@@ -2,11 +2,12 @@
  * Turns the facts of a failure into a diagnosis a workflow can branch on: one ordered table of
  * rules, read by one small function, first match wins.
  *
- * The upstream rules are built from what real upstreams send: OpenAI's error objects, the
- * new-api and one-api gateways (Chinese and English), nginx and Cloudflare error pages (already
- * reduced to their title). To teach the table a new gateway message, add one line in the right
- * section; the order of the sections is what keeps a 429 "insufficient_quota" a quota problem and
- * a 404 "model_not_found" a model problem.
+ * The upstream rules are built from what real upstreams send, each with its source: OpenAI,
+ * Azure OpenAI, OpenRouter, the LiteLLM proxy, the new-api, one-api and sub2api gateways (Chinese
+ * and English), Volcengine Ark, SiliconFlow, Zhipu, Cloudflare (its error pages and AI Gateway)
+ * and nginx (pages already reduced to their title). To teach the table a new gateway message, add
+ * one line in the right section; the order of the sections is what keeps a 429
+ * "insufficient_quota" a quota problem and a 404 "model_not_found" a model problem.
  */
 
 import type { Category, Diagnosis, FailureFacts, Lang, LocalCause } from "./types.ts";
@@ -41,8 +42,10 @@ export interface DiagnosisRule extends RuleConditions {
   readonly category: Category;
   readonly retryable: boolean;
   readonly reason: Reason;
-  /** Where the matched text is sent from, for the README. */
+  /** Which upstreams send what this rule matches, for the documentation. */
   readonly seenIn?: string;
+  /** Where that was read: a repository and file, or a documentation page. */
+  readonly source?: string;
 }
 
 interface CategoryInfo {
@@ -125,12 +128,14 @@ const CATEGORY_INFO: Readonly<Record<Category, CategoryInfo>> = {
   },
 };
 
-/** Every category with its retryable flag, in the order of the documentation. */
-export const CATEGORIES: readonly { readonly category: Category; readonly retryable: boolean }[] =
-  (Object.keys(CATEGORY_INFO) as Category[]).map((category) => ({
-    category,
-    retryable: CATEGORY_INFO[category].retryable,
-  }));
+export interface CategoryEntry extends CategoryInfo {
+  readonly category: Category;
+}
+
+/** Every category with its retryable flag and meaning, in the order of the documentation. */
+export const CATEGORIES: readonly CategoryEntry[] = (Object.keys(CATEGORY_INFO) as Category[]).map((
+  category,
+) => ({ category, ...CATEGORY_INFO[category] }));
 
 export function isRetryable(category: Category): boolean {
   return CATEGORY_INFO[category].retryable;
@@ -202,6 +207,12 @@ const REASONS = {
     en:
       "The upstream account has run out of credit or reached its billing limit; add credit or raise the limit, retrying alone will not help.",
   },
+  gatewayBudget: {
+    zh:
+      "网关为这个密钥、用户或团队设定的预算或用量上限已用尽;在网关后台提高预算或等待周期重置,单纯重试不会恢复。",
+    en:
+      "The budget or usage cap the gateway sets for this key, user or team is used up; raise it in the gateway or wait for its period to reset, retrying alone will not help.",
+  },
   gatewayQuota: {
     zh: "网关的用户余额或令牌额度不足;在网关后台充值或提高该令牌的额度后再试。",
     en:
@@ -223,6 +234,22 @@ const REASONS = {
       "网关在当前分组下没有这个模型的可用渠道;换用网关支持的 model,或请网关管理员为该分组配置渠道。",
     en:
       "The gateway has no available channel for this model in the token's group; use a model the gateway serves, or ask its administrator to set up a channel.",
+  },
+  noProviderForModel: {
+    zh: "网关没有能提供这个模型的上游(或都不满足路由要求);换用其他 model,或放宽路由与提供商设置。",
+    en:
+      "The gateway has no provider that serves this model (or none that meets the routing settings); use another model, or relax the routing and provider settings.",
+  },
+  deploymentNotFound: {
+    zh:
+      "Azure OpenAI 上没有这个部署名;base_url 中的部署名(或 model)必须与 Azure 门户中的部署名一致,新建的部署需等几分钟生效。",
+    en:
+      "Azure OpenAI has no deployment by this name; the deployment in base_url (or model) must match the one in the Azure portal, and a new deployment takes a few minutes to appear.",
+  },
+  modelNotActivated: {
+    zh: "账户尚未开通这个模型,或当前套餐不含它;在服务商控制台开通该模型后再试。",
+    en:
+      "The account has not activated this model, or its plan does not include it; activate the model in the provider's console, then call again.",
   },
   tokenModelForbidden: {
     zh: "该令牌不允许使用所请求的模型;在网关后台放开该令牌的模型限制,或换用允许的 model。",
@@ -266,6 +293,11 @@ const REASONS = {
     en:
       "The gateway refused this token (invalid, expired, disabled, or the account is banned); check the token and account in the gateway console, or use a valid api_key.",
   },
+  accountLocked: {
+    zh: "服务商账户未激活、不存在或已被锁定;登录服务商控制台处理账户状态,或联系其客服。",
+    en:
+      "The provider account is inactive, unknown or locked; sort out the account in the provider's console or with its support.",
+  },
   unauthorized: {
     zh: "上游拒绝了身份验证(HTTP 401);检查 api_key 是否正确、是否已过期。",
     en:
@@ -277,8 +309,10 @@ const REASONS = {
       "The upstream refused access (HTTP 403); check the key's permissions, group or IP allowlist.",
   },
   gatewaySaturated: {
-    zh: "网关当前分组的上游负载已饱和;稍后重试,或换用其他分组。",
-    en: "The gateway's upstream for this group is saturated; retry later, or use another group.",
+    zh:
+      "网关报告当前分组的上游负载已饱和;稍后重试或换用其他分组;new-api 会把上游的每个 429 都改写成这句话,若一直如此,上游账户也可能是额度用尽。",
+    en:
+      "The gateway reports its upstream for this group saturated; retry later or use another group; new-api rewrites every upstream 429 into this text, so if it persists the upstream account may also be out of quota.",
   },
   rateLimited: {
     zh: "请求过于频繁,被上游或网关限流;等待 retry_after_ms(若有)或稍后重试。",
@@ -320,6 +354,12 @@ const REASONS = {
     zh: "上游在等待请求时超时(HTTP 408);稍后重试。",
     en: "The upstream timed out waiting for the request (HTTP 408); retry later.",
   },
+  gatewayCutLongGeneration: {
+    zh:
+      "网关在等待上游时超时断开了连接(HTTP 524/504:Cloudflare 约等 100 秒,nginx 默认 60 秒),图片生成往往更久;上游可能仍在生成并照常计费,原样重试多半再次被切断;请使用 stream: true 让数据持续流动,或请网关管理员加长超时。",
+    en:
+      "The gateway cut the call while the upstream was still working (HTTP 524/504: Cloudflare waits about 100 s, nginx 60 s by default), and image generation often takes longer; the upstream may still finish and bill the image, and the same call will likely be cut again, so use stream: true to keep bytes flowing, or ask for a longer gateway timeout.",
+  },
   cloudflareOrigin: {
     zh: "网关前的 Cloudflare 没能从源站取得响应(52x,如 524 源站超时);上游或网关临时故障,稍后重试。",
     en:
@@ -339,9 +379,35 @@ const REASONS = {
 
 type RuleSource = Omit<DiagnosisRule, "retryable">;
 
+// Where each upstream's answers were read.
+const SOURCES = {
+  openai: "platform.openai.com/docs/guides/error-codes",
+  openaiImages:
+    "platform.openai.com/docs/guides/image-generation (moderation, organization verification)",
+  azure: "learn.microsoft.com/azure/ai-services/openai/concepts/content-filter; …/reference",
+  openrouter: "openrouter.ai/docs/api/reference/errors-and-debugging",
+  litellm: "BerriAI/litellm litellm/proxy/_types.py (ProxyErrorTypes), proxy/route_llm_request.py",
+  newApi: "QuantumNous/new-api types/error.go, i18n/locales/{zh-CN,en}.yaml, middleware/auth.go",
+  newApi429: "QuantumNous/new-api controller/relay.go (every upstream 429 rewritten)",
+  oneApi: "songquanpeng/one-api middleware/auth.go, relay/controller/helper.go",
+  sub2api:
+    "Wei-Shaw/sub2api backend/internal/server/middleware/api_key_auth.go, service/subscription_service.go, handler/openai_gateway_handler.go",
+  ark: "volcengine.com/docs/82379/1299023 (方舟公共错误码)",
+  siliconflow: "docs.siliconflow.cn/cn/faqs/error-code",
+  zhipu: "docs.bigmodel.cn/cn/faq/api-code",
+  cloudflare:
+    "developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors",
+  cloudflareFirewall: "developers.cloudflare.com/waf (block and challenge pages)",
+  aiGateway: "developers.cloudflare.com/ai-gateway/guardrails/set-up-guardrail",
+  nginx: "nginx src/http/ngx_http_special_response.c",
+  http: "RFC 9110 §15 (status codes)",
+} as const;
+
 // Local facts come first: what this side saw outranks any text. After the first block only stage
 // "request" is left, so the upstream rules need not repeat it. Within the upstream part, specific
-// codes and texts come before status families, and quota before auth and rate limits.
+// codes and texts come before status families; content and money come before models, models
+// before credentials, and all of them before rate limits, so that a 429 or a 403 that says why is
+// read by what it says.
 const RULE_SOURCES: readonly RuleSource[] = [
   // Local facts
   { cause: "cancelled", category: "cancelled", reason: REASONS.cancelled },
@@ -359,138 +425,287 @@ const RULE_SOURCES: readonly RuleSource[] = [
   { stage: "decode", category: "bad_response", reason: REASONS.undecodableImage },
   { stage: "response", category: "bad_response", reason: REASONS.noUsableImage },
 
-  // Content moderation
+  // Content moderation, whatever the status
   {
-    code: /^(moderation_blocked|content_policy_violation|content_filter)$/i,
+    code:
+      /^(moderation_blocked|content_policy_violation|content_filter|contentFilter|ResponsibleAIPolicyViolation)$/i,
     seenIn: "OpenAI, Azure OpenAI",
+    source: `${SOURCES.openaiImages}; ${SOURCES.azure}`,
     category: "content_rejected",
     reason: REASONS.safetySystem,
   },
   {
-    message: /safety system|content management policy/i,
-    seenIn: "OpenAI, Azure OpenAI",
+    message: /safety system|content management policy|ContentPolicyViolationError/i,
+    seenIn: "OpenAI, Azure OpenAI, LiteLLM",
+    source: `${SOURCES.openaiImages}; ${SOURCES.azure}; ${SOURCES.litellm}`,
     category: "content_rejected",
     reason: REASONS.safetySystem,
   },
   {
-    code: /^(sensitive_words_detected|prompt_blocked)$/i,
-    seenIn: "new-api",
+    message: /\b(was|were) flagged for\b|requires moderation/i,
+    seenIn: "OpenRouter",
+    source: SOURCES.openrouter,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    code:
+      /^((Input|Output)(Text|Image)SensitiveContentDetected|(Input|Output)(Text|Image)RiskDetection|SensitiveContentDetected)$/,
+    seenIn: "Volcengine Ark",
+    source: SOURCES.ark,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    code: /^1301$/,
+    seenIn: "Zhipu",
+    source: SOURCES.zhipu,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    message: /不安全或敏感内容|可能包含敏感信息/,
+    seenIn: "Zhipu, Volcengine Ark",
+    source: `${SOURCES.zhipu}; ${SOURCES.ark}`,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    code: /^(2016|2017)$/,
+    seenIn: "Cloudflare AI Gateway",
+    source: SOURCES.aiGateway,
     category: "content_rejected",
     reason: REASONS.gatewaySensitiveWords,
   },
   {
-    message: /sensitive words detected|敏感词/i,
+    code: /^(sensitive_words_detected|prompt_blocked|violation_fee\.[\w.]+)$/i,
     seenIn: "new-api",
+    source: SOURCES.newApi,
+    category: "content_rejected",
+    reason: REASONS.gatewaySensitiveWords,
+  },
+  {
+    message: /sensitive words detected|敏感词|blocked due to security configurations/i,
+    seenIn: "new-api, Cloudflare AI Gateway",
+    source: `${SOURCES.newApi}; ${SOURCES.aiGateway}`,
     category: "content_rejected",
     reason: REASONS.gatewaySensitiveWords,
   },
 
-  // Quota and billing
+  // Money: quota, balance, budget, billing, daily and monthly caps, whatever the status
   {
     code: /^(insufficient_quota|billing_hard_limit_reached|billing_not_active)$/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "quota_exceeded",
     reason: REASONS.upstreamQuota,
   },
   {
     type: /^insufficient_quota$/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "quota_exceeded",
     reason: REASONS.upstreamQuota,
   },
   {
     message: /exceeded your current quota|billing hard limit/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "quota_exceeded",
     reason: REASONS.upstreamQuota,
   },
   {
-    code: /^(insufficient_user_quota|pre_consume_token_quota_failed)$/i,
+    code: /^(AccountOverdueError|QuotaExceeded|SetLimitExceeded)$/,
+    seenIn: "Volcengine Ark",
+    source: SOURCES.ark,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    code: /^(30001|1113|1304|1308|1309|1310)$/,
+    seenIn: "SiliconFlow, Zhipu",
+    source: `${SOURCES.siliconflow}; ${SOURCES.zhipu}`,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    message:
+      /overdue balance|balance is insufficient|insufficient (account )?(balance|credits)|requires more credits|账户已欠费|已达今日调用次数限额|使用上限/i,
+    seenIn: "Volcengine Ark, SiliconFlow, OpenRouter, sub2api, Zhipu",
+    source:
+      `${SOURCES.ark}; ${SOURCES.siliconflow}; ${SOURCES.openrouter}; ${SOURCES.sub2api}; ${SOURCES.zhipu}`,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    type: /^(budget_exceeded|billing_error)$/i,
+    seenIn: "LiteLLM, sub2api",
+    source: `${SOURCES.litellm}; ${SOURCES.sub2api}`,
+    category: "quota_exceeded",
+    reason: REASONS.gatewayBudget,
+  },
+  {
+    message: /budget has been exceeded|ExceededBudget|over budget\b/i,
+    seenIn: "LiteLLM",
+    source: SOURCES.litellm,
+    category: "quota_exceeded",
+    reason: REASONS.gatewayBudget,
+  },
+  {
+    code:
+      /^(INSUFFICIENT_BALANCE|USAGE_LIMIT_EXCEEDED|(DAILY|WEEKLY|MONTHLY)_LIMIT_EXCEEDED|SUBSCRIPTION_(NOT_FOUND|INVALID|EXPIRED|SUSPENDED))$/,
+    seenIn: "sub2api",
+    source: SOURCES.sub2api,
+    category: "quota_exceeded",
+    reason: REASONS.gatewayBudget,
+  },
+  {
+    message:
+      /(daily|weekly|monthly) usage limit exceeded|subscription (is invalid or expired|has expired|is suspended)/i,
+    seenIn: "sub2api",
+    source: SOURCES.sub2api,
+    category: "quota_exceeded",
+    reason: REASONS.gatewayBudget,
+  },
+  {
+    code:
+      /^(insufficient_user_quota|pre_consume_token_quota_failed|entitlement_(required|inactive|daily_limit_exceeded|total_limit_exceeded))$/i,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "quota_exceeded",
     reason: REASONS.gatewayQuota,
   },
   {
     message: /额度不足|额度已用尽|预扣费额度失败|余额不足/,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "quota_exceeded",
     reason: REASONS.gatewayQuota,
   },
   {
     message: /quota is not enough|insufficient (user )?quota|quota is exhausted/i,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "quota_exceeded",
     reason: REASONS.gatewayQuota,
   },
 
-  // Model: not found, not allowed, no channel. Gateway texts first, since new-api sends its
-  // "no channel" answers with code model_not_found too.
+  // Model: not found, not allowed, not activated, no channel or endpoint for it. Gateway texts
+  // first, since new-api sends its "no channel" answers with code model_not_found too.
   {
     message: /must be verified to use the model/i,
     seenIn: "OpenAI",
+    source: SOURCES.openaiImages,
     category: "model_unavailable",
     reason: REASONS.orgVerification,
   },
   {
     message: /无可用渠道|可用渠道失败|no available channel|available channels? for model/i,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "model_unavailable",
     reason: REASONS.gatewayNoChannel,
   },
   {
     code: /^get_channel_failed$/i,
     seenIn: "new-api",
+    source: SOURCES.newApi,
     category: "model_unavailable",
     reason: REASONS.gatewayNoChannel,
   },
   {
-    message: /无权(访问|使用)(任何)?模型|has no access to (any )?models?\b/i,
-    seenIn: "new-api, one-api",
+    message: /^no (allowed providers are available|endpoints found)\b/i,
+    seenIn: "OpenRouter",
+    source: SOURCES.openrouter,
+    category: "model_unavailable",
+    reason: REASONS.noProviderForModel,
+  },
+  {
+    message:
+      /无权(访问|使用)(任何)?模型|has no access to (any )?models?\b|not allowed to access model/i,
+    seenIn: "new-api, one-api, LiteLLM",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}; ${SOURCES.litellm}`,
+    category: "model_unavailable",
+    reason: REASONS.tokenModelForbidden,
+  },
+  {
+    type: /^(key|team|user|org|project)_model_access_denied$/i,
+    seenIn: "LiteLLM",
+    source: SOURCES.litellm,
     category: "model_unavailable",
     reason: REASONS.tokenModelForbidden,
   },
   {
     code: /^model_price_error$/i,
     seenIn: "new-api",
+    source: SOURCES.newApi,
     category: "model_unavailable",
     reason: REASONS.modelPriceNotSet,
   },
   {
     message: /倍率或价格未配置|ratio or price not set/i,
     seenIn: "new-api",
+    source: SOURCES.newApi,
     category: "model_unavailable",
     reason: REASONS.modelPriceNotSet,
   },
   {
-    code: /^model_not_found$/i,
-    seenIn: "OpenAI, new-api",
+    code: /^DeploymentNotFound$/i,
+    seenIn: "Azure OpenAI",
+    source: SOURCES.azure,
+    category: "model_unavailable",
+    reason: REASONS.deploymentNotFound,
+  },
+  {
+    code: /^(ModelNotOpen|1311|1220)$/,
+    seenIn: "Volcengine Ark, Zhipu",
+    source: `${SOURCES.ark}; ${SOURCES.zhipu}`,
+    category: "model_unavailable",
+    reason: REASONS.modelNotActivated,
+  },
+  {
+    code: /^(model_not_found|InvalidEndpointOrModel\.NotFound|20012|1211)$/i,
+    seenIn: "OpenAI, new-api, Volcengine Ark, SiliconFlow, Zhipu",
+    source:
+      `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.ark}; ${SOURCES.siliconflow}; ${SOURCES.zhipu}`,
     category: "model_unavailable",
     reason: REASONS.modelNotFound,
   },
   {
     message:
-      /does not exist or you do not have access to it|the (requested )?model .{1,120} does not exist/i,
-    seenIn: "OpenAI",
+      /does not exist or you do not have access to it|the (requested )?model .{1,120} does not exist|\bmodel does not exist\b|invalid model name passed in model=|模型不存在/i,
+    seenIn: "OpenAI, SiliconFlow, LiteLLM, Zhipu",
+    source: `${SOURCES.openai}; ${SOURCES.siliconflow}; ${SOURCES.litellm}; ${SOURCES.zhipu}`,
     category: "model_unavailable",
     reason: REASONS.modelNotFound,
   },
   {
     message: /^Invalid value: '[^']*'\. Supported values are: .*'(gpt-image|dall-e)/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
+    category: "model_unavailable",
+    reason: REASONS.notAnImageModel,
+  },
+  {
+    code: /^OperationNotSupported$/i,
+    seenIn: "Azure OpenAI",
+    source: SOURCES.azure,
     category: "model_unavailable",
     reason: REASONS.notAnImageModel,
   },
 
-  // Credentials and access
+  // Credentials and access: only what is about the key, the account or where it calls from
   {
     code: /^unsupported_country_region_territory$/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "auth_failed",
     reason: REASONS.regionUnsupported,
   },
   {
     message: /country, region,? or territory not supported/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "auth_failed",
     reason: REASONS.regionUnsupported,
   },
@@ -498,52 +713,77 @@ const RULE_SOURCES: readonly RuleSource[] = [
     message:
       /attention required! \| cloudflare|sorry, you have been blocked|^just a moment\.\.\.$/i,
     seenIn: "Cloudflare",
+    source: SOURCES.cloudflareFirewall,
     category: "auth_failed",
     reason: REASONS.firewallBlock,
   },
   {
-    code: /^(invalid_api_key|account_deactivated)$/i,
-    seenIn: "OpenAI",
+    code:
+      /^(invalid_api_key|account_deactivated|AuthenticationError|INVALID_API_KEY|API_KEY_(REQUIRED|DISABLED)|USER_(NOT_FOUND|INACTIVE)|1000|1001|1002|1003|1004)$/,
+    seenIn: "OpenAI, Volcengine Ark, sub2api, Zhipu",
+    source: `${SOURCES.openai}; ${SOURCES.ark}; ${SOURCES.sub2api}; ${SOURCES.zhipu}`,
     category: "auth_failed",
     reason: REASONS.apiKeyRejected,
   },
   {
-    message: /incorrect api key provided|invalid api key|didn't provide an api key/i,
-    seenIn: "OpenAI",
+    message:
+      /incorrect api key provided|invalid api key|didn't provide an api key|invalid subscription key/i,
+    seenIn: "OpenAI, Azure OpenAI, SiliconFlow",
+    source: `${SOURCES.openai}; ${SOURCES.azure}; ${SOURCES.siliconflow}`,
     category: "auth_failed",
     reason: REASONS.apiKeyRejected,
+  },
+  {
+    type: /^(token_not_found_in_db|expired_key)$/i,
+    seenIn: "LiteLLM",
+    source: SOURCES.litellm,
+    category: "auth_failed",
+    reason: REASONS.gatewayTokenRejected,
   },
   {
     message:
       /无效的\s*(令牌|token)|(令牌|token)\s*已过期|未提供\s*(令牌|token)|(令牌|token)\s*状态不可用|用户已被封禁|该用户已被禁用/i,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "auth_failed",
     reason: REASONS.gatewayTokenRejected,
   },
   {
     message:
-      /\binvalid token\b|this token has expired|token not provided|token status is unavailable|user has been banned/i,
-    seenIn: "new-api",
+      /\binvalid token\b|this token has expired|token not provided|token status is unavailable|user has been banned|invalid proxy server token/i,
+    seenIn: "new-api, LiteLLM",
+    source: `${SOURCES.newApi}; ${SOURCES.litellm}`,
     category: "auth_failed",
     reason: REASONS.gatewayTokenRejected,
+  },
+  {
+    code: /^(1110|1111|1112|1121)$/,
+    seenIn: "Zhipu",
+    source: SOURCES.zhipu,
+    category: "auth_failed",
+    reason: REASONS.accountLocked,
   },
 
   // Rate limits (quota answers sent with 429 were taken above)
   {
-    message: /上游负载已饱和|upstream load is saturated/i,
+    message: /上游(负载)?已饱和|upstream load .{0,40}saturated|均已达到并发上限/i,
     seenIn: "new-api",
+    source: SOURCES.newApi429,
     category: "rate_limited",
     reason: REASONS.gatewaySaturated,
   },
   {
-    code: /^rate_limit_exceeded$/i,
-    seenIn: "OpenAI, new-api",
+    code: /^(rate_limit_exceeded|token_concurrency_limit_reached|1302|1303|1305|1312)$/i,
+    seenIn: "OpenAI, new-api, Zhipu",
+    source: `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.zhipu}`,
     category: "rate_limited",
     reason: REASONS.rateLimited,
   },
   {
-    message: /rate limit reached|请求数限制|reached the (total )?request limit/i,
-    seenIn: "OpenAI, new-api",
+    message:
+      /rate limit reached|请求数限制|reached the (total )?request limit|并发数过高|频率过高|concurrency limit exceeded/i,
+    seenIn: "OpenAI, new-api, Zhipu, sub2api",
+    source: `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.zhipu}; ${SOURCES.sub2api}`,
     category: "rate_limited",
     reason: REASONS.rateLimited,
   },
@@ -552,45 +792,93 @@ const RULE_SOURCES: readonly RuleSource[] = [
   {
     message: /^invalid url \(/i,
     seenIn: "OpenAI, new-api, one-api",
+    source: `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "endpoint_not_found",
     reason: REASONS.invalidUrl,
   },
   {
     code: /^api_not_implemented$/i,
     seenIn: "new-api, one-api",
+    source: `${SOURCES.newApi}; ${SOURCES.oneApi}`,
     category: "endpoint_not_found",
     reason: REASONS.notImplemented,
   },
 
   // Request parameters named by type or code, whatever the status (new-api answers some with 500)
   {
+    message: /request body too large|请求体过大/i,
+    seenIn: "new-api",
+    source: SOURCES.newApi,
+    category: "bad_request",
+    reason: REASONS.bodyTooLarge,
+  },
+  {
     type: /^image_generation_user_error$/i,
     seenIn: "OpenAI",
+    source: SOURCES.openai,
     category: "bad_request",
     reason: REASONS.badParams,
   },
   {
     code:
-      /^(invalid_value|unknown_parameter|unsupported_parameter|invalid_request|bad_request_body|convert_request_failed|read_request_body_failed|invalid_image_request|size_not_supported|prompt_too_long|prompt_missing|n_not_within_range)$/i,
-    seenIn: "OpenAI, new-api, one-api",
+      /^(invalid_value|unknown_parameter|unsupported_parameter|invalid_request|bad_request_body|convert_request_failed|read_request_body_failed|invalid_image_request|size_not_supported|prompt_too_long|prompt_missing|n_not_within_range|1210|1214|1261)$/i,
+    seenIn: "OpenAI, new-api, one-api, Zhipu",
+    source: `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.oneApi}; ${SOURCES.zhipu}`,
     category: "bad_request",
     reason: REASONS.badParams,
   },
 
   // Status families, when no text or code said more
-  { status: { from: 300, to: 399 }, category: "endpoint_not_found", reason: REASONS.redirected },
-  { status: 401, category: "auth_failed", reason: REASONS.unauthorized },
-  { status: 402, category: "quota_exceeded", reason: REASONS.paymentRequired },
-  { status: 403, category: "auth_failed", reason: REASONS.forbidden },
-  { status: [404, 405, 410], category: "endpoint_not_found", reason: REASONS.endpointMissing },
-  { status: 408, category: "upstream_failure", reason: REASONS.upstreamRequestTimeout },
-  { status: 413, category: "bad_request", reason: REASONS.bodyTooLarge },
-  { status: 429, category: "rate_limited", reason: REASONS.rateLimited },
+  {
+    status: { from: 300, to: 399 },
+    source: SOURCES.http,
+    category: "endpoint_not_found",
+    reason: REASONS.redirected,
+  },
+  { status: 401, source: SOURCES.http, category: "auth_failed", reason: REASONS.unauthorized },
+  {
+    status: 402,
+    seenIn: "OpenRouter",
+    source: SOURCES.openrouter,
+    category: "quota_exceeded",
+    reason: REASONS.paymentRequired,
+  },
+  { status: 403, source: SOURCES.http, category: "auth_failed", reason: REASONS.forbidden },
+  {
+    status: [404, 405, 410],
+    seenIn: "nginx",
+    source: `${SOURCES.http}; ${SOURCES.nginx}`,
+    category: "endpoint_not_found",
+    reason: REASONS.endpointMissing,
+  },
+  {
+    status: 408,
+    seenIn: "nginx, OpenRouter, LiteLLM",
+    source: `${SOURCES.nginx}; ${SOURCES.openrouter}`,
+    category: "upstream_failure",
+    reason: REASONS.upstreamRequestTimeout,
+  },
+  {
+    status: 413,
+    seenIn: "nginx",
+    source: SOURCES.nginx,
+    category: "bad_request",
+    reason: REASONS.bodyTooLarge,
+  },
+  { status: 429, source: SOURCES.http, category: "rate_limited", reason: REASONS.rateLimited },
   { status: { from: 400, to: 499 }, category: "bad_request", reason: REASONS.badParams },
   { status: 501, category: "endpoint_not_found", reason: REASONS.notImplemented },
   {
+    status: [504, 524],
+    seenIn: "nginx, Cloudflare",
+    source: `${SOURCES.nginx}; ${SOURCES.cloudflare}`,
+    category: "upstream_failure",
+    reason: REASONS.gatewayCutLongGeneration,
+  },
+  {
     status: { from: 520, to: 527 },
     seenIn: "Cloudflare",
+    source: SOURCES.cloudflare,
     category: "upstream_failure",
     reason: REASONS.cloudflareOrigin,
   },
@@ -612,15 +900,30 @@ export function findRule(facts: FailureFacts): DiagnosisRule {
   return DIAGNOSIS_RULES.find((rule) => ruleMatches(rule, facts)) ?? CATCH_ALL;
 }
 
+/** Said after the rule's reason when the upstream refused a retry the category would allow. */
+const RETRY_REFUSED: Reason = {
+  zh: "上游在响应头中要求不要重试这个请求(x-should-retry: false)。",
+  en: "The upstream asked not to retry this request (x-should-retry: false).",
+};
+
+/**
+ * The diagnosis of these facts. `x-should-retry: false` makes any failure not retryable, as the
+ * OpenAI SDKs treat it; `true` is not taken as a reason to retry what the answer's own words
+ * rule out, since a gateway may pass it on from its upstream beside an answer of its own.
+ * `retry_after_ms` is given only with a retryable failure.
+ */
 export function diagnose(facts: FailureFacts, lang: Lang): Diagnosis {
   const rule = findRule(facts);
+  const refused = rule.retryable && facts.retryRefused;
   const diagnosis: Diagnosis = {
     category: rule.category,
-    human_reason: rule.reason[lang],
-    retryable: rule.retryable,
+    human_reason: refused ? `${rule.reason[lang]} ${RETRY_REFUSED[lang]}` : rule.reason[lang],
+    retryable: rule.retryable && !refused,
   };
   const wait = facts.retryAfterMs;
-  if (wait !== null && Number.isFinite(wait) && wait >= 0) diagnosis.retry_after_ms = wait;
+  if (diagnosis.retryable && wait !== null && Number.isFinite(wait) && wait >= 0) {
+    diagnosis.retry_after_ms = wait;
+  }
   return diagnosis;
 }
 
@@ -633,11 +936,11 @@ function ruleMatches(rule: RuleConditions, facts: FailureFacts): boolean {
     textMatches(rule.message, facts.upstreamMessage);
 }
 
-function listOf<T>(value: T | readonly T[]): readonly T[] {
+export function listOf<T>(value: T | readonly T[]): readonly T[] {
   return Array.isArray(value) ? value : [value as T];
 }
 
-function isRange(match: StatusMatch): match is StatusRange {
+export function isRange(match: StatusMatch): match is StatusRange {
   return typeof match === "object" && !Array.isArray(match);
 }
 
@@ -650,74 +953,4 @@ function statusMatches(match: StatusMatch, status: number | null): boolean {
 function textMatches(pattern: RegExp | undefined, text: string | null): boolean {
   if (pattern === undefined) return true;
   return text !== null && pattern.test(text);
-}
-
-const TABLE_WORDS = {
-  zh: {
-    head: ["#", "条件", "来源", "类别", "可重试", "说明"],
-    any: "其他任何情况",
-    yes: "是",
-    no: "否",
-    categoryHead: ["类别", "可重试", "含义"],
-  },
-  en: {
-    head: ["#", "When", "Seen in", "Category", "Retryable", "Reason"],
-    any: "anything else",
-    yes: "yes",
-    no: "no",
-    categoryHead: ["Category", "Retryable", "Meaning"],
-  },
-} as const;
-
-/** The rule table as Markdown, in the order it is read, for the README. */
-export function diagnosisTableMarkdown(lang: Lang): string {
-  const words = TABLE_WORDS[lang];
-  const rows = DIAGNOSIS_RULES.map((rule, index) =>
-    markdownRow([
-      String(index + 1),
-      describeConditions(rule) ?? words.any,
-      rule.seenIn ?? "",
-      `\`${rule.category}\``,
-      rule.retryable ? words.yes : words.no,
-      rule.reason[lang],
-    ])
-  );
-  return [markdownRow(words.head), markdownRow(words.head.map(() => "---")), ...rows].join("\n");
-}
-
-/** Every category with its retryable flag and meaning, as Markdown. */
-export function categoryTableMarkdown(lang: Lang): string {
-  const words = TABLE_WORDS[lang];
-  const rows = CATEGORIES.map(({ category, retryable }) =>
-    markdownRow([
-      `\`${category}\``,
-      retryable ? words.yes : words.no,
-      CATEGORY_INFO[category].meaning[lang],
-    ])
-  );
-  return [
-    markdownRow(words.categoryHead),
-    markdownRow(words.categoryHead.map(() => "---")),
-    ...rows,
-  ].join("\n");
-}
-
-function describeConditions(rule: RuleConditions): string | null {
-  const parts: string[] = [];
-  if (rule.stage !== undefined) parts.push(`stage \`${listOf(rule.stage).join(", ")}\``);
-  if (rule.cause !== undefined) parts.push(`cause \`${rule.cause}\``);
-  if (rule.status !== undefined) parts.push(`status ${describeStatus(rule.status)}`);
-  if (rule.type !== undefined) parts.push(`type \`${rule.type}\``);
-  if (rule.code !== undefined) parts.push(`code \`${rule.code}\``);
-  if (rule.message !== undefined) parts.push(`message \`${rule.message}\``);
-  return parts.length === 0 ? null : parts.join(" + ");
-}
-
-function describeStatus(match: StatusMatch): string {
-  if (isRange(match)) return `${match.from}–${match.to}`;
-  return listOf(match).join(", ");
-}
-
-function markdownRow(cells: readonly string[]): string {
-  return `| ${cells.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
 }

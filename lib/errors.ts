@@ -13,6 +13,7 @@ export interface FailureDetails {
   upstream?: UpstreamError | null;
   cause?: LocalCause | null;
   retryAfterMs?: number | null;
+  retryRefused?: boolean;
   requestId?: string | null;
 }
 
@@ -40,6 +41,7 @@ export class InputError extends GenerationError {
 /** The facts of a failure in the shape the diagnosis reads. */
 export function factsOf(failure: GenerationError): FailureFacts {
   const { httpStatus = null, upstream = null, cause = null, retryAfterMs = null } = failure.details;
+  const retryRefused = failure.details.retryRefused ?? false;
   return {
     stage: failure.stage,
     httpStatus,
@@ -48,6 +50,7 @@ export function factsOf(failure: GenerationError): FailureFacts {
     upstreamCode: upstream?.code ?? null,
     cause,
     retryAfterMs,
+    retryRefused,
   };
 }
 

@@ -4,7 +4,13 @@
  */
 import type { Deadline } from "./deadline.ts";
 import { GenerationError } from "./errors.ts";
-import { parseUpstreamError, readTextCapped, requestIdOf, retryAfterMs } from "./upstream_error.ts";
+import {
+  parseUpstreamError,
+  readTextCapped,
+  requestIdOf,
+  retryAfterMs,
+  retryRefused,
+} from "./upstream_error.ts";
 
 /** fetch() whose rejections become failures of `stage` that say whether time ran out. */
 export async function fetchOrFail(
@@ -65,7 +71,8 @@ export async function httpFailure(
   return new GenerationError(stage, message, {
     httpStatus: response.status,
     upstream,
-    retryAfterMs: retryAfterMs(response.headers),
+    retryAfterMs: retryAfterMs(response.headers, upstream.message),
+    retryRefused: retryRefused(response.headers),
     requestId: requestIdOf(response.headers, upstream.message),
   });
 }

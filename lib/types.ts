@@ -43,4 +43,6 @@ export interface FailureFacts {
   upstreamCode: string | null;
   cause: LocalCause | null;
   retryAfterMs: number | null;
+  /** The upstream said not to repeat this request (`x-should-retry: false`). */
+  retryRefused: boolean;
 }

@@ -1,12 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  CATEGORIES,
-  categoryTableMarkdown,
-  diagnose,
-  DIAGNOSIS_RULES,
-  diagnosisTableMarkdown,
-  findRule,
-} from "../lib/diagnosis.ts";
+import { CATEGORIES, diagnose, DIAGNOSIS_RULES, findRule } from "../lib/diagnosis.ts";
 import type { Category, FailureFacts } from "../lib/types.ts";
 
 interface UpstreamAnswer {
@@ -25,6 +18,7 @@ function answered(status: number, error: UpstreamAnswer, retryAfterMs: number | 
     upstreamCode: error.code ?? null,
     cause: null,
     retryAfterMs,
+    retryRefused: false,
   };
   return facts;
 }
@@ -42,6 +36,7 @@ function local(
     upstreamCode: null,
     cause,
     retryAfterMs: null,
+    retryRefused: false,
   };
 }
 
@@ -564,6 +559,98 @@ const ERRORS_WITH_HTTP_200: Case[] = [
   },
 ];
 
+// The gateways read for the whole pipeline in tests/gateways_test.ts, one case each by its key text.
+const GATEWAY_CASES: Case[] = [
+  {
+    name: "Azure OpenAI 404 DeploymentNotFound",
+    facts: answered(404, {
+      code: "DeploymentNotFound",
+      message: "The API deployment for this resource does not exist.",
+    }),
+    category: "model_unavailable",
+    reason: /deployment/,
+  },
+  {
+    name: "Azure OpenAI ResponsibleAIPolicyViolation alone",
+    facts: answered(400, { code: "ResponsibleAIPolicyViolation" }),
+    category: "content_rejected",
+  },
+  {
+    name: "OpenRouter 403 flagged for",
+    facts: answered(403, { code: "403", message: 'Your input was flagged for "violence".' }),
+    category: "content_rejected",
+  },
+  {
+    name: "OpenRouter 503 No endpoints found",
+    facts: answered(503, { code: "503", message: "No endpoints found for openai/gpt-image-9." }),
+    category: "model_unavailable",
+  },
+  {
+    name: "LiteLLM 429 budget_exceeded",
+    facts: answered(429, {
+      type: "budget_exceeded",
+      code: "429",
+      message: "Budget has been exceeded! Current cost: 5.0, Max budget: 1.0",
+    }),
+    category: "quota_exceeded",
+    reason: /budget/,
+  },
+  {
+    name: "LiteLLM 400 expired_key",
+    facts: answered(400, {
+      type: "expired_key",
+      message: "Authentication Error - Expired Key. Key Expiry time 2026-09-01",
+    }),
+    category: "auth_failed",
+  },
+  {
+    name: "sub2api 429 USAGE_LIMIT_EXCEEDED",
+    facts: answered(429, { code: "USAGE_LIMIT_EXCEEDED", message: "daily usage limit exceeded" }),
+    category: "quota_exceeded",
+  },
+  {
+    name: "Volcengine Ark 429 SetLimitExceeded",
+    facts: answered(429, { code: "SetLimitExceeded", type: "TooManyRequests" }),
+    category: "quota_exceeded",
+  },
+  {
+    name: "SiliconFlow 200 code 30001",
+    facts: answered(200, { code: "30001", message: "Sorry, your account balance is insufficient" }),
+    category: "quota_exceeded",
+  },
+  {
+    name: "Zhipu 429 code 1113 账户已欠费",
+    facts: answered(429, { code: "1113", message: "您的账户已欠费，请充值后重试。" }),
+    category: "quota_exceeded",
+  },
+  {
+    name: "Zhipu 429 code 1304 daily call cap",
+    facts: answered(429, {
+      code: "1304",
+      message: "该 API 已达今日调用次数限额，如有更多需求，请联系客服购买",
+    }),
+    category: "quota_exceeded",
+  },
+  {
+    name: "new-api 429 English rewrite of an upstream 429",
+    facts: answered(429, {
+      code: "429",
+      message:
+        "The upstream load for the current group is saturated. Please try again later or switch to another group.",
+    }),
+    category: "rate_limited",
+    reason: /every upstream 429/,
+  },
+  {
+    name: "Cloudflare AI Gateway 2017 response blocked",
+    facts: answered(400, {
+      code: "2017",
+      message: "Response blocked due to security configurations",
+    }),
+    category: "content_rejected",
+  },
+];
+
 const LOCAL_CASES: Case[] = [
   { name: "cancelled while waiting", facts: local("request", "cancelled"), category: "cancelled" },
   {
@@ -607,7 +694,13 @@ const LOCAL_CASES: Case[] = [
   { name: "output_dir not writable", facts: local("save", null), category: "save_failed" },
 ];
 
-for (const { name, facts, category, reason } of [...UPSTREAM_CASES, ...ERRORS_WITH_HTTP_200]) {
+for (
+  const { name, facts, category, reason } of [
+    ...UPSTREAM_CASES,
+    ...ERRORS_WITH_HTTP_200,
+    ...GATEWAY_CASES,
+  ]
+) {
   Deno.test(`diagnose() gives ${category} for ${name}`, () => {
     assert.equal(diagnose(facts, "zh").category, category);
     if (reason) assert.match(diagnose(facts, "en").human_reason, reason);
@@ -668,8 +761,39 @@ Deno.test("diagnose() passes retry_after_ms through when the upstream gave one",
   assert.equal(diagnose(limited, "zh").retry_after_ms, 6000);
   const overloaded = answered(503, { message: "503 Service Temporarily Unavailable" }, 30000);
   assert.equal(diagnose(overloaded, "en").retry_after_ms, 30000);
-  const quota = answered(429, { code: "insufficient_quota" }, 1000);
-  assert.equal(diagnose(quota, "zh").retry_after_ms, 1000);
+});
+
+Deno.test("diagnose() gives retry_after_ms only with a retryable failure", () => {
+  const quota = diagnose(answered(429, { code: "insufficient_quota" }, 1000), "zh");
+  assert.equal(quota.retryable, false);
+  assert.equal("retry_after_ms" in quota, false);
+  const refused = diagnose(
+    { ...answered(503, { message: "busy" }, 1000), retryRefused: true },
+    "en",
+  );
+  assert.equal("retry_after_ms" in refused, false);
+});
+
+Deno.test("diagnose() makes nothing retryable that the upstream said not to retry", () => {
+  const facts = { ...answered(429, { code: "rate_limit_exceeded" }), retryRefused: true };
+  const diagnosis = diagnose(facts, "en");
+  assert.equal(diagnosis.category, "rate_limited");
+  assert.equal(diagnosis.retryable, false);
+  assert.match(diagnosis.human_reason, /x-should-retry: false/);
+  const quota = diagnose({ ...answered(402, {}), retryRefused: true }, "en");
+  assert.doesNotMatch(quota.human_reason, /x-should-retry/);
+});
+
+Deno.test("diagnose() says a 524 or 504 cut a long generation that may be billed, and how to avoid it", () => {
+  for (const status of [524, 504]) {
+    for (const lang of ["en", "zh"] as const) {
+      const diagnosis = diagnose(answered(status, { message: "A timeout occurred" }), lang);
+      assert.equal(diagnosis.category, "upstream_failure");
+      assert.match(diagnosis.human_reason, /stream: true/);
+      assert.match(diagnosis.human_reason, lang === "en" ? /bill/ : /计费/);
+      assert.match(diagnosis.human_reason, lang === "en" ? /gateway timeout/ : /超时/);
+    }
+  }
 });
 
 Deno.test("diagnose() leaves retry_after_ms out when the upstream gave none", () => {
@@ -787,35 +911,4 @@ Deno.test("DIAGNOSIS_RULES message patterns cover both English and Chinese gatew
   const messages = DIAGNOSIS_RULES.flatMap((rule) => rule.message ? [rule.message.source] : []);
   assert.ok(messages.some((source) => /[\u4e00-\u9fff]/.test(source)));
   assert.ok(messages.some((source) => /^[\x20-\x7e]+$/.test(source)));
-});
-
-function cellsOf(row: string): string[] {
-  return row.replaceAll("\\|", "").split("|").slice(1, -1);
-}
-
-Deno.test("diagnosisTableMarkdown() renders one row per rule with the columns intact", () => {
-  for (const lang of ["zh", "en"] as const) {
-    const lines = diagnosisTableMarkdown(lang).split("\n");
-    assert.equal(lines.length, DIAGNOSIS_RULES.length + 2);
-    const width = cellsOf(lines[0] ?? "").length;
-    for (const line of lines) assert.equal(cellsOf(line).length, width, line);
-  }
-});
-
-Deno.test("diagnosisTableMarkdown() shows the conditions, category and reason of each rule", () => {
-  const table = diagnosisTableMarkdown("en");
-  assert.match(table, /\| When \|/);
-  assert.match(table, /status 500–599/);
-  assert.match(table, /`upstream_failure`/);
-  assert.match(table, /anything else/);
-  assert.match(table, /无可用渠道/);
-  const zh = diagnosisTableMarkdown("zh");
-  assert.ok(zh.includes("图片模型上游服务失败或临时不可用;不是本地脚本问题。"));
-});
-
-Deno.test("categoryTableMarkdown() lists every category with its retryable flag", () => {
-  const lines = categoryTableMarkdown("en").split("\n");
-  assert.equal(lines.length, CATEGORIES.length + 2);
-  assert.ok(lines.includes("| `rate_limited` | yes | Rate limited (not a quota problem) |"));
-  assert.ok(categoryTableMarkdown("zh").includes("| `quota_exceeded` | 否 |"));
 });

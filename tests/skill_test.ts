@@ -4,7 +4,8 @@
  * prints.
  */
 import assert from "node:assert/strict";
-import { CATEGORIES, categoryTableMarkdown } from "../lib/diagnosis.ts";
+import { CATEGORIES } from "../lib/diagnosis.ts";
+import { categoryTableMarkdown } from "../scripts/docs.ts";
 import { dryRunReport } from "../lib/dry_run.ts";
 import { generateImage } from "../lib/generate.ts";
 import { PARAM_NAMES, validateParams } from "../lib/params.ts";

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { UpstreamError } from "../lib/errors.ts";
 import {
   clip,
+  durationMs,
   errorFromJson,
   htmlSummary,
   MAX_ERROR_BODY_BYTES,
@@ -11,6 +12,7 @@ import {
   readTextCapped,
   requestIdOf,
   retryAfterMs,
+  retryRefused,
 } from "../lib/upstream_error.ts";
 
 function upstream(fields: Partial<UpstreamError>): UpstreamError {
@@ -258,13 +260,13 @@ Deno.test("retryAfterMs() reads retry-after in seconds", () => {
 Deno.test("retryAfterMs() reads retry-after as an HTTP date", () => {
   const date = "Wed, 21 Oct 2015 07:28:00 GMT";
   const at = Date.UTC(2015, 9, 21, 7, 28, 0);
-  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), at - 30_000), 30_000);
-  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), at), 0);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), null, at - 30_000), 30_000);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), null, at), 0);
 });
 
 Deno.test("retryAfterMs() gives 0 for an HTTP date already past", () => {
   const date = "Wed, 21 Oct 2015 07:28:00 GMT";
-  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), Date.UTC(2016, 0, 1)), 0);
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), null, Date.UTC(2016, 0, 1)), 0);
 });
 
 Deno.test("retryAfterMs() gives null without a usable header", () => {
@@ -379,4 +381,88 @@ Deno.test("readTextCapped() decodes UTF-8 across chunks", async () => {
 
 Deno.test("readTextCapped() reads an absent body as empty", async () => {
   assert.equal(await readTextCapped(null), "");
+});
+
+Deno.test("parseUpstreamError() takes Azure's inner error code when the outer one is missing", () => {
+  assert.equal(
+    parseUpstreamError(
+      '{"error":{"message":"blocked","innererror":{"code":"ResponsibleAIPolicyViolation"}}}',
+    ).code,
+    "ResponsibleAIPolicyViolation",
+  );
+  assert.equal(
+    parseUpstreamError(
+      '{"error":{"code":"contentFilter","message":"x","inner_error":{"code":"ResponsibleAIPolicyViolation"}}}',
+    ).code,
+    "contentFilter",
+  );
+});
+
+Deno.test("parseUpstreamError() reads a top-level numeric code with its message (SiliconFlow)", () => {
+  assert.deepEqual(
+    parseUpstreamError(
+      '{"code":30001,"message":"Sorry, your account balance is insufficient","data":null}',
+    ),
+    upstream({ message: "Sorry, your account balance is insufficient", code: "30001" }),
+  );
+});
+
+Deno.test("errorFromJson() takes a success code with data for no error", () => {
+  assert.equal(errorFromJson({ code: 0, message: "success", data: [] }), null);
+  assert.equal(errorFromJson({ code: 200, msg: "ok", data: [] }), null);
+  assert.notEqual(errorFromJson({ code: 30001, message: "balance", data: null }), null);
+});
+
+Deno.test("retryAfterMs() reads when to try again from the message", () => {
+  const wait = (message: string) => retryAfterMs(new Headers(), message);
+  assert.equal(wait("Rate limit reached for images. Please try again in 6s."), 6000);
+  assert.equal(wait("Please try again in 1m2s. Visit https://…"), 62_000);
+  assert.equal(wait("Please try again in 120ms."), 120);
+  assert.equal(wait("Rate limited, try again after 51.84 seconds"), 51_840);
+  assert.equal(
+    wait("No deployments available for selected model, Try again in 60 seconds."),
+    60_000,
+  );
+  assert.equal(wait("Please retry after 7 seconds. Please go here: https://aka.ms/oai"), 7000);
+  assert.equal(wait("请求过于频繁,请 12 秒后重试"), 12_000);
+  assert.equal(wait("请在1分钟后再试"), 60_000);
+  assert.equal(wait("Please try again later"), null);
+});
+
+Deno.test("retryAfterMs() prefers the headers to the message", () => {
+  assert.equal(retryAfterMs(new Headers({ "retry-after": "2" }), "try again in 6s"), 2000);
+});
+
+Deno.test("retryAfterMs() reads x-ratelimit-reset-* only for a limit that is used up", () => {
+  const headers = new Headers({
+    "x-ratelimit-remaining-requests": "4",
+    "x-ratelimit-reset-requests": "6ms",
+    "x-ratelimit-remaining-images": "0",
+    "x-ratelimit-reset-images": "1m2s",
+  });
+  assert.equal(retryAfterMs(headers), 62_000);
+  headers.set("x-ratelimit-remaining-images", "3");
+  assert.equal(retryAfterMs(headers), null);
+});
+
+Deno.test("retryAfterMs() reports a date far ahead as it is", () => {
+  const now = Date.UTC(2026, 0, 1);
+  const date = new Date(now + 86_400_000).toUTCString();
+  assert.equal(retryAfterMs(new Headers({ "retry-after": date }), null, now), 86_400_000);
+});
+
+Deno.test("durationMs() reads OpenAI's reset durations", () => {
+  assert.equal(durationMs("51.84s"), 51_840);
+  assert.equal(durationMs("1m2s"), 62_000);
+  assert.equal(durationMs("6ms"), 6);
+  assert.equal(durationMs("1h30m"), 5_400_000);
+  assert.equal(durationMs(""), null);
+  assert.equal(durationMs("soon"), null);
+});
+
+Deno.test("retryRefused() is true only for x-should-retry: false", () => {
+  assert.equal(retryRefused(new Headers({ "x-should-retry": "false" })), true);
+  assert.equal(retryRefused(new Headers({ "x-should-retry": " False " })), true);
+  assert.equal(retryRefused(new Headers({ "x-should-retry": "true" })), false);
+  assert.equal(retryRefused(new Headers()), false);
 });
