@@ -865,7 +865,13 @@ const RULE_SOURCES: readonly RuleSource[] = [
     category: "bad_request",
     reason: REASONS.bodyTooLarge,
   },
-  { status: 429, source: SOURCES.http, category: "rate_limited", reason: REASONS.rateLimited },
+  {
+    status: 429,
+    seenIn: "Azure OpenAI, LiteLLM, OpenRouter, sub2api",
+    source: `${SOURCES.http}; ${SOURCES.azure}; ${SOURCES.litellm}; ${SOURCES.sub2api}`,
+    category: "rate_limited",
+    reason: REASONS.rateLimited,
+  },
   { status: { from: 400, to: 499 }, category: "bad_request", reason: REASONS.badParams },
   { status: 501, category: "endpoint_not_found", reason: REASONS.notImplemented },
   {
@@ -882,7 +888,13 @@ const RULE_SOURCES: readonly RuleSource[] = [
     category: "upstream_failure",
     reason: REASONS.cloudflareOrigin,
   },
-  { status: { from: 500, to: 599 }, category: "upstream_failure", reason: REASONS.upstreamFailed },
+  {
+    status: { from: 500, to: 599 },
+    seenIn: "new-api, sub2api",
+    source: `${SOURCES.http}; ${SOURCES.newApi}; ${SOURCES.sub2api}`,
+    category: "upstream_failure",
+    reason: REASONS.upstreamFailed,
+  },
 
   // Anything else the upstream said: an error object with HTTP 200, or an unexpected status
   { category: "upstream_failure", reason: REASONS.unclassified },
