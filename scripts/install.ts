@@ -3,14 +3,16 @@
  * `deno task install -- --to DIR [--python-shim PATH] [--bundle]`
  *
  * Builds img2-generate and installs it as DIR/img2-generate: the compiled binary when
- * `deno compile` works here, otherwise (or with --bundle) the single-file bundle, which runs with
- * the `deno` on PATH. With --python-shim it also writes a small Python 3 script at PATH that
- * replaces itself with the installed command, so that `python3 PATH '<json>'` keeps working.
+ * `deno compile` works here, otherwise (or with --bundle) the single-file bundle, pinned to the
+ * Deno that runs this script by its absolute path, so that it runs under any PATH. With
+ * --python-shim it also writes a small Python 3 script at PATH that replaces itself with the
+ * installed command, so that `python3 PATH '<json>'` keeps working.
  */
 import { parseFlags } from "./_flags.ts";
-import { delimiter, dirname, join, resolve } from "node:path";
-import { bundle, compile } from "./build.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { bundle, COMMAND as ENTRY, compile, withHead } from "./build.ts";
+import { errorMessage, InputError } from "../lib/errors.ts";
+import { callContext, failureResult } from "../lib/result.ts";
 
 export const COMMAND_NAME = "img2-generate";
 
@@ -26,6 +28,8 @@ export interface InstallOptions {
   pythonShim?: string | undefined;
   /** Install the bundle without trying `deno compile`. */
   bundleOnly?: boolean | undefined;
+  /** The Deno the bundle runs with, by absolute path; by default the one running this script. */
+  deno?: string | undefined;
   /** Notes for the person installing: what is happening and why. */
   note?: (line: string) => void;
 }
@@ -39,19 +43,23 @@ export interface ShimReport {
 export interface InstallReport {
   command: string;
   kind: InstalledKind;
+  /** The Deno the installed bundle runs with; null for the binary, which needs none. */
+  deno: string | null;
   /** Why the binary was not installed, when it was not. */
   reason: string | null;
   shim: ShimReport | null;
 }
 
-const HELP = `Usage: deno task install -- --to DIR [--python-shim PATH] [--bundle]
+const HELP = `Usage: deno task install -- --to DIR [--python-shim PATH] [--bundle] [--deno PATH]
 
 Builds img2-generate and installs it as DIR/img2-generate (DIR is created if missing).
 
 The standalone binary from deno compile is installed when it can be built here; otherwise the
-single-file bundle is installed in its place. The bundle runs with the deno on PATH. deno compile
-downloads its runtime base (denort) from Deno's release server, unless DENORT_BIN names a local
-copy for this Deno version.
+single-file bundle is installed in its place. The bundle runs with the Deno that runs this
+install, named by its absolute path, so it works whatever PATH its caller has; if that Deno is
+gone later, it answers with a failure JSON (stage "input", exit code 2). deno compile downloads
+its runtime base (denort) from Deno's release server, unless DENORT_BIN names a local copy for
+this Deno version.
 
 Options:
   --to DIR             Folder to install into
@@ -60,6 +68,7 @@ Options:
                        "python3 PATH '<json>'"; a different file already at PATH is kept as
                        PATH.bak first
   --bundle             Install the bundle without trying deno compile
+  --deno PATH          The Deno the bundle runs with (default: this one, ${Deno.execPath()})
   -h, --help           Show this help
 `;
 
@@ -69,6 +78,7 @@ export async function install(options: InstallOptions): Promise<InstallReport> {
   const dir = expandPath(options.to);
   const command = join(dir, COMMAND_NAME);
   const shimPath = options.pythonShim === undefined ? null : expandPath(options.pythonShim);
+  const deno = options.deno === undefined ? Deno.execPath() : expandPath(options.deno);
   if (shimPath === command) {
     throw new Error(`Cannot write the Python shim at "${shimPath}": the command goes there`);
   }
@@ -80,10 +90,16 @@ export async function install(options: InstallOptions): Promise<InstallReport> {
   }
   const work = await Deno.makeTempDir({ prefix: "img2-generate-build-" });
   try {
-    const built = await build(work, options.bundleOnly === true, note);
+    const built = await build(work, options.bundleOnly === true, deno, note);
     await placeExecutable(built.path, command);
     const shim = shimPath === null ? null : await writePythonShim(shimPath, command, note);
-    return { command, kind: built.kind, reason: built.reason, shim };
+    return {
+      command,
+      kind: built.kind,
+      deno: built.kind === "bundle" ? deno : null,
+      reason: built.reason,
+      shim,
+    };
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
@@ -98,6 +114,7 @@ interface Built {
 async function build(
   work: string,
   bundleOnly: boolean,
+  deno: string,
   note: (line: string) => void,
 ): Promise<Built> {
   let reason: string | null = bundleOnly ? "--bundle was given" : null;
@@ -116,24 +133,47 @@ async function build(
     }
   }
   note(`Installing the single-file bundle instead of a compiled binary: ${reason}`);
-  const script = join(work, `${COMMAND_NAME}.js`);
+  const script = join(work, COMMAND_NAME);
   await bundle(script);
-  const problem = await versionProblem([
-    Deno.execPath(),
-    "run",
-    "--no-config",
-    script,
-    "--version",
-  ]);
-  if (problem !== null) throw new Error(`Cannot install the bundle: ${problem}`);
-  if (!onPath("deno")) {
-    note(
-      `Warning: the bundle runs with the deno on PATH, and there is none; add "${
-        dirname(Deno.execPath())
-      }" to PATH`,
-    );
+  await Deno.writeTextFile(script, withHead(await Deno.readTextFile(script), pinnedHead(deno)));
+  const problem = await versionProblem([script, "--version"], { PATH: "" });
+  if (problem !== null) {
+    throw new Error(`Cannot install the bundle to run with the Deno at "${deno}": ${problem}`);
   }
   return { path: script, kind: "bundle", reason };
+}
+
+/**
+ * The lines that replace the bundle's `#!/usr/bin/env -S deno run …` when it is installed, so
+ * that it needs no `deno` on PATH. sh runs them: it starts the pinned Deno on this same file, or,
+ * when that Deno is gone, prints the failure the command would print for an input it cannot run
+ * and exits 2. Deno reads both lines as `//` comments; to sh, `//` is a folder that fails to run
+ * (its complaint sent to /dev/null) before the `;`.
+ */
+export function pinnedHead(deno: string): string {
+  if (!isAbsolute(deno)) throw new Error(`Cannot pin Deno at "${deno}": the path is not absolute`);
+  const failure = JSON.stringify(denoMissingResult(deno), null, 2).split("\n");
+  const run = ["run", "--no-config", ...ENTRY.permissions].join(" ");
+  return [
+    "#!/bin/sh",
+    `// 2>/dev/null; deno=${shellQuote(deno)}; [ -x "$deno" ] && exec "$deno" ${run} "$0" "$@"`,
+    `// 2>/dev/null; printf '%s\\n' ${failure.map(shellQuote).join(" ")}; exit 2`,
+  ].join("\n");
+}
+
+/** What the installed command answers when the Deno it was pinned to is gone. */
+export function denoMissingResult(deno: string): ReturnType<typeof failureResult> {
+  const error = new InputError(
+    `Cannot run ${COMMAND_NAME}: Deno is not at "${deno}" any more, where it was when ` +
+      `${COMMAND_NAME} was installed; install Deno 2.9 and install ${COMMAND_NAME} again ` +
+      "(deno task install)",
+  );
+  return { ...failureResult(error, callContext({})), elapsed_ms: 0 };
+}
+
+/** `text` as one sh word, taken literally. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** One line saying why `deno compile` failed, from the message that build.ts gives. */
@@ -159,12 +199,16 @@ function denortHint(): string {
 }
 
 /** Runs `argv` (a `--version` call) and says what is wrong with it, or null when it works. */
-async function versionProblem(argv: string[]): Promise<string | null> {
+async function versionProblem(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<string | null> {
   const [program, ...args] = argv as [string, ...string[]];
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(program, {
       args,
+      env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -201,24 +245,39 @@ async function placeExecutable(source: string, target: string): Promise<void> {
   }
 }
 
-/** The Python 3 script that replaces itself with `command`, keeping arguments and stdin. */
+/**
+ * The Python 3 script that replaces itself with `command`, keeping arguments and stdin. When
+ * `command` cannot be started it answers as the command does for an input it cannot run: one
+ * failure JSON on standard output, exit code 2.
+ */
 export function pythonShim(command: string): string {
-  // A JSON string is also a valid Python string literal.
-  const literal = JSON.stringify(command);
+  const failure = JSON.stringify(commandMissingResult(command), null, 2) + "\n";
+  // A JSON string is also a valid Python string literal, with the same meaning.
   return `#!/usr/bin/env python3
 ${SHIM_MARKER}: runs ${COMMAND_NAME} with the same arguments. exec replaces this process,
 # so standard input, standard output and the exit code are the command's own.
 import os
 import sys
 
-COMMAND = ${literal}
+COMMAND = ${JSON.stringify(command)}
+FAILURE = ${JSON.stringify(failure)}
 
 try:
     os.execv(COMMAND, [COMMAND] + sys.argv[1:])
 except OSError as error:
     sys.stderr.write("Cannot run %s: %s\\n" % (COMMAND, error))
-    sys.exit(127)
+    sys.stdout.buffer.write(FAILURE.encode("utf-8"))
+    sys.exit(2)
 `;
+}
+
+/** What the Python shim answers when the installed command cannot be started. */
+export function commandMissingResult(command: string): ReturnType<typeof failureResult> {
+  const error = new InputError(
+    `Cannot run ${COMMAND_NAME} at "${command}": it is missing or cannot be executed; ` +
+      `install ${COMMAND_NAME} again (deno task install)`,
+  );
+  return { ...failureResult(error, callContext({})), elapsed_ms: 0 };
 }
 
 /**
@@ -293,21 +352,11 @@ function pathEntries(): string[] {
   ) => resolve(entry));
 }
 
-function onPath(program: string): boolean {
-  return pathEntries().some((entry) => {
-    try {
-      return Deno.statSync(join(entry, program)).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** What was installed where, for the end of the run. */
 export function summary(report: InstallReport): string {
   const what = report.kind === "binary"
     ? "the compiled binary"
-    : "the single-file bundle (runs with deno)";
+    : `the single-file bundle (runs with the Deno at ${report.deno})`;
   const lines = [`Installed ${COMMAND_NAME}, ${what}, at ${report.command}`];
   if (report.shim) {
     lines.push(
@@ -328,6 +377,7 @@ async function main(args: string[]): Promise<number> {
     to: { type: "string" },
     "python-shim": { type: "string" },
     bundle: { type: "boolean" },
+    deno: { type: "string" },
   }, HELP);
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
@@ -343,6 +393,7 @@ async function main(args: string[]): Promise<number> {
       to: values.to,
       pythonShim: values["python-shim"],
       bundleOnly: values.bundle,
+      deno: values.deno,
     });
     console.log(summary(report));
     return 0;

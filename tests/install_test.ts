@@ -5,26 +5,35 @@
 import assert from "node:assert/strict";
 import { delimiter, dirname, join } from "node:path";
 import { ROOT } from "../scripts/build.ts";
-import { compileFailureReason, pythonShim, SHIM_MARKER } from "../scripts/install.ts";
+import {
+  commandMissingResult,
+  compileFailureReason,
+  denoMissingResult,
+  pythonShim,
+  SHIM_MARKER,
+} from "../scripts/install.ts";
 import { encodePng } from "../scripts/png.ts";
 import { VERSION } from "../lib/version.ts";
 
 const INSTALL_SCRIPT = join(ROOT, "scripts", "install.ts");
 const INSTALL_PERMISSIONS = ["--allow-run", "--allow-read", "--allow-write", "--allow-env"];
 
-const HAS_PYTHON = (() => {
+/** The absolute path of python3, for runs under a PATH that does not have it; null without one. */
+const PYTHON = (() => {
   try {
     const output = new Deno.Command("python3", {
-      args: ["-c", "import sys; sys.exit(0 if sys.version_info[0] == 3 else 1)"],
+      args: ["-c", "import sys; print(sys.executable if sys.version_info[0] == 3 else '')"],
       stdin: "null",
-      stdout: "null",
+      stdout: "piped",
       stderr: "null",
     }).outputSync();
-    return output.success;
+    const path = new TextDecoder().decode(output.stdout).trim();
+    return output.success && path !== "" ? path : null;
   } catch {
-    return false;
+    return null;
   }
 })();
+const HAS_PYTHON = PYTHON !== null;
 
 const DENORT = Deno.env.get("DENORT_BIN");
 const HAS_DENORT = DENORT !== undefined && (() => {
@@ -35,7 +44,7 @@ const HAS_DENORT = DENORT !== undefined && (() => {
   }
 })();
 
-/** Deno first on PATH, for the bundle's shebang; local servers never through a proxy. */
+/** Deno first on PATH, as a developer has it; local servers never through a proxy. */
 const CHILD_ENV = {
   PATH: [dirname(Deno.execPath()), Deno.env.get("PATH") ?? ""].join(delimiter),
   NO_PROXY: "127.0.0.1,localhost",
@@ -48,10 +57,14 @@ interface RunOutput {
   stderr: string;
 }
 
-async function run(
-  argv: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<RunOutput> {
+interface RunOptions {
+  stdin?: string;
+  env?: Record<string, string>;
+  /** Only `env`, nothing inherited: an agent's narrow environment. */
+  clearEnv?: boolean;
+}
+
+async function run(argv: string[], options: RunOptions = {}): Promise<RunOutput> {
   const [program, ...args] = argv as [string, ...string[]];
   const child = new Deno.Command(program, {
     args,
@@ -59,7 +72,8 @@ async function run(
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { ...CHILD_ENV, ...options.env },
+    clearEnv: options.clearEnv === true,
+    env: options.clearEnv ? options.env : { ...CHILD_ENV, ...options.env },
   }).spawn();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
@@ -124,8 +138,10 @@ Deno.test("install.ts --bundle installs a runnable img2-generate and a Python sh
     const info = await Deno.stat(command);
     assert.equal(info.mode! & 0o111, 0o111, "the command is executable");
     assert.ok(
-      (await readText(command)).startsWith("#!/usr/bin/env -S deno run "),
-      "the bundle starts with a shebang that runs it with deno",
+      (await readText(command)).startsWith(
+        `#!/bin/sh\n// 2>/dev/null; deno='${Deno.execPath()}'; [ -x "$deno" ] && exec "$deno" run `,
+      ),
+      "the bundle starts with lines that run it with this Deno, by its absolute path",
     );
     const version = await run([command, "--version"]);
     assert.deepEqual(version, { code: 0, stdout: `img2-generate ${VERSION}\n`, stderr: "" });
@@ -284,6 +300,101 @@ function splitMediaLine(stdout: string, expectMedia: boolean): [string, string |
   return [stdout.slice(0, match.index + 1), match[1]!];
 }
 
+/** An agent's environment: nothing inherited, and a PATH where no deno (nor anything) is. */
+function narrowEnv(dir: string): RunOptions {
+  return { clearEnv: true, env: { PATH: join(dir, "empty-path") } };
+}
+
+Deno.test({
+  name:
+    "the installed bundle and the Python shim run without deno on PATH, and say so in JSON when Deno is gone",
+  ignore: !HAS_PYTHON,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "img2-install-test-" });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        await request.text();
+        return Response.json({ data: [{ b64_json: PNG.toBase64() }] });
+      },
+    );
+    try {
+      // A Deno of its own, at a path that needs quoting in sh, so that the test can take it away.
+      const deno = join(dir, "Deno's bin", "deno");
+      await Deno.mkdir(dirname(deno));
+      await Deno.symlink(Deno.execPath(), deno);
+      const command = join(dir, "bin", "img2-generate");
+      const shim = join(dir, "old", "img2_generate_only.py");
+      const installed = await runInstall([
+        "--to",
+        join(dir, "bin"),
+        "--bundle",
+        "--python-shim",
+        shim,
+        "--deno",
+        deno,
+      ]);
+      assert.equal(installed.code, 0, installed.stderr);
+      assert.ok(installed.stdout.includes(`(runs with the Deno at ${deno})`), installed.stdout);
+
+      const narrow = narrowEnv(dir);
+      for (const argv of [[command], [PYTHON!, shim]]) {
+        const version = await run([...argv, "--version"], narrow);
+        assert.deepEqual(version, { code: 0, stdout: `img2-generate ${VERSION}\n`, stderr: "" });
+        const params = {
+          prompt: "一只橘猫",
+          base_url: `http://127.0.0.1:${server.addr.port}/v1`,
+          api_key: "sk-narrow-path-test",
+          model: "gpt-image-2",
+          size: "1024x1024",
+          task_name: "narrow-path",
+          timeout_ms: 20000,
+          output_dir: join(dir, "images"),
+        };
+        const generated = await run([...argv, "-"], { ...narrow, stdin: JSON.stringify(params) });
+        assert.equal(generated.code, 0, generated.stdout + generated.stderr);
+        assert.deepEqual(await Deno.readFile(JSON.parse(generated.stdout).image_path), PNG);
+      }
+      // The command's own answer to an input it cannot use, for the shape of the answers below.
+      const invalid = await run([command, "{}"], narrow);
+      assert.equal(invalid.code, 2);
+      const invalidResult = JSON.parse(invalid.stdout);
+
+      await Deno.remove(deno);
+      for (const argv of [[command], [PYTHON!, shim]]) {
+        const output = await run([...argv, "{}"], narrow);
+        assert.equal(output.code, 2, output.stdout + output.stderr);
+        assert.equal(output.stderr, "");
+        assert.equal(output.stdout, JSON.stringify(denoMissingResult(deno), null, 2) + "\n");
+        const result = JSON.parse(output.stdout);
+        assert.deepEqual(Object.keys(result), Object.keys(invalidResult));
+        assert.deepEqual(Object.keys(result.diagnosis), Object.keys(invalidResult.diagnosis));
+        assert.equal(result.ok, false);
+        assert.equal(result.stage, "input");
+        assert.ok(result.error.includes(`Deno is not at "${deno}"`), result.error);
+      }
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the Python shim answers with a failure JSON, exit code 2, when the command is gone",
+  ignore: !HAS_PYTHON,
+  fn: async () => {
+    await withInstallation(async ({ dir, command, shim }) => {
+      await Deno.remove(command);
+      const output = await run([PYTHON!, shim, "{}"], narrowEnv(dir));
+      assert.equal(output.code, 2, output.stdout + output.stderr);
+      assert.equal(output.stdout, JSON.stringify(commandMissingResult(command), null, 2) + "\n");
+      assert.equal(JSON.parse(output.stdout).stage, "input");
+      assert.match(output.stderr, /^Cannot run .*img2-generate: \[Errno 2\]/);
+    });
+  },
+});
+
 Deno.test("install.ts backs up a foreign file at the shim path, never an earlier backup", async () => {
   const dir = await Deno.makeTempDir({ prefix: "img2-install-test-" });
   try {
@@ -337,8 +448,10 @@ Deno.test("install.ts falls back to the bundle when deno compile fails or its bi
       assert.match(output.stderr, /Installing the single-file bundle instead of a compiled binary/);
       assert.match(output.stderr, reason);
       assert.match(output.stderr, /DENORT_BIN/);
-      assert.match(output.stdout, /the single-file bundle \(runs with deno\)/);
-      assert.ok((await readText(command)).startsWith("#!/usr/bin/env -S deno run "));
+      assert.ok(
+        output.stdout.includes(`the single-file bundle (runs with the Deno at ${Deno.execPath()})`),
+      );
+      assert.ok((await readText(command)).startsWith("#!/bin/sh\n"));
       const version = await run([command, "--version"]);
       assert.equal(version.stdout, `img2-generate ${VERSION}\n`);
     }
