@@ -1,9 +1,13 @@
 /**
- * skill/SKILL.md: its frontmatter is the YAML OpenClaw and AgentSkills loaders read, its body
- * names every parameter and category the command knows, and its examples are what the command
- * prints.
+ * skill/SKILL.md: its frontmatter reads as OpenClaw 2026.9 reads it (YAML with the `yaml` package
+ * and core schema, `metadata` as JSON5 under `openclaw`), within the limits its loader and its
+ * `skills info` display have; its body says what an agent on OpenClaw needs; it names every
+ * parameter and category the command knows, and its examples are what the command prints.
  */
 import assert from "node:assert/strict";
+// The versions OpenClaw 2026.9.6 depends on.
+import { isMap, parseDocument } from "npm:yaml@2.9.0";
+import JSON5 from "npm:json5@2.2.3";
 import { CATEGORIES } from "../lib/diagnosis.ts";
 import { categoryTableMarkdown } from "../scripts/docs.ts";
 import { dryRunReport } from "../lib/dry_run.ts";
@@ -24,130 +28,87 @@ function splitSkill(text: string): { frontmatter: string; body: string } {
 
 const { frontmatter: FRONTMATTER, body: BODY } = splitSkill(SKILL);
 
-/** Plain scalars YAML would read as something other than a string. */
-const NON_STRING_PLAIN =
-  /^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|0x[\da-f]+|0o[0-7]+|[-+]?\.inf|\.nan)$/i;
-
 /**
- * A strict reading of the subset of YAML a skill frontmatter needs, one `key: value` per line
- * (the form OpenClaw's single-line fallback parser also reads): a value is a double-quoted string
- * or a JSON object or array (both JSON and YAML, with the same meaning in each), or a plain
- * scalar that YAML reads as the same string. Anything else is refused rather than guessed at.
+ * The frontmatter's fields as OpenClaw's loader keeps them: each a string, an object or array
+ * turned into its JSON text. Unlike OpenClaw, which falls back to reading `key: value` lines, a
+ * YAML error fails here.
  */
-function parseFrontmatter(text: string): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
-  for (const [index, line] of text.split("\n").entries()) {
-    const where = `frontmatter line ${index + 1} ${JSON.stringify(line)}`;
-    const match = /^([a-z][a-z0-9-]*): (\S.*)$/.exec(line);
-    if (!match) throw new Error(`Cannot read ${where}: expected "key: value" on one line`);
-    const [, key, value] = match as unknown as [string, string, string];
-    if (Object.hasOwn(fields, key)) throw new Error(`Cannot read ${where}: "${key}" is repeated`);
-    if (/\s$/.test(value)) throw new Error(`Cannot read ${where}: trailing whitespace`);
-    if (value.startsWith('"') || value.startsWith("{") || value.startsWith("[")) {
-      try {
-        fields[key] = JSON.parse(value);
-      } catch (error) {
-        throw new Error(`Cannot read ${where}: ${(error as Error).message}`);
-      }
-      if (value.startsWith('"') && typeof fields[key] !== "string") {
-        throw new Error(`Cannot read ${where}: expected one quoted string`);
-      }
-      continue;
-    }
-    if (/^[-?:,[\]{}#&*!|>'"%@`]/.test(value) || /: | #/.test(value)) {
-      throw new Error(`Cannot read ${where}: quote this value`);
-    }
-    if (NON_STRING_PLAIN.test(value)) {
-      throw new Error(`Cannot read ${where}: YAML would not read this as a string`);
-    }
-    fields[key] = value;
+function openclawFields(block: string): Record<string, string> {
+  const doc = parseDocument(block, { schema: "core", prettyErrors: false });
+  assert.deepEqual(doc.errors.map((error) => error.message), [], "the frontmatter is valid YAML");
+  assert.ok(isMap(doc.contents), "the frontmatter is a YAML mapping");
+  const fields: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc.toJS() as Record<string, unknown>)) {
+    if (value === null || value === undefined) continue;
+    fields[key.trim()] = typeof value === "object" ? JSON.stringify(value) : String(value).trim();
   }
   return fields;
 }
 
-Deno.test("parseFrontmatter() reads strings and JSON objects and refuses what it cannot vouch for", () => {
-  assert.deepEqual(
-    parseFrontmatter(
-      'name: a-b\ndescription: "x: y"\nmetadata: {"k": [1]}\nhomepage: https://e.x/a',
-    ),
-    { name: "a-b", description: "x: y", metadata: { k: [1] }, homepage: "https://e.x/a" },
-  );
-  for (
-    const bad of [
-      "name: a\nname: b",
-      "description: one: two",
-      "description: >",
-      "metadata:\n  openclaw: {}",
-      "version: 1.0",
-      "enabled: yes",
-      "metadata: {'k': 1}",
-      'description: "unterminated',
-      "name: a ",
-      "",
-    ]
-  ) {
-    assert.throws(() => parseFrontmatter(bad), Error, JSON.stringify(bad));
-  }
-});
-
-const FIELDS = parseFrontmatter(FRONTMATTER);
-
-Deno.test("SKILL.md frontmatter has the name, description, homepage and metadata a skill needs", () => {
-  assert.equal(FIELDS.name, "img2-generate");
-  assert.match(FIELDS.name as string, /^[a-z0-9]+(?:-[a-z0-9]+)*$/);
-
-  const description = FIELDS.description;
-  assert.equal(typeof description, "string");
-  const chars = [...(description as string).trim()].length;
-  assert.ok(chars > 0 && chars <= 1024, `description has ${chars} characters, at most 1024`);
-  assert.ok(!/[<>]/.test(description as string), "no angle brackets in the description");
-
-  const homepage = FIELDS.homepage;
-  assert.equal(typeof homepage, "string");
-  // The project's own README, named relative to the skill folder, until it has a public address.
-  const readme = new URL(homepage as string, new URL("../skill/SKILL.md", import.meta.url));
-  assert.ok(Deno.statSync(readme).isFile, `homepage ${homepage} names a file`);
-
-  // OpenClaw reads metadata as a JSON object written on the one frontmatter line.
-  const metadataLine = FRONTMATTER.split("\n").find((line) => line.startsWith("metadata: "));
-  assert.ok(metadataLine?.startsWith("metadata: {"), "metadata is a one-line JSON object");
-  const openclaw = (FIELDS.metadata as { openclaw?: Record<string, unknown> }).openclaw;
-  assert.ok(openclaw, "metadata.openclaw is present");
-  const requires = openclaw.requires as { bins?: unknown };
-  assert.ok(Array.isArray(requires.bins) && requires.bins.includes("img2-generate"));
-  if ("emoji" in openclaw) assert.equal(typeof openclaw.emoji, "string");
-});
-
-const PYTHON_YAML = (() => {
+/** `metadata.openclaw` as OpenClaw reads it: JSON, or else JSON5. */
+function openclawManifest(metadata: string | undefined): Record<string, unknown> {
+  assert.ok(metadata, "metadata is present");
+  let parsed: unknown;
   try {
-    return new Deno.Command("python3", {
-      args: ["-c", "import yaml"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
+    parsed = JSON.parse(metadata);
   } catch {
-    return false;
+    parsed = JSON5.parse(metadata);
   }
-})();
+  const manifest = (parsed as { openclaw?: unknown }).openclaw;
+  assert.ok(manifest !== null && typeof manifest === "object", "metadata.openclaw is an object");
+  return manifest as Record<string, unknown>;
+}
 
-Deno.test({
-  name: "SKILL.md frontmatter reads the same with a full YAML parser (PyYAML)",
-  ignore: !PYTHON_YAML,
-  fn: async () => {
-    const child = new Deno.Command("python3", {
-      args: ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(FRONTMATTER));
-    await writer.close();
-    const output = await child.output();
-    assert.ok(output.success, new TextDecoder().decode(output.stderr));
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), FIELDS);
-  },
+const FIELDS = openclawFields(FRONTMATTER);
+const MANIFEST = openclawManifest(FIELDS.metadata);
+
+Deno.test("SKILL.md frontmatter: the name, and a one-line description that leads with when to use it", () => {
+  assert.equal(FIELDS.name, "img2-generate");
+  assert.match(FIELDS.name!, /^[a-z0-9]+(?:-[a-z0-9]+)*$/);
+  const description = FIELDS.description!;
+  const chars = [...description].length;
+  // Under context pressure the list of skills keeps only the start of each description.
+  assert.ok(chars > 0 && chars < 160, `description has ${chars} characters, fewer than 160`);
+  assert.ok(!/[\n<>]/.test(description), "one line, no angle brackets");
+  assert.match(description, /^[^:]{4,40}时使用:/, "it starts by saying when to use the skill");
+});
+
+Deno.test("SKILL.md frontmatter: homepage, if any, is a URL", () => {
+  if (FIELDS.homepage === undefined) return;
+  assert.match(new URL(FIELDS.homepage).protocol, /^https?:$/);
+});
+
+Deno.test("SKILL.md frontmatter: it requires the command and claims no key variable the command does not read", () => {
+  const requires = MANIFEST.requires as Record<string, unknown>;
+  assert.deepEqual(requires.bins, ["img2-generate"]);
+  // The command takes api_key only as a parameter; an environment variable would be ignored.
+  assert.equal(requires.env, undefined);
+  assert.equal(MANIFEST.primaryEnv, undefined);
+  if ("emoji" in MANIFEST) assert.equal(typeof MANIFEST.emoji, "string");
+});
+
+/** The field each install kind needs, and the values OpenClaw's installer accepts for it. */
+const INSTALL_KINDS: Record<string, { field: string; pattern: RegExp }> = {
+  brew: { field: "formula", pattern: /^[a-z0-9][a-z0-9+._@-]*(\/[a-z0-9][a-z0-9+._@-]*){0,2}$/ },
+  node: { field: "package", pattern: /^(@[a-z0-9._-]+\/)?[a-z0-9._-]+(@[a-z0-9^~>=<.*|-]+)?$/ },
+  go: { field: "module", pattern: /^[a-zA-Z0-9][a-zA-Z0-9._/-]*@[a-z0-9v._-]+$/ },
+  uv: { field: "package", pattern: /^[a-z0-9][a-z0-9._-]*(\[[a-z0-9,._-]+\])?/i },
+  download: { field: "url", pattern: /^https?:\/\/\S+$/ },
+};
+
+Deno.test("SKILL.md frontmatter: the install entry survives OpenClaw's checks and its label shows the fix", () => {
+  const install = MANIFEST.install as Record<string, unknown>[];
+  assert.ok(Array.isArray(install) && install.length > 0, "metadata.openclaw.install is a list");
+  // `skills info` shows one entry (the one it prefers), unless every entry is a download.
+  assert.equal(install.length, 1);
+  const [entry] = install as [Record<string, unknown>];
+  const kind = INSTALL_KINDS[entry.kind as string];
+  assert.ok(kind, `install kind "${entry.kind}" is one OpenClaw knows`);
+  assert.match(String(entry[kind.field]), kind.pattern);
+  // For kind node, OpenClaw shows its own label; for the others it shows this one.
+  assert.notEqual(entry.kind, "node");
+  assert.equal(typeof entry.label, "string");
+  assert.match(entry.label as string, /deno task install -- --to /);
 });
 
 Deno.test("SKILL.md names every parameter the command knows", () => {
@@ -177,6 +138,7 @@ Deno.test("SKILL.md covers the input forms, the timeout, the MEDIA line and the 
     const phrase of [
       "img2-generate - <<'EOF'",
       "--input FILE",
+      "openclaw skills install ",
       "--dry-run",
       "--media-line",
       "MEDIA:",
@@ -191,6 +153,37 @@ Deno.test("SKILL.md covers the input forms, the timeout, the MEDIA line and the 
   for (const code of ["0", "1", "2", "130", "143"]) {
     assert.match(BODY, new RegExp(`\\| \`${code}\` +\\|`), `exit code ${code} is in the table`);
   }
+});
+
+Deno.test("SKILL.md gives the exec tool's timeoutSeconds, longer than timeout_ms", () => {
+  const example = /`timeout_ms` 为 `(\d+)` 时,`timeoutSeconds` 至少设为 `(\d+)`/.exec(BODY);
+  assert.ok(example, "an example pairs timeout_ms with timeoutSeconds");
+  assert.ok(Number(example[2]) * 1000 > Number(example[1]), "timeoutSeconds outlasts timeout_ms");
+  // OpenClaw's exec refuses a "timeout" parameter outright.
+  assert.ok(!/exec[^\n]*`timeout` 至少/.test(BODY), "no exec `timeout` advice is left");
+});
+
+Deno.test("SKILL.md recommends --input FILE for the key, not a heredoc that lands in the transcript", () => {
+  const recommended = BODY.split("\n").filter((line) =>
+    line.startsWith("#") && line.includes("推荐")
+  );
+  assert.ok(recommended.some((line) => line.includes("参数文件")), recommended.join("\n"));
+  assert.ok(!recommended.some((line) => line.includes("标准输入")), recommended.join("\n"));
+  assert.match(BODY, /heredoc[^\n]*会话记录/);
+  assert.match(
+    BODY,
+    /img2-generate --input [^\n]*\\\n *--prompt /,
+    "a call with the key in a file",
+  );
+});
+
+Deno.test("SKILL.md says how an agent on OpenClaw 2026.9 attaches the image", () => {
+  // 2026.9 does not read MEDIA: lines from a command's output: the agent attaches the file.
+  assert.match(BODY, /不读取命令输出里的 `MEDIA:` 行/);
+  assert.match(BODY, /单独写一行 `MEDIA:<image_path>`/);
+  assert.match(BODY, /`message` 工具/);
+  // With tools.fs.workspaceOnly, only workspace files may be attached.
+  assert.match(BODY, /`tools\.fs\.workspaceOnly`[^\n]*`\/tmp\/generated-images`[^\n]*`output_dir`/);
 });
 
 /** Every ```json block of the body, parsed. */
