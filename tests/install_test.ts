@@ -239,6 +239,20 @@ Deno.test({
 
 const PNG = encodePng(4, 3, new Uint8Array(4 * 3 * 3).fill(200));
 
+/** The parameters of one image from the local upstream listening on `port`. */
+function generationParams(port: number, taskName: string, outputDir: string) {
+  return {
+    prompt: "一只毛茸茸的橘猫坐在窗边,无文字",
+    base_url: `http://127.0.0.1:${port}/v1`,
+    api_key: "sk-install-test-0123456789",
+    model: "gpt-image-2",
+    size: "1024x1024",
+    task_name: taskName,
+    timeout_ms: 20000,
+    output_dir: outputDir,
+  };
+}
+
 Deno.test({
   name: "the Python shim generates exactly as the command does, with stdin passed through",
   ignore: !HAS_PYTHON,
@@ -255,16 +269,7 @@ Deno.test({
     try {
       await withInstallation(async (installation) => {
         const outputDir = join(installation.dir, "images");
-        const params = {
-          prompt: "一只毛茸茸的橘猫坐在窗边,无文字",
-          base_url: `http://127.0.0.1:${server.addr.port}/v1`,
-          api_key: "sk-install-test-0123456789",
-          model: "gpt-image-2",
-          size: "1024x1024",
-          task_name: "shim-check",
-          timeout_ms: 20000,
-          output_dir: outputDir,
-        };
+        const params = generationParams(server.addr.port, "shim-check", outputDir);
         const paths = new Set<string>();
         await compareShim(
           installation,
@@ -341,16 +346,7 @@ Deno.test({
       for (const argv of [[command], [PYTHON!, shim]]) {
         const version = await run([...argv, "--version"], narrow);
         assert.deepEqual(version, { code: 0, stdout: `img2-generate ${VERSION}\n`, stderr: "" });
-        const params = {
-          prompt: "一只橘猫",
-          base_url: `http://127.0.0.1:${server.addr.port}/v1`,
-          api_key: "sk-narrow-path-test",
-          model: "gpt-image-2",
-          size: "1024x1024",
-          task_name: "narrow-path",
-          timeout_ms: 20000,
-          output_dir: join(dir, "images"),
-        };
+        const params = generationParams(server.addr.port, "narrow-path", join(dir, "images"));
         const generated = await run([...argv, "-"], { ...narrow, stdin: JSON.stringify(params) });
         assert.equal(generated.code, 0, generated.stdout + generated.stderr);
         assert.deepEqual(await Deno.readFile(JSON.parse(generated.stdout).image_path), PNG);
