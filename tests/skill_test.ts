@@ -5,11 +5,9 @@
  * parameter and category the command knows, and its examples are what the command prints.
  */
 import assert from "node:assert/strict";
-// The versions OpenClaw 2026.9.6 depends on, pinned here, the only place that needs them.
-// deno-lint-ignore no-import-prefix
-import { isMap, parseDocument } from "npm:yaml@2.9.0";
-// deno-lint-ignore no-import-prefix
-import JSON5 from "npm:json5@2.2.3";
+// The parsers OpenClaw 2026.9.6 reads skills with, at its versions (pinned in deno.json).
+import { isMap, parseDocument } from "yaml";
+import JSON5 from "json5";
 import { CATEGORIES } from "../lib/diagnosis.ts";
 import { categoryTableMarkdown } from "../scripts/docs.ts";
 import { dryRunReport } from "../lib/dry_run.ts";
