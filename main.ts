@@ -1,6 +1,6 @@
 #!/usr/bin/env -S deno run --no-config --allow-net --allow-read --allow-write --allow-env=HOME
 // deno-lint-ignore-file no-console
-import { parseInvocation } from "./lib/args.ts";
+import { type InputSources, parseInvocation } from "./lib/args.ts";
 import { dryRunReport } from "./lib/dry_run.ts";
 import { errorMessage, GenerationError } from "./lib/errors.ts";
 import { generateImage } from "./lib/generate.ts";
@@ -27,13 +27,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const INPUT_SOURCES: InputSources = {
+  stdin: () => Deno.stdin.readable,
+  openFile: async (path) => (await Deno.open(path)).readable,
+};
+
 async function run(argv: string[], stop: StopSignals): Promise<number> {
   let invocation;
   try {
-    invocation = await parseInvocation(argv, {
-      readStdin: () => stop.race(new Response(Deno.stdin.readable).text()),
-      readFile: (path) => stop.race(Deno.readTextFile(path)),
-    });
+    invocation = await stop.race(parseInvocation(argv, INPUT_SOURCES));
   } catch (error) {
     if (stop.received) {
       const cancelled = new GenerationError("input", errorMessage(error), { cause: "cancelled" });

@@ -11,9 +11,18 @@ export interface Invocation {
 
 /** Where the JSON forms of the input come from; injected so that tests need no real stdin. */
 export interface InputSources {
-  readStdin(): Promise<string>;
-  readFile(path: string): Promise<string>;
+  /** Standard input, for "-". */
+  stdin(): ReadableStream<Uint8Array>;
+  /** The `--input` file; rejects when it cannot be opened. */
+  openFile(path: string): Promise<ReadableStream<Uint8Array>>;
 }
+
+/**
+ * The most each JSON form may hold, in UTF-8 bytes: a 32000-character prompt written entirely as
+ * `\uXXXX\uXXXX` escapes takes 384000, which leaves more than 600 KiB for the other fields.
+ */
+export const MAX_INPUT_BYTES = 1024 * 1024;
+export const MAX_INPUT_LABEL = `1 MiB (${MAX_INPUT_BYTES} bytes)`;
 
 const TOOL_FLAGS = {
   help: ["--help", "-h"],
@@ -24,9 +33,14 @@ const TOOL_FLAGS = {
 /**
  * Merges the three input forms, a later one overriding an earlier one field by field: the JSON
  * argument, then JSON from stdin (`-`) or `--input FILE`, then one flag per parameter.
+ * `--help` and `--version` win over everything else, mistakes included, and read no input.
  */
 export async function parseInvocation(argv: string[], sources: InputSources): Promise<Invocation> {
   const invocation: Invocation = { input: {}, help: false, version: false, dryRun: false };
+  const options = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (options.some((arg) => toolFlag(arg) === "help")) return { ...invocation, help: true };
+  if (options.some((arg) => toolFlag(arg) === "version")) return { ...invocation, version: true };
+
   const positionals: string[] = [];
   const flagValues: GenerationInput = {};
   let inputFile: string | null = null;
@@ -42,21 +56,24 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
       invocation[tool] = true;
       continue;
     }
-    if (!arg.startsWith("--") || arg === "-") {
-      if (arg.startsWith("-") && arg !== "-") throw new InputError(`Unknown option "${arg}"`);
+    if (!arg.startsWith("-") || arg === "-") {
       positionals.push(arg);
       continue;
     }
+    if (!arg.startsWith("--")) throw new InputError(unknownOptionMessage(arg));
 
     const equals = arg.indexOf("=");
     const flag = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
     const name = flag.replaceAll("-", "_");
     const inline = equals === -1 ? null : arg.slice(equals + 1);
     if (name === "input") {
+      if (inputFile !== null) throw new InputError(`Option "--${flag}" is given twice`);
       inputFile = inline ?? takeValue(argv, ++i, arg);
       continue;
     }
-    if (!isParamName(name)) throw new InputError(unknownParamMessage(flag));
+    if (!isParamName(name)) {
+      throw new InputError(unknownOptionMessage(equals === -1 ? arg : arg.slice(0, equals)));
+    }
     if (Object.hasOwn(flagValues, name)) throw new InputError(`Option "--${flag}" is given twice`);
 
     if (PARAM_SPECS[name].rule.kind === "boolean" && inline === null) {
@@ -64,12 +81,15 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
       const next = argv[i + 1];
       flagValues[name] = next === "true" || next === "false" ? argv[++i] : "true";
     } else if (PARAM_SPECS[name].rule.kind === "object") {
-      flagValues[name] = parseJsonObject(inline ?? takeValue(argv, ++i, arg), `--${flag}`);
+      const text = inline ?? takeValue(argv, ++i, arg);
+      flagValues[name] = parseJsonObject(cappedArgument(text, `--${flag}`), `--${flag}`);
     } else {
       flagValues[name] = inline ?? takeValue(argv, ++i, arg);
     }
   }
 
+  const stray = positionals.find((arg) => arg !== "-" && !looksLikeJson(arg));
+  if (stray !== undefined) throw new InputError(strayArgumentMessage(stray));
   if (positionals.length > 1) {
     throw new InputError(
       `Expected at most one argument (a JSON object or "-"), got ${positionals.length}`,
@@ -77,20 +97,23 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
   }
   const positional = positionals[0];
   if (positional !== undefined && positional !== "-") {
-    Object.assign(invocation.input, parseJsonObject(positional, "the JSON argument"));
+    const text = cappedArgument(positional, "the JSON argument");
+    Object.assign(invocation.input, parseJsonObject(text, "the JSON argument"));
   }
   if (positional === "-") {
     if (inputFile !== null) throw new InputError(`Give either "-" or --input, not both`);
-    Object.assign(invocation.input, parseJsonObject(await sources.readStdin(), "standard input"));
+    const text = await readCapped(sources.stdin(), "standard input");
+    Object.assign(invocation.input, parseJsonObject(text, "standard input"));
   }
   if (inputFile !== null) {
-    let text: string;
+    const source = `--input file "${inputFile}"`;
+    let stream: ReadableStream<Uint8Array>;
     try {
-      text = await sources.readFile(inputFile);
+      stream = await sources.openFile(inputFile);
     } catch (error) {
-      throw new InputError(`Cannot read --input file "${inputFile}": ${errorMessage(error)}`);
+      throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
     }
-    Object.assign(invocation.input, parseJsonObject(text, `--input file "${inputFile}"`));
+    Object.assign(invocation.input, parseJsonObject(await readCapped(stream, source), source));
   }
   Object.assign(invocation.input, flagValues);
   return invocation;
@@ -107,6 +130,57 @@ function takeValue(argv: string[], index: number, flag: string): string {
   const value = argv[index];
   if (value === undefined) throw new InputError(`Option "${flag}" needs a value`);
   return value;
+}
+
+/**
+ * The text of a stream, read no further than MAX_INPUT_BYTES, so that `/dev/zero` or a gigabyte
+ * piped in costs no more memory than the cap. A UTF-8 byte order mark is dropped; other bytes
+ * that are not UTF-8 are refused rather than silently replaced.
+ */
+async function readCapped(stream: ReadableStream<Uint8Array>, source: string): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let text = "";
+  let bytes = 0;
+  const decode = (bytes?: Uint8Array) => {
+    try {
+      return decoder.decode(bytes, { stream: bytes !== undefined });
+    } catch {
+      throw new InputError(`Cannot read ${source}: it is not UTF-8 text`);
+    }
+  };
+  try {
+    while (true) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
+      }
+      if (chunk.done) return text + decode();
+      bytes += chunk.value.length;
+      if (bytes > MAX_INPUT_BYTES) throw new InputError(tooLargeMessage(source));
+      text += decode(chunk.value);
+    }
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** An argument's text, refused over MAX_INPUT_BYTES in UTF-8 like the other forms. */
+function cappedArgument(text: string, source: string): string {
+  // A UTF-16 unit takes one to three UTF-8 bytes: only the lengths in between need counting.
+  const over = text.length > MAX_INPUT_BYTES ||
+    (text.length * 3 > MAX_INPUT_BYTES && new TextEncoder().encode(text).length > MAX_INPUT_BYTES);
+  if (over) throw new InputError(tooLargeMessage(source));
+  return text;
+}
+
+function tooLargeMessage(source: string): string {
+  return `Cannot read ${source}: it is larger than ${MAX_INPUT_LABEL}, the limit for the parameters`;
 }
 
 function parseJsonObject(text: string, source: string): GenerationInput {
@@ -130,4 +204,36 @@ function parseJsonObject(text: string, source: string): GenerationInput {
  */
 function withoutQuotedInput(message: string): string {
   return message.replace(/,\s*(?:\.\.\.)?".*$/s, "");
+}
+
+/** Meant as JSON, however broken: it opens an object, an array or a string, or is a literal. */
+function looksLikeJson(arg: string): boolean {
+  return /^\s*(?:[{["]|(?:true|false|null)\s*$|$)/.test(arg);
+}
+
+/**
+ * A word, a number or a short flag name is quoted back; anything else might be JSON or a value
+ * holding the key (`--api-key sk-…` as one argument), and is described without being shown.
+ */
+const QUOTABLE = /^-{0,2}[\p{L}\p{N}][\p{L}\p{N}._-]{0,23}$/u;
+
+/** `Unknown option "--frobnicate"`, or, for `--timeout`, the parameter it most likely means. */
+function unknownOptionMessage(arg: string): string {
+  if (arg.startsWith("--") && QUOTABLE.test(arg)) {
+    return unknownParamMessage(arg.slice(2));
+  }
+  if (QUOTABLE.test(arg)) return `Unknown option "${arg}"`;
+  const known = /^--([A-Za-z][\w-]*)/.exec(arg)?.[1];
+  if (known !== undefined && isParamName(known.replaceAll("-", "_"))) {
+    return `Unknown option "--${known}…" (${arg.length} characters, not shown): ` +
+      `give its value as the next argument or after "="`;
+  }
+  return `Unknown option: an argument of ${arg.length} characters starting with "-" (not shown)`;
+}
+
+/** `img2-generate --prompt a cat` leaves "cat" behind: say so, rather than fail to parse JSON. */
+function strayArgumentMessage(arg: string): string {
+  const shown = QUOTABLE.test(arg) ? `"${arg}"` : `of ${arg.length} characters (not shown)`;
+  return `Unexpected argument ${shown}: expected one JSON object or "-" besides the options ` +
+    `(quote a value that has spaces)`;
 }

@@ -1,3 +1,4 @@
+import { MAX_INPUT_LABEL } from "./args.ts";
 import { PARAM_NAMES, PARAM_SPECS, REQUIRED_NAMES } from "./params.ts";
 import { VERSION } from "./version.ts";
 
@@ -16,7 +17,8 @@ Usage:
   img2-generate --input params.json     JSON from a file
   img2-generate --prompt "…" --base-url https://api.example.com/v1 --api-key sk-… …
 Forms combine; flags override JSON field by field. Each flag also takes its snake_case spelling
-(--base_url) and the --name=value form.
+(--base_url) and the --name=value form. Each JSON form holds at most ${MAX_INPUT_LABEL}; one
+argument holds at most 128 KiB on Linux, so give a long prompt on standard input or in a file.
 
 Required:
 ${REQUIRED_NAMES.map(optionLine).join("\n")}

@@ -1,26 +1,39 @@
 import assert from "node:assert/strict";
-import { type InputSources, type Invocation, parseInvocation } from "../lib/args.ts";
+import {
+  type InputSources,
+  type Invocation,
+  MAX_INPUT_BYTES,
+  parseInvocation,
+} from "../lib/args.ts";
 import { InputError } from "../lib/errors.ts";
 import { validateParams } from "../lib/params.ts";
 
-/** Stdin and files from memory, counting how often each is read. */
+/** Stdin and files from memory (text, or bytes as they are), counting how often each is read. */
 class FakeSources implements InputSources {
   stdinReads = 0;
   fileReads: string[] = [];
-  constructor(readonly stdin = "", readonly files: Record<string, string> = {}) {}
+  constructor(
+    readonly stdinText: string | Uint8Array = "",
+    readonly files: Record<string, string | Uint8Array> = {},
+  ) {}
 
-  readStdin(): Promise<string> {
+  stdin(): ReadableStream<Uint8Array> {
     this.stdinReads++;
-    return Promise.resolve(this.stdin);
+    return streamOf(this.stdinText);
   }
 
-  readFile(path: string): Promise<string> {
+  openFile(path: string): Promise<ReadableStream<Uint8Array>> {
     this.fileReads.push(path);
-    const text = this.files[path];
-    return text === undefined
+    const content = this.files[path];
+    return content === undefined
       ? Promise.reject(new Deno.errors.NotFound(`No such file or directory: ${path}`))
-      : Promise.resolve(text);
+      : Promise.resolve(streamOf(content));
   }
+}
+
+function streamOf(content: string | Uint8Array): ReadableStream<Uint8Array> {
+  const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+  return ReadableStream.from([bytes]);
 }
 
 function parse(argv: string[], sources = new FakeSources()): Promise<Invocation> {
@@ -367,7 +380,7 @@ Deno.test("parseInvocation() never quotes a malformed JSON argument back", async
   const leaks: string[] = [];
   for (const text of MALFORMED_WITH_KEY) {
     const message = await problemOf([text]);
-    assert.match(message, /^Cannot parse the JSON argument as JSON: /);
+    assert.match(message, /^(?:Cannot parse the JSON argument as JSON: |Unexpected argument )/);
     if (showsKey(message)) leaks.push(message);
   }
   assert.deepEqual(leaks, []);
@@ -401,17 +414,219 @@ Deno.test("parseInvocation() never quotes a malformed --extra-body back", async 
 
 Deno.test("parseInvocation() reports an unexpected token without the text around it", async () => {
   assert.equal(
-    await problemOf([SECRET]),
-    "Cannot parse the JSON argument as JSON: Unexpected token 's'",
+    await problemOf(["-"], new FakeSources(SECRET)),
+    "Cannot parse standard input as JSON: Unexpected token 's'",
   );
   assert.equal(
     await problemOf([`{"prompt": "a cat", "api_key": ${SECRET}}`]),
     "Cannot parse the JSON argument as JSON: Unexpected token 's'",
   );
   assert.equal(
-    await problemOf(["nope"]),
-    "Cannot parse the JSON argument as JSON: Unexpected token 'o'",
+    await problemOf(["-"], new FakeSources("nope")),
+    "Cannot parse standard input as JSON: Unexpected token 'o'",
   );
+});
+
+const STRAY = 'expected one JSON object or "-" besides the options (quote a value that has spaces)';
+
+Deno.test("parseInvocation() calls a word after the flags a stray argument", async () => {
+  assert.equal(
+    await problemOf(["--prompt", "a", "cat", "--model", "m"]),
+    `Unexpected argument "cat": ${STRAY}`,
+  );
+  assert.equal(
+    await problemOf(['{"model": "m"}', "--size", "1024", "x", "1024"]),
+    `Unexpected argument "x": ${STRAY}`,
+  );
+  assert.equal(await problemOf(["300000"]), `Unexpected argument "300000": ${STRAY}`);
+});
+
+Deno.test("parseInvocation() does not quote a stray argument that may be a key", async () => {
+  assert.equal(
+    await problemOf(["--model", "m", SECRET]),
+    `Unexpected argument of ${SECRET.length} characters (not shown): ${STRAY}`,
+  );
+});
+
+Deno.test("parseInvocation() never quotes an unknown option that holds JSON or a key", async () => {
+  const cases: [string, string][] = [
+    [
+      `--api-key ${SECRET}`,
+      `Unknown option "--api-key…" (${
+        SECRET.length + 10
+      } characters, not shown): give its value as the next argument or after "="`,
+    ],
+    [
+      `--api_key:${SECRET}`,
+      `Unknown option "--api_key…" (${
+        SECRET.length + 10
+      } characters, not shown): give its value as the next argument or after "="`,
+    ],
+    [
+      `--{"api_key": "${SECRET}"}`,
+      `Unknown option: an argument of ${
+        SECRET.length + 17
+      } characters starting with "-" (not shown)`,
+    ],
+    [
+      `-{"api_key":"${SECRET}"}`,
+      `Unknown option: an argument of ${
+        SECRET.length + 15
+      } characters starting with "-" (not shown)`,
+    ],
+    [
+      `-${SECRET}`,
+      `Unknown option: an argument of ${
+        SECRET.length + 1
+      } characters starting with "-" (not shown)`,
+    ],
+  ];
+  for (const [arg, expected] of cases) {
+    const message = await problemOf([arg]);
+    assert.equal(message, expected);
+    assert.equal(showsKey(message), false, message);
+  }
+});
+
+Deno.test("parseInvocation() quotes a short unknown option by name", async () => {
+  assert.equal(await problemOf(["--seed", "7"]), 'Unknown parameter "seed"');
+  assert.equal(
+    await problemOf(["--timeout=300000"]),
+    'Unknown parameter "timeout": did you mean "timeout_ms"?',
+  );
+  assert.equal(await problemOf(["-n", "1"]), 'Unknown option "-n"');
+});
+
+Deno.test("parseInvocation() rejects --input given twice", async () => {
+  const sources = new FakeSources("", { "a.json": "{}", "b.json": "{}" });
+  assert.equal(
+    await problemOf(["--input", "a.json", "--input=b.json"], sources),
+    'Option "--input" is given twice',
+  );
+  assert.deepEqual(sources.fileReads, []);
+});
+
+Deno.test("parseInvocation() lets --help and --version win over any other mistake", async () => {
+  const mistakes = [
+    ["--frobnicate"],
+    ["--model"],
+    ["{not json"],
+    ["a", "b"],
+    ["--input", "missing.json"],
+    ["-", "--input", "missing.json"],
+    ["--model=a", "--model=b"],
+  ];
+  for (const mistake of mistakes) {
+    const sources = new FakeSources("{}");
+    const help = await parse([...mistake, "--help"], sources);
+    assert.deepEqual(help, { input: {}, help: true, version: false, dryRun: false });
+    const version = await parse(["-V", ...mistake], sources);
+    assert.deepEqual(version, { input: {}, help: false, version: true, dryRun: false });
+    assert.equal(sources.stdinReads, 0);
+    assert.deepEqual(sources.fileReads, []);
+  }
+  assert.equal((await parse(["--version", "--help"])).help, true);
+});
+
+/** A stream of `chunk` repeated without end, counting the bytes that were pulled from it. */
+function endless(chunk: Uint8Array): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+  let pulled = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled += chunk.length;
+      controller.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled };
+}
+
+class EndlessSources extends FakeSources {
+  readonly source = endless(new Uint8Array(64 * 1024).fill(0x20));
+  override stdin(): ReadableStream<Uint8Array> {
+    return this.source.stream;
+  }
+  override openFile(): Promise<ReadableStream<Uint8Array>> {
+    return Promise.resolve(this.source.stream);
+  }
+}
+
+const TOO_LARGE = "is larger than 1 MiB (1048576 bytes), the limit for the parameters";
+
+Deno.test("parseInvocation() stops reading standard input at the cap", async () => {
+  const sources = new EndlessSources();
+  assert.equal(await problemOf(["-"], sources), `Cannot read standard input: it ${TOO_LARGE}`);
+  assert.ok(sources.source.pulled() <= MAX_INPUT_BYTES + 64 * 1024, `${sources.source.pulled()}`);
+});
+
+Deno.test("parseInvocation() stops reading an --input file at the cap", async () => {
+  const sources = new EndlessSources();
+  assert.equal(
+    await problemOf(["--input", "/dev/zero"], sources),
+    `Cannot read --input file "/dev/zero": it ${TOO_LARGE}`,
+  );
+  assert.ok(sources.source.pulled() <= MAX_INPUT_BYTES + 64 * 1024, `${sources.source.pulled()}`);
+});
+
+/** A JSON object of exactly `bytes` bytes in UTF-8, its prompt padded with "猫" and spaces. */
+function jsonOfBytes(bytes: number): string {
+  const count = Math.floor((bytes - 14) / 3);
+  return `{"prompt": "${"猫".repeat(count)}"}` + " ".repeat(bytes - 14 - 3 * count);
+}
+
+Deno.test("parseInvocation() takes each JSON form up to exactly the cap", async () => {
+  const text = jsonOfBytes(MAX_INPUT_BYTES);
+  assert.equal(new TextEncoder().encode(text).length, MAX_INPUT_BYTES);
+  const sources = new FakeSources(text, { "p.json": text });
+  for (const argv of [[text], ["-"], ["--input", "p.json"]]) {
+    assert.equal(((await parse(argv, sources)).input.prompt as string).length, 349520);
+  }
+});
+
+Deno.test("parseInvocation() refuses each JSON form one byte over the cap", async () => {
+  const text = jsonOfBytes(MAX_INPUT_BYTES + 1);
+  const sources = new FakeSources(text, { "p.json": text });
+  assert.equal(await problemOf([text], sources), `Cannot read the JSON argument: it ${TOO_LARGE}`);
+  assert.equal(await problemOf(["-"], sources), `Cannot read standard input: it ${TOO_LARGE}`);
+  assert.equal(
+    await problemOf(["--input", "p.json"], sources),
+    `Cannot read --input file "p.json": it ${TOO_LARGE}`,
+  );
+  assert.equal(
+    await problemOf(["--extra-body", text]),
+    `Cannot read --extra-body: it ${TOO_LARGE}`,
+  );
+});
+
+Deno.test("parseInvocation() fits the longest prompt written as escapes, with every other field", async () => {
+  // 32000 characters outside the BMP, each written as a surrogate pair of \uXXXX escapes.
+  const prompt = "\\ud83d\\ude00".repeat(32000);
+  const text = `{"prompt": "${prompt}", "base_url": "https://api.example.com/v1", ` +
+    `"api_key": "${SECRET}", "model": "gpt-image-2", "size": "1024x1024", ` +
+    `"task_name": "${"t".repeat(180)}", "timeout_ms": 300000, "output_dir": "/${
+      "d".repeat(4000)
+    }", ` +
+    `"extra_body": {"notes": "${"n".repeat(100000)}"}}`;
+  const input = (await parse(["-"], new FakeSources(text))).input;
+  const params = validateParams(input);
+  assert.equal([...params.prompt].length, 32000);
+});
+
+Deno.test("parseInvocation() accepts a UTF-8 byte order mark, in a file as on stdin", async () => {
+  const bom = '\ufeff{"model": "猫"}';
+  const sources = new FakeSources(bom, { "bom.json": bom });
+  assert.deepEqual((await parse(["--input", "bom.json"], sources)).input, { model: "猫" });
+  assert.deepEqual((await parse(["-"], sources)).input, { model: "猫" });
+});
+
+Deno.test("parseInvocation() refuses input that is not UTF-8 rather than replace its bytes", async () => {
+  const utf16 = new Uint8Array([0xff, 0xfe, 0x7b, 0x00, 0x7d, 0x00]);
+  const latin1 = new Uint8Array([...new TextEncoder().encode('{"prompt": "caf'), 0xe9, 0x22, 0x7d]);
+  const sources = new FakeSources(latin1, { "utf16.json": utf16 });
+  assert.equal(
+    await problemOf(["--input", "utf16.json"], sources),
+    'Cannot read --input file "utf16.json": it is not UTF-8 text',
+  );
+  assert.equal(await problemOf(["-"], sources), "Cannot read standard input: it is not UTF-8 text");
 });
 
 Deno.test("parseInvocation() reads nothing from stdin when - is absent", async () => {
