@@ -32,6 +32,8 @@ export interface GenerationParams {
 export const DEFAULT_OUTPUT_DIR = "/tmp/generated-images";
 export const MAX_PROMPT_CHARS = 32000;
 export const MAX_RETRIES = 10;
+/** Deep enough for any gateway's fields, shallow enough to walk and print without a deep stack. */
+export const MAX_EXTRA_BODY_DEPTH = 32;
 /** The longest timer the runtime can arm. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -42,7 +44,8 @@ type Rule =
   | { kind: "integer"; min: number; max: number }
   | { kind: "boolean" }
   | { kind: "enum"; values: readonly string[] }
-  | { kind: "object" };
+  | { kind: "object"; maxDepth: number }
+  | { kind: "folder" };
 
 interface ParamSpec {
   rule: Rule;
@@ -82,8 +85,8 @@ export const PARAM_SPECS = {
     help: "bound on the whole call in milliseconds (300000 suits gpt-image-2)",
   },
   output_dir: {
-    rule: { kind: "text", nonBlank: true },
-    help: `folder for the image, created if missing (default ${DEFAULT_OUTPUT_DIR})`,
+    rule: { kind: "folder" },
+    help: `folder for the image, created if missing; ~/ is HOME (default ${DEFAULT_OUTPUT_DIR})`,
   },
   response_format: {
     rule: { kind: "enum", values: ["b64_json", "url"] },
@@ -126,7 +129,7 @@ export const PARAM_SPECS = {
   },
   user: { rule: { kind: "text", nonBlank: true }, passthrough: true, help: "end-user identifier" },
   extra_body: {
-    rule: { kind: "object" },
+    rule: { kind: "object", maxDepth: MAX_EXTRA_BODY_DEPTH },
     help: "JSON object merged into the request body, for gateway-specific fields",
   },
   lang: {
@@ -164,7 +167,7 @@ export function validateParams(input: GenerationInput): GenerationParams {
 
   for (const [name, raw] of Object.entries(input)) {
     if (!isParamName(name)) {
-      problems.push(unknownParamMessage(name));
+      problems.push(unknownParamMessage(name, show));
       continue;
     }
     // A null stands for "not given", as generated JSON often writes it.
@@ -211,7 +214,7 @@ export function validateParams(input: GenerationInput): GenerationParams {
     size: values.size as string,
     task_name: values.task_name as string,
     timeout_ms: values.timeout_ms as number,
-    output_dir: resolveOutputDir((values.output_dir as string | undefined) ?? DEFAULT_OUTPUT_DIR),
+    output_dir: (values.output_dir as string | undefined) ?? DEFAULT_OUTPUT_DIR,
     response_format: (values.response_format as ResponseFormat | undefined) ?? "b64_json",
     n: 1,
     return_base64: (values.return_base64 as boolean | undefined) ?? false,
@@ -244,9 +247,14 @@ function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked
         ? { value: raw }
         : { problem: `Invalid ${name} ${show(raw)}: expected one of ${rule.values.join(", ")}` };
     case "object":
-      return typeof raw === "object" && raw !== null && !Array.isArray(raw)
-        ? { value: raw }
-        : { problem: `Invalid ${name} ${show(raw)}: expected a JSON object` };
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        return { problem: `Invalid ${name} ${show(raw)}: expected a JSON object` };
+      }
+      return nestedDeeperThan(raw, rule.maxDepth)
+        ? { problem: `Invalid ${name}: nested more than ${rule.maxDepth} levels deep` }
+        : { value: raw };
+    case "folder":
+      return checkFolder(name, raw, show);
   }
 }
 
@@ -258,11 +266,21 @@ function checkText(
 ): Checked {
   const shown = rule.secret ? "" : ` ${show(raw)}`;
   if (typeof raw !== "string") return { problem: `Invalid ${name}${shown}: expected a string` };
-  if (raw === "" || (rule.nonBlank && raw.trim() === "")) {
+  // A key read from a file or pasted from a web page often ends in a line break or a space.
+  const text = rule.secret ? raw.trim() : raw;
+  if (text === "" || (rule.nonBlank && text.trim() === "")) {
     return { problem: `Invalid ${name}: it is empty` };
   }
-  if (rule.secret && /[\s\p{Cc}]/u.test(raw)) {
-    return { problem: `Invalid ${name}: it contains spaces, line breaks or control characters` };
+  if (rule.secret) {
+    // Sent in an HTTP header, which carries bytes: the runtime would throw on anything else.
+    const bad = /[^\x21-\x7e]/.exec(text);
+    if (bad !== null) {
+      const what = /[\s\p{Cc}]/u.test(bad[0])
+        ? "a space, line break or control character"
+        : "a character that is not printable ASCII";
+      return { problem: `Invalid ${name}: it contains ${what} (at position ${bad.index + 1})` };
+    }
+    return { value: text };
   }
   if (rule.maxChars !== undefined) {
     let chars = 0;
@@ -276,29 +294,48 @@ function checkText(
 
 function checkUrl(name: string, raw: unknown): Checked {
   // Not quoted back: a base_url may carry credentials, and one that does not parse cannot be masked.
-  const problem = { problem: `Invalid ${name}: expected an http or https URL` };
-  if (typeof raw !== "string" || !URL.canParse(raw)) return problem;
-  const url = new URL(raw);
-  return url.protocol === "http:" || url.protocol === "https:" ? { value: raw } : problem;
+  if (typeof raw === "string" && URL.canParse(raw)) {
+    const { protocol } = new URL(raw);
+    if (protocol === "http:" || protocol === "https:") return { value: raw };
+  }
+  if (typeof raw === "string" && !raw.includes("://")) {
+    return {
+      problem: `Invalid ${name}: it has no scheme; begin it with "https://" ` +
+        `(or "http://" for a server without TLS)`,
+    };
+  }
+  return { problem: `Invalid ${name}: expected an http or https URL` };
 }
 
+const SIZE_PATTERN = /^([1-9]\d{0,5})x([1-9]\d{0,5})$/;
+
 function checkSize(name: string, raw: unknown, show: Show): Checked {
-  if (raw === "auto") return { value: raw };
-  const match = typeof raw === "string" ? /^([1-9]\d{0,5})x([1-9]\d{0,5})$/.exec(raw) : null;
-  return match ? { value: raw } : {
-    problem: `Invalid ${name} ${show(raw)}: expected WIDTHxHEIGHT with positive integers, or auto`,
+  if (raw === "auto" || (typeof raw === "string" && SIZE_PATTERN.test(raw))) return { value: raw };
+  const near = typeof raw === "string" ? nearestSize(raw) : null;
+  return {
+    problem: `Invalid ${name} ${show(raw)}: expected WIDTHxHEIGHT with positive integers, or auto` +
+      (near === null ? "" : `; did you mean "${near}"?`),
   };
+}
+
+/** The size a near miss stands for: `1024X1024`, `1024×1024`, `1024 x 1024`, `１０２４ｘ１０２４`, `Auto`. */
+function nearestSize(raw: string): string | null {
+  if (raw.length > 40) return null;
+  const size = raw.normalize("NFKC").toLowerCase().replace(/\s+|px/g, "").replace(/[×*✕✖]/g, "x");
+  return size === "auto" || SIZE_PATTERN.test(size) ? size : null;
 }
 
 function checkInteger(name: string, min: number, max: number, raw: unknown, show: Show): Checked {
   const value = typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    const range = min === max ? `${min}` : max === MAX_TIMEOUT_MS ? "a positive integer" : (
-      `an integer from ${min} to ${max}`
-    );
-    return { problem: `Invalid ${name} ${show(raw)}: expected ${range}` };
+  const integer = typeof value === "number" && Number.isInteger(value);
+  if (integer && value >= min && value <= max) return { value };
+  let expected = min === max ? `${min}` : `an integer from ${min} to ${max}`;
+  if (max === MAX_TIMEOUT_MS) {
+    expected = integer && value > max
+      ? `at most ${max} (about 24.8 days), the longest timer the runtime can arm`
+      : "a positive integer";
   }
-  return { value };
+  return { problem: `Invalid ${name} ${show(raw)}: expected ${expected}` };
 }
 
 function checkBoolean(name: string, raw: unknown, show: Show): Checked {
@@ -307,10 +344,46 @@ function checkBoolean(name: string, raw: unknown, show: Show): Checked {
   return { problem: `Invalid ${name} ${show(raw)}: expected true or false` };
 }
 
-function resolveOutputDir(dir: string): string {
-  const home = Deno.env.get("HOME");
-  const expanded = home && (dir === "~" || dir.startsWith("~/")) ? home + dir.slice(1) : dir;
-  return absolutePath(expanded);
+/** An absolute folder: `~` expanded, and nothing a file name cannot hold or a system folder. */
+function checkFolder(name: string, raw: unknown, show: Show): Checked {
+  const invalid = (why: string) => ({ problem: `Invalid ${name} ${show(raw)}: ${why}` });
+  if (typeof raw !== "string") return invalid("expected a string");
+  if (raw.trim() === "") return { problem: `Invalid ${name}: it is empty` };
+  if (!raw.isWellFormed()) return invalid("it contains a lone surrogate, which no path can hold");
+  if (/[\p{Cc}\u2028\u2029]/u.test(raw)) {
+    return invalid("it contains a line break or another control character");
+  }
+  let path = raw;
+  if (raw === "~" || raw.startsWith("~/")) {
+    const home = Deno.env.get("HOME");
+    if (!home?.startsWith("/")) {
+      return invalid(`"~" stands for HOME, which is not set; give the folder as an absolute path`);
+    }
+    path = home + raw.slice(1);
+  } else if (raw.startsWith("~")) {
+    return invalid(`only "~" and "~/…" are expanded, to HOME; give the folder as an absolute path`);
+  }
+  const folder = absolutePath(path);
+  const system = /^\/(proc|dev|sys)(?:\/|$)/.exec(folder)?.[1];
+  if (system !== undefined) {
+    return invalid(
+      `it is under /${system}, which holds the system's own files; choose another folder`,
+    );
+  }
+  return { value: folder };
+}
+
+/** True when `root` nests deeper than `maxDepth`, walked without recursion (and ending on a cycle). */
+function nestedDeeperThan(root: object, maxDepth: number): boolean {
+  const pending: [object, number][] = [[root, 1]];
+  while (pending.length > 0) {
+    const [value, depth] = pending.pop()!;
+    if (depth > maxDepth) return true;
+    for (const child of Object.values(value)) {
+      if (typeof child === "object" && child !== null) pending.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 /** A value as an error quotes it: secrets masked before it is shortened, so no part is left. */
@@ -323,12 +396,16 @@ function shownValue(value: unknown, secrets: readonly string[]): string {
 }
 
 /** `Unknown parameter "timeout": did you mean "timeout_ms"?` */
-export function unknownParamMessage(name: string): string {
+export function unknownParamMessage(name: string, show: Show = JSON.stringify): string {
   const suggestion = nearestParamName(name);
-  return `Unknown parameter "${name}"` + (suggestion ? `: did you mean "${suggestion}"?` : "");
+  return `Unknown parameter ${show(name)}` + (suggestion ? `: did you mean "${suggestion}"?` : "");
 }
 
+/** No name this much longer than every parameter's is near one: its distance is not computed. */
+const MAX_NEAR_NAME_CHARS = 2 * Math.max(...Object.keys(PARAM_SPECS).map((name) => name.length));
+
 export function nearestParamName(name: string): ParamName | null {
+  if (name.length > MAX_NEAR_NAME_CHARS) return null;
   const wanted = name.toLowerCase().replaceAll("-", "_");
   if (isParamName(wanted)) return wanted;
   let best: ParamName | null = null;

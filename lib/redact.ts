@@ -9,9 +9,11 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
   const add = (value: string) => {
     if (value === "") return;
     secrets.add(value);
-    secrets.add(encodeURIComponent(value));
+    // A lone surrogate has no URL encoding (encodeURIComponent would throw).
+    if (value.isWellFormed()) secrets.add(encodeURIComponent(value));
   };
-  if (typeof apiKey === "string") add(apiKey);
+  // The key as it is sent: validation trims the line break a key read from a file ends in.
+  if (typeof apiKey === "string") add(apiKey.trim());
   if (typeof baseUrl === "string" && URL.canParse(baseUrl)) {
     const url = new URL(baseUrl);
     add(decodedOrSelf(url.username));

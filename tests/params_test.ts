@@ -113,12 +113,21 @@ Deno.test("validateParams() rejects a timeout_ms that is not a positive integer"
     ["1e3", '"1e3"'],
     [true, "true"],
     [[300000], "[300000]"],
-    [2 ** 31, "2147483648"],
   ];
   for (const [value, shown] of cases) {
     assert.equal(
       problemOf(withInput({ timeout_ms: value })),
       `Invalid timeout_ms ${shown}: expected a positive integer`,
+    );
+  }
+});
+
+Deno.test("validateParams() names the maximum of timeout_ms when it is above it", () => {
+  for (const [value, shown] of [[2 ** 31, "2147483648"], ["9999999999", '"9999999999"']]) {
+    assert.equal(
+      problemOf(withInput({ timeout_ms: value })),
+      `Invalid timeout_ms ${shown}: expected at most 2147483647 (about 24.8 days), ` +
+        "the longest timer the runtime can arm",
     );
   }
 });
@@ -294,13 +303,16 @@ Deno.test("validateParams() counts a prompt in characters, not UTF-16 units", ()
   );
 });
 
+const SPACE_IN_KEY = "Invalid api_key: it contains a space, line break or control character";
+
 Deno.test("validateParams() never quotes the api_key back", () => {
   const cases: [unknown, string][] = [
     ["", "Invalid api_key: it is empty"],
-    ["sk-live 1234", "Invalid api_key: it contains spaces, line breaks or control characters"],
-    ["sk-live-1234\n", "Invalid api_key: it contains spaces, line breaks or control characters"],
-    ["sk-live\u00001234", "Invalid api_key: it contains spaces, line breaks or control characters"],
-    ["   ", "Invalid api_key: it contains spaces, line breaks or control characters"],
+    [" \n", "Invalid api_key: it is empty"],
+    ["sk-live 1234", SPACE_IN_KEY + " (at position 8)"],
+    ["sk-live-1234\nsk-other", SPACE_IN_KEY + " (at position 13)"],
+    ["sk-live\u00001234", SPACE_IN_KEY + " (at position 8)"],
+    ["sk-live\u00a01234", SPACE_IN_KEY + " (at position 8)"],
     [987654321, "Invalid api_key: expected a string"],
     [{ key: "sk-live-1234" }, "Invalid api_key: expected a string"],
   ];
@@ -309,15 +321,50 @@ Deno.test("validateParams() never quotes the api_key back", () => {
   }
 });
 
+Deno.test("validateParams() trims spaces and line breaks around api_key", () => {
+  for (
+    const api_key of ["sk-live-1234\n", "sk-live-1234\r\n", "  sk-live-1234\t", "\nsk-live-1234"]
+  ) {
+    assert.equal(validateParams(withInput({ api_key })).api_key, "sk-live-1234");
+  }
+});
+
+Deno.test("validateParams() refuses an api_key that an HTTP header cannot carry", () => {
+  const cases: [string, string][] = [
+    ["sk-\ud800live", "position 4"],
+    ["sk-live-\udc00", "position 9"],
+    ["sk-ключ-1234", "position 4"],
+    ["sk-live-1234€", "position 13"],
+    ["sk-caf\u00e9-1234", "position 7"],
+    ["“sk-live-1234”", "position 1"],
+  ];
+  for (const [api_key, position] of cases) {
+    assert.equal(
+      problemOf(withInput({ api_key })),
+      `Invalid api_key: it contains a character that is not printable ASCII (at ${position})`,
+    );
+  }
+});
+
 Deno.test("validateParams() accepts http and https base URLs only", () => {
   assert.equal(
     validateParams(withInput({ base_url: "http://127.0.0.1:8080/v1" })).base_url,
     "http://127.0.0.1:8080/v1",
   );
-  for (const base_url of ["api.example.com/v1", "ftp://example.com", "file:///etc", "https://"]) {
+  for (const base_url of ["ftp://example.com", "file:///etc", "https://", "htps://x.example"]) {
     assert.equal(
       problemOf(withInput({ base_url })),
       "Invalid base_url: expected an http or https URL",
+    );
+  }
+});
+
+Deno.test("validateParams() suggests a scheme for a base_url without one", () => {
+  for (const base_url of ["api.example.com/v1", "localhost:8080/v1", "127.0.0.1:3000"]) {
+    assert.equal(
+      problemOf(withInput({ base_url })),
+      'Invalid base_url: it has no scheme; begin it with "https://" ' +
+        '(or "http://" for a server without TLS)',
     );
   }
 });
@@ -350,7 +397,7 @@ Deno.test("validateParams() accepts any WIDTHxHEIGHT of positive integers, and a
 });
 
 Deno.test("validateParams() rejects a size that is not WIDTHxHEIGHT", () => {
-  for (const size of ["1024*1024", "0x1024", "1024x0", "1024x", "x1024", "-1x5", "1024 x 1024"]) {
+  for (const size of ["0x1024", "1024x0", "1024x", "x1024", "-1x5", "1024", "big"]) {
     assert.equal(
       problemOf(withInput({ size })),
       `Invalid size ${JSON.stringify(size)}: expected WIDTHxHEIGHT with positive integers, or auto`,
@@ -360,6 +407,26 @@ Deno.test("validateParams() rejects a size that is not WIDTHxHEIGHT", () => {
     problemOf(withInput({ size: 1024 })),
     "Invalid size 1024: expected WIDTHxHEIGHT with positive integers, or auto",
   );
+});
+
+Deno.test("validateParams() suggests the size a near miss stands for", () => {
+  const cases: [string, string][] = [
+    ["1024X1024", "1024x1024"],
+    ["1024×1024", "1024x1024"],
+    ["1024 x 1024", "1024x1024"],
+    [" 1536x1024 ", "1536x1024"],
+    ["1024*1024", "1024x1024"],
+    ["１０２４ｘ１０２４", "1024x1024"],
+    ["1024px x 1024px", "1024x1024"],
+    ["Auto", "auto"],
+  ];
+  for (const [size, near] of cases) {
+    assert.equal(
+      problemOf(withInput({ size })),
+      `Invalid size ${JSON.stringify(size)}: expected WIDTHxHEIGHT with positive integers, ` +
+        `or auto; did you mean "${near}"?`,
+    );
+  }
 });
 
 Deno.test("validateParams() checks each passthrough against its enum", () => {
@@ -469,23 +536,88 @@ Deno.test("validateParams() lets extra_body carry a passthrough name that was no
   });
 });
 
-Deno.test("validateParams() expands ~ in output_dir to HOME", () => {
+/** Runs `fn` with HOME set to `home`, or unset for undefined. */
+function withHome<T>(home: string | undefined, fn: () => T): T {
   const saved = Deno.env.get("HOME");
-  Deno.env.set("HOME", "/home/tester");
+  if (home === undefined) Deno.env.delete("HOME");
+  else Deno.env.set("HOME", home);
   try {
+    return fn();
+  } finally {
+    if (saved === undefined) Deno.env.delete("HOME");
+    else Deno.env.set("HOME", saved);
+  }
+}
+
+Deno.test("validateParams() expands ~ in output_dir to HOME", () => {
+  withHome("/home/tester", () => {
     assert.equal(validateParams(withInput({ output_dir: "~" })).output_dir, "/home/tester");
     assert.equal(
       validateParams(withInput({ output_dir: "~/pictures/cats" })).output_dir,
       "/home/tester/pictures/cats",
     );
-    assert.equal(
-      validateParams(withInput({ output_dir: "~other/x" })).output_dir,
-      resolve(Deno.cwd(), "~other/x"),
-    );
-  } finally {
-    if (saved === undefined) Deno.env.delete("HOME");
-    else Deno.env.set("HOME", saved);
+  });
+});
+
+Deno.test("validateParams() refuses ~ in output_dir when HOME is not set", () => {
+  for (const home of [undefined, "", "relative/home"]) {
+    withHome(home, () => {
+      assert.equal(
+        problemOf(withInput({ output_dir: "~/pictures" })),
+        'Invalid output_dir "~/pictures": "~" stands for HOME, which is not set; ' +
+          "give the folder as an absolute path",
+      );
+    });
   }
+});
+
+Deno.test("validateParams() refuses ~user in output_dir rather than make a folder named so", () => {
+  withHome("/home/tester", () => {
+    assert.equal(
+      problemOf(withInput({ output_dir: "~other/x" })),
+      'Invalid output_dir "~other/x": only "~" and "~/…" are expanded, to HOME; ' +
+        "give the folder as an absolute path",
+    );
+  });
+});
+
+Deno.test("validateParams() refuses an output_dir with a line break or control character", () => {
+  for (
+    const output_dir of ["/tmp/a\nMEDIA:/etc/passwd", "/tmp/a\rb", "/tmp/\u0000x", "/tmp/a\u2028b"]
+  ) {
+    assert.equal(
+      problemOf(withInput({ output_dir })),
+      `Invalid output_dir ${
+        JSON.stringify(output_dir)
+      }: it contains a line break or another control character`,
+    );
+  }
+});
+
+Deno.test("validateParams() refuses an output_dir with a lone surrogate", () => {
+  for (const output_dir of ["/tmp/\ud800", "/tmp/a\udfffb"]) {
+    assert.equal(
+      problemOf(withInput({ output_dir })),
+      `Invalid output_dir ${
+        JSON.stringify(output_dir)
+      }: it contains a lone surrogate, which no path can hold`,
+    );
+  }
+});
+
+Deno.test("validateParams() refuses an output_dir under /proc, /dev or /sys", () => {
+  const cases = [["/proc/self/x", "proc"], ["/dev", "dev"], ["/dev/shm/img", "dev"], [
+    "/tmp/../sys/kernel",
+    "sys",
+  ]];
+  for (const [output_dir, system] of cases) {
+    assert.equal(
+      problemOf(withInput({ output_dir })),
+      `Invalid output_dir ${JSON.stringify(output_dir)}: it is under /${system}, ` +
+        "which holds the system's own files; choose another folder",
+    );
+  }
+  assert.equal(validateParams(withInput({ output_dir: "/devices/x" })).output_dir, "/devices/x");
 });
 
 Deno.test("validateParams() resolves a relative output_dir against the working directory", () => {
@@ -498,6 +630,64 @@ Deno.test("validateParams() resolves a relative output_dir against the working d
 
 Deno.test("validateParams() rejects a blank output_dir", () => {
   assert.equal(problemOf(withInput({ output_dir: " " })), "Invalid output_dir: it is empty");
+});
+
+/** `{"a": {"a": … {"a": 1} … }}`, `levels` objects deep, built without recursion. */
+function nested(levels: number): Record<string, unknown> {
+  let value: Record<string, unknown> = { a: 1 };
+  for (let i = 1; i < levels; i++) value = { a: value };
+  return value;
+}
+
+Deno.test("validateParams() accepts an extra_body nested 32 levels deep", () => {
+  assert.deepEqual(validateParams(withInput({ extra_body: nested(32) })).extra_body, nested(32));
+});
+
+Deno.test("validateParams() refuses an extra_body nested deeper than 32 levels", () => {
+  for (const levels of [33, 10000, 1000000]) {
+    assert.equal(
+      problemOf(withInput({ extra_body: nested(levels) })),
+      "Invalid extra_body: nested more than 32 levels deep",
+    );
+  }
+  const arrays = { a: JSON.parse("[".repeat(40) + "]".repeat(40)) };
+  assert.equal(
+    problemOf(withInput({ extra_body: arrays })),
+    "Invalid extra_body: nested more than 32 levels deep",
+  );
+});
+
+Deno.test("validateParams() refuses an extra_body that contains itself", () => {
+  const extra_body: Record<string, unknown> = { seed: 1 };
+  extra_body.self = extra_body;
+  assert.equal(
+    problemOf(withInput({ extra_body })),
+    "Invalid extra_body: nested more than 32 levels deep",
+  );
+});
+
+Deno.test("validateParams() quotes an unknown parameter's name clipped and masked", () => {
+  const problem = problemOf(withInput({ ["n".repeat(50000)]: 1, [VALID.api_key + "x"]: 2 }));
+  assert.equal(
+    problem,
+    `Unknown parameter "${"n".repeat(56)}...; Unknown parameter "***x"`,
+  );
+});
+
+Deno.test("validateParams() checks a 1 MiB unknown name and long values within timeout_ms", () => {
+  const long = "猫".repeat(50000);
+  const input = withInput({
+    timeout_ms: 500,
+    prompt: long,
+    task_name: long,
+    user: " ".repeat(50000),
+    ["timeout_ms".repeat(100000)]: 1,
+    [long]: long,
+  });
+  const started = performance.now();
+  problemOf(input);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 500, `validation took ${elapsed} ms`);
 });
 
 Deno.test("validateParams() does not change its input", () => {
