@@ -7,6 +7,7 @@ import {
   type RunOutput,
   runTarget,
   testEachTarget,
+  TIME_COMMAND,
 } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
@@ -376,3 +377,157 @@ testEachTarget(
     assert.equal((result.diagnosis as { category: string }).category, "cancelled");
   },
 );
+
+/** The failure a run printed, which must be an input error: exit 2, stage input. */
+function inputFailure(run: RunOutput): { error: string } {
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  const result = onlyJson(run.stdout);
+  assert.equal(result.stage, "input");
+  assert.equal((result.diagnosis as { category: string }).category, "invalid_input");
+  return result as { error: string };
+}
+
+const INPUT_TOO_LARGE = "is larger than 1 MiB (1048576 bytes), the limit for the parameters";
+/** Room above an empty `deno run` for the command's own modules and the 1 MiB read. */
+const INPUT_RSS_ALLOWANCE = 96 * 1024 * 1024;
+
+testEachTarget("stops reading --input /dev/zero at the cap, in bounded memory", async (target) => {
+  const run = await runTarget(target, ["--input", "/dev/zero"], {
+    measurePeakRss: HAS_TIME_COMMAND,
+  });
+  assert.equal(
+    inputFailure(run).error,
+    `Cannot read --input file "/dev/zero": it ${INPUT_TOO_LARGE}`,
+  );
+  if (run.peakRssBytes !== undefined) {
+    const allowed = await emptyRunPeakRss() + INPUT_RSS_ALLOWANCE;
+    assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
+  }
+});
+
+testEachTarget(
+  "stops reading 1 GiB on standard input at the cap, in bounded memory",
+  async (target) => {
+    const rssFile = await Deno.makeTempFile();
+    try {
+      const timed = HAS_TIME_COMMAND ? [TIME_COMMAND, "-f", "%M", "-o", rssFile] : [];
+      // head stops with SIGPIPE once the command has exited without reading the rest.
+      const output = await new Deno.Command("/bin/sh", {
+        args: ["-c", 'head -c 1073741824 /dev/zero | "$@"', "sh", ...timed, ...target.argv!, "-"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const decoder = new TextDecoder();
+      const run = {
+        code: output.code,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
+      assert.equal(inputFailure(run).error, `Cannot read standard input: it ${INPUT_TOO_LARGE}`);
+      if (HAS_TIME_COMMAND) {
+        const peak = Number((await Deno.readTextFile(rssFile)).trim().split("\n").at(-1)) * 1024;
+        const allowed = await emptyRunPeakRss() + INPUT_RSS_ALLOWANCE;
+        assert.ok(peak < allowed, `peak RSS ${peak} >= ${allowed}`);
+      }
+    } finally {
+      await Deno.remove(rssFile);
+    }
+  },
+);
+
+testEachTarget("accepts an --input file that starts with a byte order mark", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const file = join(dir, "params.json");
+    await Deno.writeTextFile(file, "\ufeff" + JSON.stringify(inputFor(upstream, "ok", dir)));
+    const run = await runTarget(target, ["--input", file, "--dry-run"]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(onlyJson(run.stdout).dry_run, true);
+  });
+});
+
+testEachTarget("trims the line break a key read from a file ends in", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir, { api_key: `${TEST_KEY}\n` });
+    const run = await runTarget(target, [JSON.stringify(input)]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(upstream.requests[0]?.headers.get("authorization"), `Bearer ${TEST_KEY}`);
+  });
+});
+
+testEachTarget(
+  "refuses an api_key no HTTP header can carry, as one JSON object, sending nothing",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      for (const api_key of ["sk-\ud800-lone", "sk-ключ-1234"]) {
+        const run = await runTarget(target, [
+          JSON.stringify(inputFor(upstream, "ok", dir, { api_key })),
+        ]);
+        assert.match(inputFailure(run).error, /^Invalid api_key: it contains a character that/);
+      }
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testEachTarget("refuses a deeply nested extra_body in --dry-run and in a run", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const deep = '{"a":'.repeat(10000) + "1" + "}".repeat(10000);
+    const input = JSON.stringify(inputFor(upstream, "ok", dir)).replace(
+      /}$/,
+      `, "extra_body": ${deep}}`,
+    );
+    const file = join(dir, "deep.json");
+    await Deno.writeTextFile(file, input);
+    for (const extra of [["--dry-run"], []]) {
+      const run = await runTarget(target, ["--input", file, ...extra]);
+      assert.equal(
+        inputFailure(run).error,
+        "Invalid extra_body: nested more than 32 levels deep",
+      );
+    }
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachTarget("refuses ~ in output_dir when HOME is not set", async (target) => {
+  await using upstream = startFakeUpstream();
+  const input = inputFor(upstream, "ok", "~/generated");
+  const run = await runTarget(target, [JSON.stringify(input), "--dry-run"], {
+    env: { HOME: "" },
+  });
+  assert.match(inputFailure(run).error, /^Invalid output_dir "~\/generated": "~" stands for HOME/);
+});
+
+testEachTarget(
+  "refuses an output_dir with a line break, or under /proc, with a message of its own",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const cases: [string, RegExp][] = [
+      ["/tmp/x\nMEDIA:/etc/passwd", /line break/],
+      ["/proc/self/images", /^Invalid output_dir "\/proc\/self\/images": it is under \/proc/],
+    ];
+    for (const [dir, expected] of cases) {
+      const input = JSON.stringify(inputFor(upstream, "ok", dir));
+      const run = await runTarget(target, [input, "--media-line"]);
+      assert.match(inputFailure(run).error, expected);
+      assert.doesNotMatch(run.stdout, /^MEDIA:/m);
+    }
+    assert.equal(upstream.requests.length, 0);
+  },
+);
+
+testEachTarget("--help wins over any other argument error", async (target) => {
+  const run = await runTarget(target, ["--frobnicate", "{broken", "--input", "/missing", "--help"]);
+  assert.equal(run.code, 0, run.stdout);
+  assert.ok(run.stdout.startsWith("img2-generate "), run.stdout);
+});
+
+testEachTarget("never quotes an unknown option that holds the key", async (target) => {
+  const run = await runTarget(target, [`--api-key ${TEST_KEY}`, '{"model": "m"}']);
+  assert.match(inputFailure(run).error, /^Unknown option "--api-key…"/);
+  assert.ok(!run.stdout.includes(TEST_KEY.slice(3)), run.stdout);
+});
