@@ -34,6 +34,8 @@ export const MAX_PROMPT_CHARS = 32000;
 export const MAX_RETRIES = 10;
 /** Deep enough for any gateway's fields, shallow enough to walk and print without a deep stack. */
 export const MAX_EXTRA_BODY_DEPTH = 32;
+/** More than 1 MiB of JSON can hold; met only by an object built in code that shares its parts. */
+const MAX_EXTRA_BODY_VALUES = 1024 * 1024;
 /** The longest timer the runtime can arm. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -250,9 +252,7 @@ function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked
       if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
         return { problem: `Invalid ${name} ${show(raw)}: expected a JSON object` };
       }
-      return nestedDeeperThan(raw, rule.maxDepth)
-        ? { problem: `Invalid ${name}: nested more than ${rule.maxDepth} levels deep` }
-        : { value: raw };
+      return objectShapeProblem(raw, rule.maxDepth, name) ?? { value: raw };
     case "folder":
       return checkFolder(name, raw, show);
   }
@@ -373,17 +373,26 @@ function checkFolder(name: string, raw: unknown, show: Show): Checked {
   return { value: folder };
 }
 
-/** True when `root` nests deeper than `maxDepth`, walked without recursion (and ending on a cycle). */
-function nestedDeeperThan(root: object, maxDepth: number): boolean {
+/**
+ * An object too deep to print or send without a deep stack (a cycle is endlessly deep), or too
+ * large to walk, found by a walk without recursion.
+ */
+function objectShapeProblem(root: object, maxDepth: number, name: string): Checked | null {
   const pending: [object, number][] = [[root, 1]];
+  let values = 0;
   while (pending.length > 0) {
     const [value, depth] = pending.pop()!;
-    if (depth > maxDepth) return true;
+    if (depth > maxDepth) {
+      return { problem: `Invalid ${name}: nested more than ${maxDepth} levels deep` };
+    }
     for (const child of Object.values(value)) {
+      if (++values > MAX_EXTRA_BODY_VALUES) {
+        return { problem: `Invalid ${name}: it holds more than ${MAX_EXTRA_BODY_VALUES} values` };
+      }
       if (typeof child === "object" && child !== null) pending.push([child, depth + 1]);
     }
   }
-  return false;
+  return null;
 }
 
 /** A value as an error quotes it: secrets masked before it is shortened, so no part is left. */

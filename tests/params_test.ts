@@ -666,6 +666,16 @@ Deno.test("validateParams() refuses an extra_body that contains itself", () => {
   );
 });
 
+Deno.test("validateParams() stops walking an extra_body that shares its parts past a million values", () => {
+  // 2^31 paths through 31 levels: walked in full, it would never end.
+  let shared: Record<string, unknown> = { seed: 1 };
+  for (let i = 0; i < 30; i++) shared = { a: shared, b: shared };
+  assert.equal(
+    problemOf(withInput({ extra_body: shared })),
+    "Invalid extra_body: it holds more than 1048576 values",
+  );
+});
+
 Deno.test("validateParams() quotes an unknown parameter's name clipped and masked", () => {
   const problem = problemOf(withInput({ ["n".repeat(50000)]: 1, [VALID.api_key + "x"]: 2 }));
   assert.equal(
