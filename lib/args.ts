@@ -141,10 +141,10 @@ async function readCapped(stream: ReadableStream<Uint8Array>, source: string): P
   const reader = stream.getReader();
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let text = "";
-  let bytes = 0;
-  const decode = (bytes?: Uint8Array) => {
+  let received = 0;
+  const decode = (piece?: Uint8Array) => {
     try {
-      return decoder.decode(bytes, { stream: bytes !== undefined });
+      return decoder.decode(piece, { stream: piece !== undefined });
     } catch {
       throw new InputError(`Cannot read ${source}: it is not UTF-8 text`);
     }
@@ -158,8 +158,8 @@ async function readCapped(stream: ReadableStream<Uint8Array>, source: string): P
         throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
       }
       if (chunk.done) return text + decode();
-      bytes += chunk.value.length;
-      if (bytes > MAX_INPUT_BYTES) throw new InputError(tooLargeMessage(source));
+      received += chunk.value.length;
+      if (received > MAX_INPUT_BYTES) throw new InputError(tooLargeMessage(source));
       text += decode(chunk.value);
     }
   } catch (error) {
@@ -212,17 +212,16 @@ function looksLikeJson(arg: string): boolean {
 }
 
 /**
- * A word, a number or a short flag name is quoted back; anything else might be JSON or a value
- * holding the key (`--api-key sk-…` as one argument), and is described without being shown.
+ * What an error may quote of an argument: a flag name, or a word too short to be a key. Anything
+ * else might be JSON or hold the key (`--api-key sk-…` as one argument), and is only described.
  */
-const QUOTABLE = /^-{0,2}[\p{L}\p{N}][\p{L}\p{N}._-]{0,23}$/u;
+const FLAG_NAME = /^--[A-Za-z][\w-]{0,31}$/;
+const SHORT_WORD = /^-?[\p{L}\p{N}][\p{L}\p{N}._-]{0,11}$/u;
 
-/** `Unknown option "--frobnicate"`, or, for `--timeout`, the parameter it most likely means. */
+/** `Unknown option "-x"`, or, for `--timeout`, the parameter it most likely means. */
 function unknownOptionMessage(arg: string): string {
-  if (arg.startsWith("--") && QUOTABLE.test(arg)) {
-    return unknownParamMessage(arg.slice(2));
-  }
-  if (QUOTABLE.test(arg)) return `Unknown option "${arg}"`;
+  if (FLAG_NAME.test(arg)) return unknownParamMessage(arg.slice(2));
+  if (SHORT_WORD.test(arg)) return `Unknown option "${arg}"`;
   const known = /^--([A-Za-z][\w-]*)/.exec(arg)?.[1];
   if (known !== undefined && isParamName(known.replaceAll("-", "_"))) {
     return `Unknown option "--${known}…" (${arg.length} characters, not shown): ` +
@@ -233,7 +232,7 @@ function unknownOptionMessage(arg: string): string {
 
 /** `img2-generate --prompt a cat` leaves "cat" behind: say so, rather than fail to parse JSON. */
 function strayArgumentMessage(arg: string): string {
-  const shown = QUOTABLE.test(arg) ? `"${arg}"` : `of ${arg.length} characters (not shown)`;
+  const shown = SHORT_WORD.test(arg) ? `"${arg}"` : `of ${arg.length} characters (not shown)`;
   return `Unexpected argument ${shown}: expected one JSON object or "-" besides the options ` +
     `(quote a value that has spaces)`;
 }

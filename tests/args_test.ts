@@ -442,10 +442,12 @@ Deno.test("parseInvocation() calls a word after the flags a stray argument", asy
 });
 
 Deno.test("parseInvocation() does not quote a stray argument that may be a key", async () => {
-  assert.equal(
-    await problemOf(["--model", "m", SECRET]),
-    `Unexpected argument of ${SECRET.length} characters (not shown): ${STRAY}`,
-  );
+  for (const key of [SECRET, "sk-test-9f8e7d6c5b4a3210", "0123456789abcdef"]) {
+    assert.equal(
+      await problemOf(["--model", "m", key]),
+      `Unexpected argument of ${key.length} characters (not shown): ${STRAY}`,
+    );
+  }
 });
 
 Deno.test("parseInvocation() never quotes an unknown option that holds JSON or a key", async () => {
@@ -495,6 +497,10 @@ Deno.test("parseInvocation() quotes a short unknown option by name", async () =>
     'Unknown parameter "timeout": did you mean "timeout_ms"?',
   );
   assert.equal(await problemOf(["-n", "1"]), 'Unknown option "-n"');
+  assert.equal(
+    await problemOf(["--output-compresion=80"]),
+    'Unknown parameter "output-compresion": did you mean "output_compression"?',
+  );
 });
 
 Deno.test("parseInvocation() rejects --input given twice", async () => {
