@@ -1,34 +1,67 @@
-const MASK = "***";
-/** Query parameters of a base_url whose values are treated as credentials. */
-const SECRET_QUERY_NAMES =
-  /^(?:key|api[-_]?key|access[-_]?token|token|secret|password|sig|signature|auth|authorization|x-api-key)$/i;
+/**
+ * Masking secrets in everything shown: the API key and the credentials of base_url, whole, in part
+ * and in their encoded forms, before any text is clipped.
+ */
+
+export const MASK = "***";
+/** Below this length a secret is masked only as a whole token, so that words around it survive. */
+const SHORT_SECRET_CHARS = 8;
+/** A prefix glued to a longer word is masked before an ellipsis only from this length. */
+const MIN_GLUED_PART_CHARS = 3;
+/** How deep redact() copies; a value nested deeper becomes TOO_DEEP. */
+export const MAX_REDACT_DEPTH = 64;
+export const TOO_DEEP = "[nested too deep]";
+
+const WORD_CHAR = /[\p{L}\p{N}_]/u;
+/** Where a text was cut or a secret shortened: "…", "..." or a run of asterisks. */
+const ELLIPSIS = /…|\.{3,}|\*{3,}/g;
+/**
+ * A value that looks like a token rather than a word: 8 or more characters, one of them a digit, _
+ * or -, or a capital after a small letter.
+ */
+const TOKEN = String.raw`(?=[^\s"',;&]*(?:[\d_-]|[a-z][A-Z]))[^\s"',;&]{8,}`;
+const AUTH_SCHEME_TOKEN = new RegExp(String.raw`\b((?i:Bearer|Basic)\s+)${TOKEN}`, "g");
+/** Header and field names whose value is a credential: `api-key`, `X-Goog-Api-Key`, `api_key`, … */
+const KEY_HEADER_NAMES =
+  "api[-_]?key|auth[-_]?token|access[-_]?token|subscription[-_]?key|authorization";
+const KEY_HEADER_TOKEN = new RegExp(
+  String.raw`\b((?i:[\w-]*?(?:${KEY_HEADER_NAMES}))["']?\s*[:=]\s*["']?)${TOKEN}`,
+  "g",
+);
 
 /** The values that must never be printed: the API key and any credentials in base_url. */
 export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
   const secrets = new Set<string>();
-  const add = (value: string) => {
-    if (value === "") return;
-    secrets.add(value);
-    // A lone surrogate has no URL encoding (encodeURIComponent would throw).
-    if (value.isWellFormed()) secrets.add(encodeURIComponent(value));
-  };
-  // The key as it is sent: validation trims the line break a key read from a file ends in.
-  if (typeof apiKey === "string") add(apiKey.trim());
-  if (typeof baseUrl === "string" && URL.canParse(baseUrl)) {
-    const url = new URL(baseUrl);
-    add(decodedOrSelf(url.username));
-    add(decodedOrSelf(url.password));
-    for (const [name, value] of url.searchParams) if (SECRET_QUERY_NAMES.test(name)) add(value);
-  } else if (typeof baseUrl === "string") {
-    // A base_url that does not parse is still shown in the result: find its credentials by hand.
-    const userinfo = /\/\/([^/?#@]*)@/.exec(baseUrl)?.[1];
-    if (userinfo) { for (const part of userinfo.split(":")) add(decodedOrSelf(part)); }
-    for (const match of baseUrl.matchAll(/[?&]([^=&#]+)=([^&#]*)/g)) {
-      if (SECRET_QUERY_NAMES.test(match[1]!)) add(decodedOrSelf(match[2]!));
+  if (typeof apiKey === "string") { for (const form of formsOf(apiKey)) secrets.add(form); }
+  if (typeof baseUrl === "string") {
+    for (const value of urlCredentials(baseUrl).found) {
+      for (const form of [...formsOf(value), ...formsOf(decodedOrSelf(value))]) secrets.add(form);
     }
   }
+  secrets.delete("");
   // Longest first, so that a secret containing another is masked whole.
   return [...secrets].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * A value as it may appear in an echo: as is, URL-encoded (upper- or lower-case hex, a space as
+ * "+"), and escaped in a JSON string (also with "\/", and with \u escapes for what is not ASCII).
+ */
+function formsOf(value: string): string[] {
+  const encoded = encodeURIComponent(value);
+  const escaped = JSON.stringify(value).slice(1, -1);
+  return [
+    value,
+    encoded,
+    encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+    encoded.replaceAll("%20", "+"),
+    escaped,
+    escaped.replaceAll("/", "\\/"),
+    escaped.replace(
+      /[^\x20-\x7e]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    ),
+  ];
 }
 
 function decodedOrSelf(text: string): string {
@@ -39,45 +72,273 @@ function decodedOrSelf(text: string): string {
   }
 }
 
-/** base_url as it may be shown: user, password and key-like query values masked. */
+/** base_url as it may be shown: credentials in userinfo, path, query and fragment masked. */
 export function maskBaseUrl(baseUrl: string): string {
-  if (!URL.canParse(baseUrl)) {
-    return baseUrl.replace(/\/\/[^/?#@]*@/, `//${MASK}@`).replace(
-      /([?&])([^=&#]+)=([^&#]*)/g,
-      (whole, separator: string, name: string) =>
-        SECRET_QUERY_NAMES.test(name) ? `${separator}${name}=${MASK}` : whole,
-    );
-  }
-  const url = new URL(baseUrl);
-  if (
-    url.username === "" && url.password === "" &&
-    ![...url.searchParams.keys()].some((name) => SECRET_QUERY_NAMES.test(name))
-  ) {
-    return baseUrl;
-  }
-  if (url.username !== "") url.username = MASK;
-  if (url.password !== "") url.password = MASK;
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_QUERY_NAMES.test(name)) url.searchParams.set(name, MASK);
-  }
-  return url.href.replaceAll(encodeURIComponent(MASK), MASK);
+  return urlCredentials(baseUrl).shown;
 }
 
-/** A copy of `value` in which every string has the secrets and any Bearer token masked. */
+/**
+ * The credentials of a URL and the URL with them masked. A URL that parses is read as fetch reads
+ * it, and shown as given when it holds none; one that does not is read piece by piece by hand.
+ */
+function urlCredentials(baseUrl: string): { shown: string; found: string[] } {
+  const text = URL.canParse(baseUrl) ? new URL(baseUrl).href : baseUrl;
+  const parts = /^([^:/?#\\]+:)?([/\\]{2}[^/?#\\]*)?([^?#]*)(\?[^#]*)?(#.*)?$/s.exec(text);
+  if (parts === null) return { shown: baseUrl, found: [] };
+  const [, scheme = "", authority = "", path = "", query = "", fragment = ""] = parts;
+  const found: string[] = [];
+  const shown = scheme + maskAuthority(authority, found) + maskPath(path, found) +
+    (query && "?" + query.slice(1).split("&").map((pair) => maskPair(pair, found)).join("&")) +
+    maskFragment(fragment, found);
+  return { shown: found.length === 0 ? baseUrl : shown, found };
+}
+
+/** `//user:password@host` shows `//***:***@host`. */
+function maskAuthority(authority: string, found: string[]): string {
+  const at = authority.lastIndexOf("@");
+  if (at === -1) return authority;
+  const userinfo = authority.slice(2, at);
+  const colon = userinfo.indexOf(":");
+  const names = colon === -1 ? [userinfo] : [userinfo.slice(0, colon), userinfo.slice(colon + 1)];
+  found.push(...names.filter((name) => name !== ""));
+  const masked = names.map((name) => (name === "" ? "" : MASK)).join(":");
+  return authority.slice(0, 2) + masked + authority.slice(at);
+}
+
+/**
+ * A path segment is a credential when it follows a secret-named one (`/key/<secret>`,
+ * `/token/<secret>`), when it is `name=value` with a secret name, or when it looks random: long,
+ * with letters and digits that switch often, as keys and bot tokens do and words and versions do not.
+ */
+function maskPath(path: string, found: string[]): string {
+  const segments = path.split(/(?<=[/\\])/);
+  let afterSecretName = false;
+  return segments.map((segment) => {
+    const [bare = "", slash = ""] = /^(.*?)([/\\]?)$/s.exec(segment)!.slice(1);
+    const followsName = afterSecretName;
+    afterSecretName = isSecretName(decodedOrSelf(bare));
+    if (bare === "") return segment;
+    if (followsName || looksRandom(decodedOrSelf(bare))) {
+      found.push(bare);
+      return MASK + slash;
+    }
+    if (!bare.includes("=")) return segment;
+    return bare.split(";").map((pair) => maskPair(pair, found)).join(";") + slash;
+  }).join("");
+}
+
+/** `api_key=abc` shows `api_key=***`; a random-looking value is masked whatever its name. */
+function maskPair(pair: string, found: string[]): string {
+  const equals = pair.indexOf("=");
+  if (equals === -1) return pair;
+  const value = pair.slice(equals + 1);
+  if (value === "") return pair;
+  if (!isSecretName(decodedOrSelf(pair.slice(0, equals))) && !looksRandom(decodedOrSelf(value))) {
+    return pair;
+  }
+  // A query value may write a space as "+".
+  found.push(value, ...(value.includes("+") ? [value.replaceAll("+", "%20")] : []));
+  return `${pair.slice(0, equals + 1)}${MASK}`;
+}
+
+/** A fragment is never sent; in a base_url it can only be a mistake or a credential. */
+function maskFragment(fragment: string, found: string[]): string {
+  if (fragment.length <= 1) return fragment;
+  const content = fragment.slice(1);
+  found.push(content);
+  for (const pair of content.split("&")) maskPair(pair, found);
+  return `#${MASK}`;
+}
+
+const SECRET_NAMES = new Set([
+  "key",
+  "sig",
+  "auth",
+  "code",
+  "pwd",
+  "pass",
+  "jwt",
+  "session",
+  "sessionid",
+  "authorization",
+  "bearer",
+]);
+const SECRET_NAME_ENDINGS =
+  /(?:apikey|accesskey|secretkey|privatekey|subscriptionkey|token|secret|password|passwd|signature|credentials?)$/;
+
+/** `key`, `api_key`, `X-API-Key`, `access_token`, `sig`, `client_secret`, … in any case. */
+export function isSecretName(name: string): boolean {
+  const normal = name.toLowerCase().replace(/^x[-_]/, "").replace(/[^a-z0-9]/g, "");
+  return SECRET_NAMES.has(normal) || SECRET_NAME_ENDINGS.test(normal);
+}
+
+/**
+ * Long, switching often between lower case, upper case and digits, and between letters and digits
+ * more than once, as generated tokens do (`MyImageGen2024` does not).
+ */
+function looksRandom(text: string): boolean {
+  if (text.length < 16) return false;
+  let switches = 0;
+  let letterDigitSwitches = 0;
+  for (let i = 1; i < text.length; i++) {
+    const previous = charClass(text[i - 1]!);
+    const current = charClass(text[i]!);
+    if (previous === 0 || current === 0 || previous === current) continue;
+    switches++;
+    if (previous === DIGIT || current === DIGIT) letterDigitSwitches++;
+  }
+  return letterDigitSwitches >= 2 && switches >= 0.3 * (text.length - 1);
+}
+
+const DIGIT = 3;
+
+function charClass(char: string): number {
+  if (char >= "a" && char <= "z") return 1;
+  if (char >= "A" && char <= "Z") return 2;
+  if (char >= "0" && char <= "9") return DIGIT;
+  return 0;
+}
+
+/**
+ * A copy of `value` in which every string and every object key has the secrets and any token
+ * masked. Values nested deeper than MAX_REDACT_DEPTH become TOO_DEEP, so that neither this copy
+ * nor the JSON made from it can overflow the stack.
+ */
 export function redact<T>(value: T, secrets: readonly string[]): T {
-  if (typeof value === "string") return redactText(value, secrets) as T;
-  if (Array.isArray(value)) return value.map((item) => redact(item, secrets)) as T;
-  if (typeof value === "object" && value !== null) {
+  const masker = maskerOf(secrets);
+  const copy = (item: unknown, depth: number): unknown => {
+    if (typeof item === "string") return masker.mask(item);
+    if (typeof item !== "object" || item === null) return item;
+    if (depth >= MAX_REDACT_DEPTH) return TOO_DEEP;
+    if (Array.isArray(item)) return item.map((inner) => copy(inner, depth + 1));
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, redact(item, secrets)]),
-    ) as T;
-  }
-  return value;
+      Object.entries(item).map(([key, inner]) => [masker.mask(key), copy(inner, depth + 1)]),
+    );
+  };
+  return copy(value, 0) as T;
 }
 
+/**
+ * `text` with the secrets masked: a secret of 8 characters or more wherever it occurs, a shorter one
+ * only as a whole token (`abc` in "key abc!", not in "abcdef"); a part of a secret next to an
+ * ellipsis (where a text was clipped, or an upstream shortened the key as `sk-ab…`, `…wxyz` or
+ * `sk-ab****wxyz`); and any token after `Bearer`/`Basic` or an `api-key:`-like header name.
+ */
 export function redactText(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of secrets) result = result.replaceAll(secret, MASK);
-  // A token after "Bearer" is masked whoever's it is; a plain word ("Bearer auth") is not.
-  return result.replace(/\b(Bearer\s+)(?=[^\s"',;]*[\d_-])[^\s"',;]{8,}/gi, `$1${MASK}`);
+  return maskerOf(secrets).mask(text);
+}
+
+/**
+ * The one way text from outside is shown: the secrets masked first, then clipped to `maxChars`,
+ * so that a cut never leaves part of a secret behind.
+ */
+export function maskThenClip(text: string, secrets: readonly string[], maxChars: number): string {
+  return clip(redactText(text, secrets), maxChars);
+}
+
+/** Trimmed and at most `max` characters, a cut marked with "…" (which redactText recognises). */
+export function clip(text: string, max: number): string {
+  const oneLine = text.trim();
+  if (oneLine.length <= max) return oneLine;
+  let cut = oneLine.slice(0, max - 1);
+  // Never end on the first half of a surrogate pair.
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+interface Masker {
+  mask(text: string): string;
+}
+
+const maskers = new WeakMap<readonly string[], Masker>();
+
+function maskerOf(secrets: readonly string[]): Masker {
+  let masker = maskers.get(secrets);
+  if (masker === undefined) {
+    masker = buildMasker(secrets.filter((secret) => secret !== ""));
+    maskers.set(secrets, masker);
+  }
+  return masker;
+}
+
+function buildMasker(secrets: readonly string[]): Masker {
+  const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
+  const whole = longestFirst.length === 0
+    ? null
+    : new RegExp(longestFirst.map(wholePattern).join("|"), "gu");
+  return {
+    mask(text: string): string {
+      let result = whole === null ? text : text.replace(whole, MASK);
+      if (longestFirst.length > 0 && (result.includes("…") || /\.{3}|\*{3}/.test(result))) {
+        result = maskPartsAtEllipses(result, longestFirst);
+      }
+      // A token after "Bearer" is masked whoever's it is; a plain word ("Bearer auth") is not.
+      return result.replace(AUTH_SCHEME_TOKEN, `$1${MASK}`).replace(KEY_HEADER_TOKEN, `$1${MASK}`);
+    },
+  };
+}
+
+function wholePattern(secret: string): string {
+  const escaped = secret.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+  if (secret.length >= SHORT_SECRET_CHARS) return escaped;
+  const before = WORD_CHAR.test(secret[0]!) ? String.raw`(?<![\p{L}\p{N}_])` : "";
+  const after = WORD_CHAR.test(secret.at(-1)!) ? String.raw`(?![\p{L}\p{N}_])` : "";
+  return before + escaped + after;
+}
+
+/** Masks the longest prefix of a secret that ends at an ellipsis, and the longest suffix after one. */
+function maskPartsAtEllipses(text: string, secrets: readonly string[]): string {
+  const cuts: Array<[number, number]> = [];
+  for (const match of text.matchAll(ELLIPSIS)) {
+    const start = match.index;
+    const end = start + match[0].length;
+    const prefix = longestPart(secrets, (secret) => prefixBefore(text, start, secret));
+    if (prefix > 0) cuts.push([start - prefix, start]);
+    const suffix = longestPart(secrets, (secret) => suffixAfter(text, end, secret));
+    if (suffix > 0) cuts.push([end, end + suffix]);
+  }
+  if (cuts.length === 0) return text;
+  let result = "";
+  let offset = 0;
+  for (const [from, to] of cuts) {
+    if (from < offset) continue;
+    result += text.slice(offset, from) + MASK;
+    offset = to;
+  }
+  return result + text.slice(offset);
+}
+
+function longestPart(secrets: readonly string[], lengthIn: (secret: string) => number): number {
+  let longest = 0;
+  for (const secret of secrets) longest = Math.max(longest, lengthIn(secret));
+  return longest;
+}
+
+/** Length of the longest prefix of `secret` that ends at `at` and may be masked, or 0. */
+function prefixBefore(text: string, at: number, secret: string): number {
+  for (let length = Math.min(secret.length, at); length > 0; length--) {
+    const from = at - length;
+    if (text.charCodeAt(from) !== secret.charCodeAt(0)) continue;
+    if (!text.startsWith(secret.slice(0, length), from)) continue;
+    const startsToken = from === 0 || !WORD_CHAR.test(text[from - 1]!) ||
+      !WORD_CHAR.test(secret[0]!);
+    if (startsToken) return length;
+    if (secret.length >= SHORT_SECRET_CHARS && length >= MIN_GLUED_PART_CHARS) return length;
+  }
+  return 0;
+}
+
+/** Length of the longest suffix of `secret` that starts at `at` and may be masked, or 0. */
+function suffixAfter(text: string, at: number, secret: string): number {
+  const last = secret.charCodeAt(secret.length - 1);
+  for (let length = Math.min(secret.length, text.length - at); length > 0; length--) {
+    const to = at + length;
+    if (text.charCodeAt(to - 1) !== last) continue;
+    if (!text.startsWith(secret.slice(-length), at)) continue;
+    const endsToken = to === text.length || !WORD_CHAR.test(text[to]!) ||
+      !WORD_CHAR.test(secret.at(-1)!);
+    if (endsToken) return length;
+    if (secret.length >= SHORT_SECRET_CHARS && length >= MIN_GLUED_PART_CHARS) return length;
+  }
+  return 0;
 }

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { maskBaseUrl, redact, redactText, secretsOf } from "../lib/redact.ts";
+import {
+  isSecretName,
+  maskBaseUrl,
+  maskThenClip,
+  MAX_REDACT_DEPTH,
+  redact,
+  redactText,
+  secretsOf,
+  TOO_DEEP,
+} from "../lib/redact.ts";
 
 const KEY = "sk-proj-AbC123xYz789";
 
@@ -7,20 +16,17 @@ Deno.test("secretsOf() holds the api key", () => {
   assert.deepEqual(secretsOf(KEY, "https://api.example.com/v1"), [KEY]);
 });
 
-Deno.test("secretsOf() holds the URL-encoded api key too, longest first", () => {
-  assert.deepEqual(secretsOf("sk+a/b=c", "https://api.example.com/v1"), [
-    "sk%2Ba%2Fb%3Dc",
-    "sk+a/b=c",
-  ]);
+Deno.test("secretsOf() holds the URL-encoded and JSON-escaped api key too, longest first", () => {
+  const secrets = secretsOf("sk+a/b=c", "https://api.example.com/v1");
+  for (const form of ["sk+a/b=c", "sk%2Ba%2Fb%3Dc", "sk%2ba%2fb%3dc", "sk+a\\/b=c"]) {
+    assert.ok(secrets.includes(form), form);
+  }
+  assert.deepEqual(secrets, secrets.toSorted((a, b) => b.length - a.length));
 });
 
 Deno.test("secretsOf() holds the user and password of base_url, decoded and encoded", () => {
-  assert.deepEqual(secretsOf(KEY, "https://relay:p%40ss@api.example.com/v1"), [
-    KEY,
-    "p%40ss",
-    "relay",
-    "p@ss",
-  ]);
+  const secrets = secretsOf(KEY, "https://relay:p%40ss@api.example.com/v1");
+  for (const form of [KEY, "relay", "p%40ss", "p@ss"]) assert.ok(secrets.includes(form), form);
 });
 
 Deno.test("secretsOf() holds key-like query values of base_url", () => {
@@ -89,7 +95,7 @@ Deno.test("maskBaseUrl() masks key-like query values and keeps the others", () =
 Deno.test("maskBaseUrl() masks both credentials and query values together", () => {
   assert.equal(
     maskBaseUrl("https://u:p@api.example.com:8443/v1?key=k#frag"),
-    "https://***:***@api.example.com:8443/v1?key=***#frag",
+    "https://***:***@api.example.com:8443/v1?key=***#***",
   );
 });
 
@@ -182,5 +188,243 @@ Deno.test("redact() masks every secret of base_url", () => {
   assert.deepEqual(
     redact({ echoed: `user relay with pw-77 and QK-55 and ${KEY}` }, secrets),
     { echoed: "user *** with *** and *** and ***" },
+  );
+});
+
+Deno.test("redact() masks the key where an upstream echoes it as an object key", () => {
+  const usage = { [KEY]: 1, nested: { list: [{ [`id-${KEY}`]: 2 }] }, total_tokens: 3 };
+  assert.deepEqual(redact({ usage }, [KEY]), {
+    usage: { "***": 1, nested: { list: [{ "id-***": 2 }] }, total_tokens: 3 },
+  });
+});
+
+Deno.test("redact() is stack-safe on JSON nested thousands deep, and cuts it at its depth", () => {
+  const deep = JSON.parse("[".repeat(100_000) + `"${KEY}"` + "]".repeat(100_000));
+  const copy = redact({ usage: deep }, [KEY]);
+  const text = JSON.stringify(copy);
+  assert.ok(!text.includes(KEY));
+  let depth = 0;
+  let value: unknown = copy;
+  while (typeof value === "object" && value !== null) {
+    value = Array.isArray(value) ? value[0] : (value as { usage: unknown }).usage;
+    depth++;
+  }
+  assert.equal(value, TOO_DEEP);
+  assert.equal(depth, MAX_REDACT_DEPTH);
+});
+
+Deno.test("redact() keeps a value of exactly the greatest depth", () => {
+  let value: unknown = KEY;
+  for (let level = 0; level < MAX_REDACT_DEPTH; level++) value = [value];
+  let copy: unknown = redact(value, [KEY]);
+  for (let level = 0; level < MAX_REDACT_DEPTH; level++) copy = (copy as unknown[])[0];
+  assert.equal(copy, "***");
+});
+
+Deno.test("redactText() masks a short secret as a whole token only", () => {
+  const secrets = secretsOf("abc", "https://h/v1");
+  assert.equal(redactText("key abc!", secrets), "key ***!");
+  assert.equal(redactText("abc", secrets), "***");
+  assert.equal(redactText('{"k":"abc"}', secrets), '{"k":"***"}');
+  assert.equal(redactText("abcdef tabc abc_1 1abc 中abc", secrets), "abcdef tabc abc_1 1abc 中abc");
+});
+
+Deno.test("redactText() masks a short user name as a whole token only", () => {
+  const secrets = secretsOf("sk-long-enough-key-1", "https://bob:pw@h/v1");
+  assert.equal(
+    redactText("bob said bobby pw, pwd; bob!", secrets),
+    "*** said bobby ***, pwd; ***!",
+  );
+});
+
+Deno.test("redactText() masks a secret of 8 characters or more inside other text", () => {
+  assert.equal(redactText(`x${KEY}y and id_${KEY}`, [KEY]), "x***y and id_***");
+  assert.equal(redactText("ab12cd34ef", ["12cd34ef"]), "ab***");
+});
+
+Deno.test("redactText() masks a key in JSON-escaped forms", () => {
+  const key = 'sk-"quoted"\\/é-1';
+  const secrets = secretsOf(key, "https://h/v1");
+  const escaped = JSON.stringify(key).slice(1, -1);
+  assert.equal(
+    redactText(`{"message":"bad key ${escaped}"}`, secrets),
+    '{"message":"bad key ***"}',
+  );
+  const php = escaped.replaceAll("/", "\\/");
+  assert.equal(redactText(`bad key ${php}`, secrets), "bad key ***");
+  const ascii = escaped.replace("é", "\\u00e9");
+  assert.equal(redactText(`bad key ${ascii}`, secrets), "bad key ***");
+});
+
+Deno.test("redactText() masks a key in URL-encoded forms, upper- or lower-case hex", () => {
+  const secrets = secretsOf("sk/a b=c-1234", "https://h/v1");
+  for (const form of ["sk%2Fa%20b%3Dc-1234", "sk%2fa%20b%3dc-1234", "sk%2Fa+b%3Dc-1234"]) {
+    assert.equal(redactText(`GET /v1?key=${form} failed`, secrets), "GET /v1?key=*** failed");
+  }
+});
+
+Deno.test("redactText() masks a prefix of a secret cut at an ellipsis", () => {
+  const secrets = secretsOf(KEY, "https://h/v1");
+  for (const length of [1, 2, 3, 8, KEY.length - 1]) {
+    const part = KEY.slice(0, length);
+    assert.equal(redactText(`key ${part}…`, secrets), "key ***…", part);
+    assert.equal(redactText(`key "${part}...`, secrets), 'key "***...', part);
+  }
+  // Glued to a word, from 3 characters on.
+  assert.equal(redactText(`xx${KEY.slice(0, 5)}…`, secrets), "xx***…");
+});
+
+Deno.test("redactText() masks a suffix of a secret after an ellipsis or asterisks", () => {
+  const secrets = secretsOf(KEY, "https://h/v1");
+  assert.equal(redactText(`key …${KEY.slice(-4)}.`, secrets), "key …***.");
+  // OpenAI's own shortening: the first characters, asterisks, the last four.
+  assert.equal(
+    redactText(`Incorrect API key provided: ${KEY.slice(0, 8)}${"*".repeat(20)}${KEY.slice(-4)}.`, [
+      KEY,
+    ]),
+    `Incorrect API key provided: ***${"*".repeat(20)}***.`,
+  );
+});
+
+Deno.test("redactText() leaves words next to an ellipsis alone", () => {
+  const secrets = secretsOf("sk-test-1234567890", "https://bob:pw@h/v1");
+  for (const text of ["Please wait…", "loading...", "bobby…", "task…", "…skip", "a ***** b"]) {
+    assert.equal(redactText(text, secrets), text);
+  }
+});
+
+Deno.test("redactText() masks a token after an api-key-style header name", () => {
+  for (
+    const [text, shown] of [
+      ["api-key: abcdefgh1", "api-key: ***"],
+      ["X-API-Key:zzzzzzzz-1", "X-API-Key:***"],
+      ['{"api_key": "sk-other-9999"}', '{"api_key": "***"}'],
+      ["x-goog-api-key=AIzaSyD-12345678", "x-goog-api-key=***"],
+      ["Ocp-Apim-Subscription-Key: 0123abcd4567ef", "Ocp-Apim-Subscription-Key: ***"],
+      ["Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"],
+    ]
+  ) {
+    assert.equal(redactText(text!, []), shown);
+  }
+});
+
+Deno.test("redactText() leaves words after a header-like name alone", () => {
+  for (const text of ["api_key: required", "Basic information", "api-key: ***"]) {
+    assert.equal(redactText(text, []), text);
+  }
+});
+
+Deno.test("maskThenClip() masks before it clips, so a cut never leaves part of a secret", () => {
+  for (let padding = 980; padding <= 1000; padding++) {
+    const shown = maskThenClip(`${"x".repeat(padding)} ${KEY} tail`, [KEY], 1000);
+    assert.ok(shown.length <= 1000);
+    for (const part of [KEY.slice(0, 3), KEY.slice(-3)]) assert.ok(!shown.includes(part), shown);
+  }
+});
+
+Deno.test("maskThenClip() clips to the limit with an ellipsis, never half a character", () => {
+  assert.equal(maskThenClip("abcdef", [], 4), "abc…");
+  assert.equal(maskThenClip("  abc  ", [], 4), "abc");
+  assert.equal(maskThenClip("ab😀cd", [], 4), "ab…");
+});
+
+Deno.test("isSecretName() knows credential names in any case and spelling", () => {
+  for (
+    const name of [
+      "key",
+      "KEY",
+      "api_key",
+      "api-key",
+      "apikey",
+      "x-api-key",
+      "X_API_KEY",
+      "access_key",
+      "api_token",
+      "access_token",
+      "token",
+      "sig",
+      "signature",
+      "X-Amz-Signature",
+      "X-Amz-Security-Token",
+      "secret",
+      "client_secret",
+      "password",
+      "auth",
+      "code",
+      "subscription-key",
+    ]
+  ) {
+    assert.ok(isSecretName(name), name);
+  }
+  for (const name of ["model", "keyword", "tokens", "api-version", "v1", "monkey", "signal"]) {
+    assert.ok(!isSecretName(name), name);
+  }
+});
+
+Deno.test("maskBaseUrl() masks every credential-like query value, in any case", () => {
+  assert.equal(
+    maskBaseUrl(
+      "https://h/v1?access_key=a1&api_token=b2&PASSWORD=c3&code=d4&X-Api-Key=e5&auth=f6&v=1",
+    ),
+    "https://h/v1?access_key=***&api_token=***&PASSWORD=***&code=***&X-Api-Key=***&auth=***&v=1",
+  );
+});
+
+Deno.test("maskBaseUrl() masks a random-looking query value whatever its name", () => {
+  assert.equal(
+    maskBaseUrl("https://h/v1?k=aZ3kQ9mX2pL7vB4n&api-version=2025-04-01-preview"),
+    "https://h/v1?k=***&api-version=2025-04-01-preview",
+  );
+});
+
+Deno.test("maskBaseUrl() masks the segment after a secret-named path segment", () => {
+  assert.equal(maskBaseUrl("https://h/key/abc/v1"), "https://h/key/***/v1");
+  assert.equal(maskBaseUrl("https://h/v1/token/tok"), "https://h/v1/token/***");
+  assert.equal(maskBaseUrl("https://h/API-KEY/abc/"), "https://h/API-KEY/***/");
+  assert.equal(maskBaseUrl("https://h/v1;key=abc/x"), "https://h/v1;key=***/x");
+});
+
+Deno.test("maskBaseUrl() masks long random-looking path segments, as keys and bot tokens are", () => {
+  assert.equal(
+    maskBaseUrl("https://api.telegram.org/bot123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0/x"),
+    "https://api.telegram.org/***/x",
+  );
+  assert.equal(maskBaseUrl(`https://relay.example/${KEY}/v1`), "https://relay.example/***/v1");
+});
+
+Deno.test("maskBaseUrl() leaves ordinary path segments alone", () => {
+  for (
+    const url of [
+      "https://h/openai/deployments/gpt-image-1?api-version=2025-04-01-preview",
+      "https://h/openai/deployments/my-company-image-gen-prod-2024",
+      "https://h/v1/MyCompanyImageGen2024/x",
+      "https://h/v1beta/models/gemini-2.0-flash-exp:generateContent",
+      "https://h/v1/token/",
+    ]
+  ) {
+    assert.equal(maskBaseUrl(url), url);
+  }
+});
+
+Deno.test("maskBaseUrl() masks the fragment, which is never sent", () => {
+  assert.equal(maskBaseUrl("https://h/v1#access_token=abc"), "https://h/v1#***");
+  assert.equal(maskBaseUrl("https://h/v1#"), "https://h/v1#");
+});
+
+Deno.test("maskBaseUrl() reads a URL as fetch does, backslashes included", () => {
+  assert.equal(maskBaseUrl("https:\\\\user:pw@h/v1"), "https://***:***@h/v1");
+});
+
+Deno.test("maskBaseUrl() masks the path of a base_url that does not parse", () => {
+  const shown = maskBaseUrl(`https://u:p@h:99999/key/abc/${KEY}?token=t#f`);
+  assert.equal(shown, "https://***:***@h:99999/key/***/***?token=***#***");
+});
+
+Deno.test("secretsOf() holds the credentials of the path and fragment, so echoes are masked", () => {
+  const baseUrl = `https://h/key/pathsecret1/v1/${KEY}?sig=s1gnature#frag-secret`;
+  const secrets = secretsOf("sk-other-1234", baseUrl);
+  assert.equal(
+    redactText(`no route /key/pathsecret1/ for ${KEY}, sig s1gnature, #frag-secret`, secrets),
+    "no route /key/***/ for ***, sig ***, #***",
   );
 });
