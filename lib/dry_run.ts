@@ -1,6 +1,6 @@
 import { safeFileStem } from "./output_file.ts";
 import type { GenerationParams } from "./params.ts";
-import { maskBaseUrl } from "./redact.ts";
+import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
 import { endpointOf, requestBody, requestHeaders } from "./request.ts";
 
 export interface DryRunReport {
@@ -10,10 +10,14 @@ export interface DryRunReport {
   image_path_pattern: string;
 }
 
-/** What a call would send and where it would save, with the key masked; nothing is sent. */
+/**
+ * What a call would send and where it would save, with the key and the credentials of base_url
+ * masked wherever they occur (a careless extra_body may repeat them); nothing is sent.
+ */
 export function dryRunReport(params: GenerationParams): DryRunReport {
   const headers = requestHeaders(params.api_key);
   headers.Authorization = "Bearer ***";
+  const secrets = secretsOf(params.api_key, params.base_url);
   const report: DryRunReport = {
     ok: true,
     dry_run: true,
@@ -21,7 +25,7 @@ export function dryRunReport(params: GenerationParams): DryRunReport {
       method: "POST",
       url: maskBaseUrl(endpointOf(params.base_url).href),
       headers,
-      body: requestBody(params),
+      body: redact(requestBody(params), secrets),
     },
     image_path_pattern: `${params.output_dir}/${
       safeFileStem(params.task_name)

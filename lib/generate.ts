@@ -8,8 +8,8 @@ import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { endpointOf, sendImageRequest } from "./request.ts";
 import { transportFailure } from "./transport.ts";
-import { requestIdOf } from "./upstream_error.ts";
-import { redactText } from "./redact.ts";
+import { MAX_FIELD_CHARS, requestIdOf } from "./upstream_error.ts";
+import { maskThenClip } from "./redact.ts";
 import {
   type Attempt,
   callContext,
@@ -124,7 +124,7 @@ async function attemptWithRetries(file: ImageFile, state: RetryState): Promise<A
       if (wait === null) throw failure;
       onProgress?.(
         `attempt ${attempt + 1} failed (${
-          redactText(failure.message, state.secrets)
+          maskThenClip(failure.message, state.secrets, MAX_FIELD_CHARS)
         }); retrying in ${wait} ms`,
       );
       await file.reset();

@@ -1,6 +1,6 @@
 import { InputError } from "./errors.ts";
 import { absolutePath } from "./paths.ts";
-import { redactText, secretsOf } from "./redact.ts";
+import { maskThenClip, secretsOf } from "./redact.ts";
 import type { Lang } from "./types.ts";
 
 /** Parameters as they arrive: a JSON object, or flags whose values are all strings. */
@@ -395,13 +395,11 @@ function objectShapeProblem(root: object, maxDepth: number, name: string): Check
   return null;
 }
 
+const MAX_QUOTED_CHARS = 60;
+
 /** A value as an error quotes it: secrets masked before it is shortened, so no part is left. */
 function shownValue(value: unknown, secrets: readonly string[]): string {
-  const text = redactText(
-    typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value)),
-    secrets,
-  );
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return maskThenClip(String(JSON.stringify(value)), secrets, MAX_QUOTED_CHARS);
 }
 
 /** `Unknown parameter "timeout": did you mean "timeout_ms"?` */

@@ -1,8 +1,8 @@
 import { diagnose } from "./diagnosis.ts";
 import { errorMessage, factsOf, GenerationError } from "./errors.ts";
 import type { ImageInfo } from "./image_type.ts";
-import { maskBaseUrl, redact, redactText, secretsOf } from "./redact.ts";
-import { clip, MAX_FIELD_CHARS } from "./upstream_error.ts";
+import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./redact.ts";
+import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream_error.ts";
 import type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 
 export interface Attempt {
@@ -143,19 +143,18 @@ function commonFields(context: CallContext, extras: CallExtras): Common {
     task_name: textOrNull(context.task_name),
     elapsed_ms: elapsedSince(context.startedAt),
   };
-  if (extras.requestId) common.request_id = shownText(context.secrets)(extras.requestId);
+  if (extras.requestId) {
+    common.request_id = maskThenClip(extras.requestId, context.secrets, MAX_REQUEST_ID_CHARS);
+  }
   if (extras.droppedParams?.length) common.dropped_params = extras.droppedParams;
   if (extras.attempts) common.attempts = extras.attempts;
   return common;
 }
 
-/**
- * Text that came from outside, as it may be shown: the secrets masked first, then clipped, so
- * that a cut never leaves part of a secret behind.
- */
+/** Text that came from outside, as a field may show it: masked, then clipped. */
 function shownText(secrets: readonly string[]): <T extends string | null>(text: T) => T {
   return <T extends string | null>(text: T) =>
-    (text === null ? null : clip(redactText(text, secrets), MAX_FIELD_CHARS)) as T;
+    (text === null ? null : maskThenClip(text, secrets, MAX_FIELD_CHARS)) as T;
 }
 
 function textOrNull(value: unknown): string | null {

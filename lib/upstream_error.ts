@@ -1,10 +1,13 @@
 import type { UpstreamError } from "./errors.ts";
+import { clip as clipTo } from "./redact.ts";
 
 /** No text field of a result is longer than this (result.ts clips, after masking secrets). */
 export const MAX_FIELD_CHARS = 1000;
+/** No request id of a result is longer than this (result.ts clips, after masking secrets). */
+export const MAX_REQUEST_ID_CHARS = 200;
 /**
- * What is kept of an upstream's text while it is read: more than a result shows, so that secrets
- * are masked before the final clip rather than cut in half by it.
+ * What is kept of an upstream's text while it is read, before the secrets are known: more than a
+ * result shows. Its cut ends in "…", and a part of a secret before an ellipsis is masked too.
  */
 const MAX_KEPT_CHARS = 8 * MAX_FIELD_CHARS;
 /** How much of an error body is read; the rest is cancelled. */
@@ -110,13 +113,9 @@ function decodeEntities(text: string): string {
   });
 }
 
+/** Upstream text as kept while it is read (see MAX_KEPT_CHARS). */
 export function clip(text: string, max = MAX_KEPT_CHARS): string {
-  const oneLine = text.trim();
-  if (oneLine.length <= max) return oneLine;
-  let cut = oneLine.slice(0, max - 1);
-  // Never end on the first half of a surrogate pair.
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return clipTo(text, max);
 }
 
 function clipOrNull(text: string | null): string | null {
@@ -214,17 +213,23 @@ function rateLimitReset(headers: Headers): number | null {
 
 const REQUEST_ID_HEADERS = ["x-request-id", "x-oneapi-request-id", "x-new-api-request-id"];
 
-/** The upstream's id for this request, from a header or the `(request id: …)` gateways append. */
+/**
+ * The upstream's id for this request, from a header or the `(request id: …)` gateways append; the
+ * result masks and clips it (MAX_REQUEST_ID_CHARS).
+ */
 export function requestIdOf(headers: Headers | null, message: string | null): string | null {
   for (const name of REQUEST_ID_HEADERS) {
     const value = headers?.get(name)?.trim();
-    if (value) return clip(value, 200);
+    if (value) return value;
   }
   const fromMessage = message ? /\(request id: ?([^)\s]+)\)/i.exec(message)?.[1] : undefined;
   return fromMessage ?? null;
 }
 
-/** Reads at most `maxBytes` of a body as text and cancels the rest. */
+/**
+ * Reads at most `maxBytes` of a body as text and cancels the rest. A text cut short ends in "…",
+ * never in half a character, so that a secret cut in two is still recognised and masked.
+ */
 export async function readTextCapped(
   body: ReadableStream<Uint8Array> | null,
   maxBytes = MAX_ERROR_BODY_BYTES,
@@ -250,7 +255,9 @@ export async function readTextCapped(
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return new TextDecoder().decode(bytes);
+  if (total < maxBytes) return new TextDecoder().decode(bytes);
+  // Streaming leaves out a character whose bytes are cut.
+  return `${new TextDecoder().decode(bytes, { stream: true })}…`;
 }
 
 export { EMPTY as NO_UPSTREAM_ERROR };

@@ -178,6 +178,115 @@ testEachTarget(
   },
 );
 
+/** The secrets of SECRET_BASE_URL's path, query and fragment, none of which may be printed. */
+const URL_SECRETS = ["pathsecret-1234", "aZ3kQ9mX2pL7vB4nR8", "qtok-5678", "frag-9"];
+/** A base_url with credentials in its path, query and fragment, for the `scenario` of upstream. */
+function secretBaseUrl(upstream: { origin: string }, scenario: string): string {
+  const [path, random, query, fragment] = URL_SECRETS;
+  return `${upstream.origin}/${scenario}/key/${path}/${random}/v1?api_token=${query}#${fragment}`;
+}
+
+function assertNoSecret(output: string, parts: string[]): void {
+  for (const part of parts) assert.ok(!output.includes(part), `"${part}" in ${output}`);
+}
+
+testEachTarget(
+  "never prints the key from a success answer that echoes it in usage or the request id",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const answer = JSON.stringify({
+      data: [{ b64_json: PNG_64.toBase64(), revised_prompt: `as asked by ${TEST_KEY}` }],
+      usage: { [TEST_KEY]: 1, total_tokens: 3, details: { [`Bearer ${TEST_KEY}`]: [TEST_KEY] } },
+    });
+    // Nested far deeper than any stack: spliced in as text, as no JSON.stringify would write it.
+    const deep = `,"deep":${"[".repeat(50_000)}${"]".repeat(50_000)}}}`;
+    upstream.route("echo-success", () =>
+      new Response(answer.slice(0, -2) + deep, {
+        // Cut at 200 characters, the key straddles the cut.
+        headers: {
+          "content-type": "application/json",
+          "x-request-id": `${"r".repeat(195)}${TEST_KEY}`,
+        },
+      }));
+    await withTempDir(async (dir) => {
+      const run = await runTarget(target, [
+        JSON.stringify(inputFor(upstream, "echo-success", dir)),
+      ]);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const result = onlyJson(run.stdout);
+      assertNoSecret(run.stdout, [TEST_KEY.slice(0, 5), TEST_KEY.slice(-5)]);
+      assert.equal(result.request_id, `${"r".repeat(195)}***`);
+      assert.equal(result.revised_prompt, "as asked by ***");
+      const usage = result.usage as Record<string, unknown>;
+      assert.deepEqual(usage["***"], 1);
+      assert.deepEqual(usage.details, { "Bearer ***": ["***"] });
+      assert.match(JSON.stringify(usage.deep), /^\[+"\[nested too deep\]"\]+$/);
+    });
+  },
+);
+
+testEachTarget("never prints part of a key cut in two by the 64 KiB error read", async (target) => {
+  await using upstream = startFakeUpstream();
+  for (const kept of [3, 9, TEST_KEY.length - 1]) {
+    // The padding is a tag, which the summary of an HTML page drops: the cut ends what is shown.
+    const head = `<html><body><div data-pad="`;
+    const tail = `">Invalid API key `;
+    const pad = "x".repeat(64 * 1024 - head.length - tail.length - kept);
+    const page = `${head}${pad}${tail}${TEST_KEY} given</div></body></html>`;
+    upstream.route(`cut-${kept}`, () => new Response(page, { status: 401 }));
+    await withTempDir(async (dir) => {
+      const run = await runTarget(target, [JSON.stringify(inputFor(upstream, `cut-${kept}`, dir))]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.equal(onlyJson(run.stdout).upstream_error_message, "Invalid API key ***…");
+      assertNoSecret(run.stdout, [TEST_KEY.slice(0, kept)]);
+    });
+  }
+});
+
+testEachTarget(
+  "masks credentials in base_url's path, query and fragment, also where the upstream echoes them",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("echo-url", (request) =>
+      Response.json({
+        error: { message: `No access to ${request.url} (${request.headers.get("authorization")})` },
+      }, { status: 403 }));
+    await withTempDir(async (dir) => {
+      const base_url = secretBaseUrl(upstream, "echo-url");
+      const run = await runTarget(target, [
+        JSON.stringify(inputFor(upstream, "echo-url", dir, { base_url })),
+      ]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assertNoSecret(run.stdout + run.stderr, [...URL_SECRETS, TEST_KEY]);
+      assert.equal(
+        onlyJson(run.stdout).base_url,
+        `${upstream.origin}/echo-url/key/***/***/v1?api_token=***#***`,
+      );
+      assert.ok(upstream.requests[0]?.path.includes(URL_SECRETS[0]!));
+    });
+  },
+);
+
+testEachTarget(
+  "--dry-run masks credentials in base_url and a key repeated in extra_body",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const input = inputFor(upstream, "ok", "/tmp", {
+      base_url: secretBaseUrl(upstream, "ok"),
+      extra_body: { note: `key ${TEST_KEY}`, [TEST_KEY]: true },
+    });
+    const run = await runTarget(target, [JSON.stringify(input), "--dry-run"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assertNoSecret(run.stdout, [...URL_SECRETS, TEST_KEY]);
+    const report = onlyJson(run.stdout) as { request: { url: string; body: unknown } };
+    assert.equal(
+      report.request.url,
+      `${upstream.origin}/ok/key/***/***/v1/images/generations?api_token=***#***`,
+    );
+    assert.equal((report.request.body as Record<string, unknown>).note, "key ***");
+  },
+);
+
 testEachTarget("--help explains the forms, stdin for the key, and exit codes", async (target) => {
   const run = await runTarget(target, ["--help"]);
   assert.equal(run.code, 0);
@@ -339,24 +448,49 @@ const HAS_SCRIPT = (() => {
   }
 })();
 
+/** Runs a target on a pseudo-terminal: script(1) copies what it shows to its stdout. */
+async function runOnTerminal(target: CommandTarget, args: string[]): Promise<RunOutput> {
+  const quoted = [...target.argv!, ...args].map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`);
+  const run = await new Deno.Command("/usr/bin/script", {
+    args: ["-qec", quoted.join(" "), "/dev/null"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: run.code, stdout: decoder.decode(run.stdout), stderr: decoder.decode(run.stderr) };
+}
+
 testEachTarget("shows progress on standard error only when it is a terminal", async (target) => {
   await using upstream = startFakeUpstream();
   await withTempDir(async (dir) => {
     const input = JSON.stringify(inputFor(upstream, "ok", dir));
     const piped = await runTarget(target, [input]);
     assert.equal(piped.stderr, "");
-    // script(1) runs the command on a pseudo-terminal and copies what it shows to its stdout.
-    const quoted = [...target.argv!, input].map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`);
-    const onTerminal = await new Deno.Command("/usr/bin/script", {
-      args: ["-qec", quoted.join(" "), "/dev/null"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const shown = new TextDecoder().decode(onTerminal.stdout);
-    assert.equal(onTerminal.code, 0, shown);
-    assert.match(shown, /img2-generate: requesting gpt-image-2 1024x1024/);
+    const onTerminal = await runOnTerminal(target, [input]);
+    assert.equal(onTerminal.code, 0, onTerminal.stdout);
+    assert.match(onTerminal.stdout, /img2-generate: requesting gpt-image-2 1024x1024/);
   });
 }, { ignore: !HAS_SCRIPT });
+
+testEachTarget(
+  "masks the key and base_url's credentials in progress lines",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("echo-retry", (request) =>
+      Response.json({
+        error: { message: `Busy: ${request.url} ${request.headers.get("authorization")}` },
+      }, { status: 502, headers: { "retry-after-ms": "1" } }));
+    await withTempDir(async (dir) => {
+      const base_url = secretBaseUrl(upstream, "echo-retry");
+      const input = inputFor(upstream, "echo-retry", dir, { base_url, max_retries: 1 });
+      const onTerminal = await runOnTerminal(target, [JSON.stringify(input)]);
+      assert.equal(onTerminal.code, 1, onTerminal.stdout);
+      assert.match(onTerminal.stdout, /img2-generate: attempt 1 failed \(.*\); retrying in 1 ms/);
+      assertNoSecret(onTerminal.stdout, [...URL_SECRETS, TEST_KEY]);
+    });
+  },
+  { ignore: !HAS_SCRIPT },
+);
 
 testEachTarget(
   "SIGTERM while reading the parameters from stdin prints a cancelled failure",

@@ -371,7 +371,7 @@ Deno.test("validateParams() suggests a scheme for a base_url without one", () =>
 
 Deno.test("validateParams() clips a long value it quotes to 60 characters", () => {
   const size = "x".repeat(100);
-  const shown = JSON.stringify(size).slice(0, 57) + "...";
+  const shown = JSON.stringify(size).slice(0, 59) + "…";
   assert.equal(shown.length, 60);
   assert.equal(
     problemOf(withInput({ size })),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { UpstreamError } from "../lib/errors.ts";
+import { maskThenClip, redactText, secretsOf } from "../lib/redact.ts";
 import {
   clip,
   durationMs,
@@ -306,9 +307,9 @@ Deno.test("requestIdOf() gives null when there is no id", () => {
   assert.equal(requestIdOf(new Headers({ "x-request-id": "  " }), null), null);
 });
 
-Deno.test("requestIdOf() clips a header id to 200 characters", () => {
+Deno.test("requestIdOf() leaves a long header id whole, for the result to mask, then clip", () => {
   const id = requestIdOf(new Headers({ "x-request-id": "r".repeat(300) }), null);
-  assert.equal(id, "r".repeat(199) + "…");
+  assert.equal(id, "r".repeat(300));
 });
 
 /** A body of `total` bytes of "a" in `piece`-byte chunks that records how it ended. */
@@ -349,21 +350,21 @@ Deno.test("readTextCapped() stops at 64 KiB and cancels the rest", async () => {
   assert.equal(MAX_ERROR_BODY_BYTES, 65536);
   const body = new Body(10 * 1024 * 1024, 10_000);
   const text = await readTextCapped(body.stream);
-  assert.equal(text.length, 65536);
+  assert.equal(text, `${"a".repeat(65536)}…`);
   assert.equal(body.cancelled, true);
   assert.ok(body.pulled <= 70_000, `read ${body.pulled} bytes`);
 });
 
 Deno.test("readTextCapped() stops at a given cap inside a chunk", async () => {
   const body = new Body(1000, 7);
-  assert.equal(await readTextCapped(body.stream, 10), "a".repeat(10));
+  assert.equal(await readTextCapped(body.stream, 10), `${"a".repeat(10)}…`);
   assert.equal(body.cancelled, true);
   assert.equal(body.pulled, 14);
 });
 
 Deno.test("readTextCapped() stops at a cap that falls on a chunk boundary", async () => {
   const body = new Body(1000, 5);
-  assert.equal(await readTextCapped(body.stream, 10), "a".repeat(10));
+  assert.equal(await readTextCapped(body.stream, 10), `${"a".repeat(10)}…`);
   assert.equal(body.cancelled, true);
   assert.equal(body.pulled, 10);
 });
@@ -465,4 +466,42 @@ Deno.test("retryRefused() is true only for x-should-retry: false", () => {
   assert.equal(retryRefused(new Headers({ "x-should-retry": " False " })), true);
   assert.equal(retryRefused(new Headers({ "x-should-retry": "true" })), false);
   assert.equal(retryRefused(new Headers()), false);
+});
+
+Deno.test("readTextCapped() ends a text cut short with an ellipsis, never half a character", async () => {
+  const bytes = new TextEncoder().encode("pässwörd");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+  // "p" and the first byte of "ä": the half character is left out.
+  assert.equal(await readTextCapped(stream, 2), "p…");
+});
+
+Deno.test("a key cut by the 64 KiB read leaves no part of it once masked", async () => {
+  const key = "sk-proj-AbC123xYz789QwErTy";
+  for (const keep of [1, 3, 9, key.length - 1]) {
+    const text = `{"error": {"message": "${"x".repeat(100)} ${key}"}}`;
+    const bytes = new TextEncoder().encode(text);
+    const cut = text.indexOf(key) + keep;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes);
+        controller.close();
+      },
+    });
+    const upstream = parseUpstreamError(await readTextCapped(stream, cut));
+    const shown = maskThenClip(upstream.message ?? "", secretsOf(key, null), MAX_FIELD_CHARS);
+    assert.ok(shown.endsWith(" ***…"), shown);
+  }
+});
+
+Deno.test("a key cut by the kept-text clip leaves no part of it once masked", () => {
+  const key = "sk-proj-AbC123xYz789QwErTy";
+  const message = `${"x".repeat(7990)} ${key}`;
+  const upstream = parseUpstreamError(JSON.stringify({ error: { message } }));
+  const shown = redactText(upstream.message ?? "", secretsOf(key, null));
+  assert.ok(shown.endsWith(" ***…"), shown.slice(-40));
 });
