@@ -1,6 +1,7 @@
 import type { ByteSink } from "./base64_stream.ts";
 import type { Deadline } from "./deadline.ts";
 import { GenerationError } from "./errors.ts";
+import { clip } from "./redact.ts";
 import { MAX_IMAGE_BYTES } from "./answer_scanner.ts";
 import { USER_AGENT } from "./request.ts";
 import { fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
@@ -67,7 +68,7 @@ function parseHttpUrl(
   if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
     throw new GenerationError(
       stage,
-      `The image URL is not an http(s) URL: "${text.slice(0, 200)}"`,
+      `The image URL is not an http(s) URL: "${clip(text, 200)}"`,
     );
   }
   return url;

@@ -244,6 +244,22 @@ testEachTarget("never prints part of a key cut in two by the 64 KiB error read",
 });
 
 testEachTarget(
+  "never prints part of a key cut in two where a bad image URL is quoted",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    // The quote keeps 200 characters: the first 5 of the key, glued to the padding.
+    const url = `ftp://${"x".repeat(188)}${TEST_KEY}`;
+    upstream.route("ftp-url", () => Response.json({ data: [{ url }] }));
+    await withTempDir(async (dir) => {
+      const run = await runTarget(target, [JSON.stringify(inputFor(upstream, "ftp-url", dir))]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(onlyJson(run.stdout).error as string, /x\*\*\*…"$/);
+      assertNoSecret(run.stdout, [TEST_KEY.slice(0, 5)]);
+    });
+  },
+);
+
+testEachTarget(
   "masks credentials in base_url's path, query and fragment, also where the upstream echoes them",
   async (target) => {
     await using upstream = startFakeUpstream();
