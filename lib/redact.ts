@@ -32,7 +32,10 @@ const KEY_HEADER_TOKEN = new RegExp(
 /** The values that must never be printed: the API key and any credentials in base_url. */
 export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
   const secrets = new Set<string>();
-  if (typeof apiKey === "string") { for (const form of formsOf(apiKey)) secrets.add(form); }
+  if (typeof apiKey === "string") {
+    // The key is sent trimmed (one read from a file ends in a line break), and echoed so.
+    for (const form of [...formsOf(apiKey), ...formsOf(apiKey.trim())]) secrets.add(form);
+  }
   if (typeof baseUrl === "string") {
     for (const value of urlCredentials(baseUrl).found) {
       for (const form of [...formsOf(value), ...formsOf(decodedOrSelf(value))]) secrets.add(form);

@@ -24,6 +24,11 @@ Deno.test("secretsOf() holds the URL-encoded and JSON-escaped api key too, longe
   assert.deepEqual(secrets, secrets.toSorted((a, b) => b.length - a.length));
 });
 
+Deno.test("secretsOf() holds the api key trimmed too, as it is sent", () => {
+  assert.ok(secretsOf(`  ${KEY}\n`, "https://h/v1").includes(KEY));
+  assert.equal(redactText(`bad key ${KEY}.`, secretsOf(`${KEY}\r\n`, null)), "bad key ***.");
+});
+
 Deno.test("secretsOf() holds the user and password of base_url, decoded and encoded", () => {
   const secrets = secretsOf(KEY, "https://relay:p%40ss@api.example.com/v1");
   for (const form of [KEY, "relay", "p%40ss", "p@ss"]) assert.ok(secrets.includes(form), form);
