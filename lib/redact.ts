@@ -6,15 +6,14 @@
 export const MASK = "***";
 /** Below this length a secret is masked only as a whole token, so that words around it survive. */
 const SHORT_SECRET_CHARS = 8;
-/** A prefix glued to a longer word is masked before an ellipsis only from this length. */
-const MIN_GLUED_PART_CHARS = 3;
+/** A part of a secret beside an ellipsis is masked from this length (see maskablePart). */
+const MIN_PART_CHARS = 3;
 /** How deep redact() copies; a value nested deeper becomes TOO_DEEP. */
 export const MAX_REDACT_DEPTH = 64;
 export const TOO_DEEP = "[nested too deep]";
 
 const WORD_CHAR = /[\p{L}\p{N}_]/u;
-/** Where a text was cut or a secret shortened: "…", "..." or a run of asterisks. */
-const ELLIPSIS = /…|\.{3,}|\*{3,}/g;
+
 /**
  * A value that looks like a token rather than a word: 8 or more characters, one of them a digit, _
  * or -, or a capital after a small letter.
@@ -269,11 +268,15 @@ function buildMasker(secrets: readonly string[]): Masker {
   const whole = longestFirst.length === 0
     ? null
     : new RegExp(longestFirst.map(wholePattern).join("|"), "gu");
+  const parts: SecretParts[] = longestFirst.map((secret) => ({
+    forward: new PartFinder(secret),
+    backward: new PartFinder([...secret].reverse().join("")),
+  }));
   return {
     mask(text: string): string {
       let result = whole === null ? text : text.replace(whole, MASK);
-      if (longestFirst.length > 0 && (result.includes("…") || /\.{3}|\*{3}/.test(result))) {
-        result = maskPartsAtEllipses(result, longestFirst);
+      if (parts.length > 0 && (result.includes("…") || /\.{3}|\*{3}/.test(result))) {
+        result = maskPartsAtEllipses(result, parts);
       }
       // A token after "Bearer" is masked whoever's it is; a plain word ("Bearer auth") is not.
       return result.replace(AUTH_SCHEME_TOKEN, `$1${MASK}`).replace(KEY_HEADER_TOKEN, `$1${MASK}`);
@@ -289,59 +292,133 @@ function wholePattern(secret: string): string {
   return before + escaped + after;
 }
 
-/** Masks the longest prefix of a secret that ends at an ellipsis, and the longest suffix after one. */
-function maskPartsAtEllipses(text: string, secrets: readonly string[]): string {
-  const cuts: Array<[number, number]> = [];
-  for (const match of text.matchAll(ELLIPSIS)) {
-    const start = match.index;
-    const end = start + match[0].length;
-    const prefix = longestPart(secrets, (secret) => prefixBefore(text, start, secret));
-    if (prefix > 0) cuts.push([start - prefix, start]);
-    const suffix = longestPart(secrets, (secret) => suffixAfter(text, end, secret));
-    if (suffix > 0) cuts.push([end, end + suffix]);
+/**
+ * Masks the longest prefix of a secret that ends at an ellipsis, and the longest suffix of one that
+ * starts after it, when maskablePart() says so.
+ */
+function maskPartsAtEllipses(text: string, parts: readonly SecretParts[]): string {
+  const { starts, ends } = ellipsesIn(text);
+  const reversed = [...text].reverse().join("");
+  // Read backwards, a suffix that starts at `end` is a prefix that ends there.
+  const backwardEnds = ends.map((end) => text.length - end).reverse();
+  const ranges: Array<[number, number]> = [];
+  for (const { forward, backward } of parts) {
+    const size = forward.secret.length;
+    const befores = forward.lengthsEndingAt(text, starts);
+    const afters = backward.lengthsEndingAt(reversed, backwardEnds).reverse();
+    for (let index = 0; index < starts.length; index++) {
+      const start = starts[index]!;
+      const end = ends[index]!;
+      for (let length = befores[index]!; length > 0; length = forward.shorter(length)) {
+        if (maskablePart(length, size, startsToken(text, start - length))) {
+          ranges.push([start - length, start]);
+          break;
+        }
+      }
+      for (let length = afters[index]!; length > 0; length = backward.shorter(length)) {
+        if (maskablePart(length, size, endsToken(text, end + length))) {
+          ranges.push([end, end + length]);
+          break;
+        }
+      }
+    }
   }
-  if (cuts.length === 0) return text;
+  ranges.sort((a, b) => a[0] - b[0]);
   let result = "";
   let offset = 0;
-  for (const [from, to] of cuts) {
-    if (from < offset) continue;
-    result += text.slice(offset, from) + MASK;
+  for (const [from, to] of ranges) {
+    if (to <= offset) continue;
+    result += text.slice(offset, Math.max(from, offset)) + (from >= offset ? MASK : "");
     offset = to;
   }
   return result + text.slice(offset);
 }
 
-function longestPart(secrets: readonly string[], lengthIn: (secret: string) => number): number {
-  let longest = 0;
-  for (const secret of secrets) longest = Math.max(longest, lengthIn(secret));
-  return longest;
+/** Where the text has "…", or a run of three or more dots or asterisks. */
+function ellipsesIn(text: string): { starts: number[]; ends: number[] } {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < text.length;) {
+    const code = text.charCodeAt(i);
+    let end = i + 1;
+    if (code === 0x2e || code === 0x2a) {
+      while (end < text.length && text.charCodeAt(end) === code) end++;
+    }
+    if (code === 0x2026 || end - i >= 3) {
+      starts.push(i);
+      ends.push(end);
+    }
+    i = end;
+  }
+  return { starts, ends };
 }
 
-/** Length of the longest prefix of `secret` that ends at `at` and may be masked, or 0. */
-function prefixBefore(text: string, at: number, secret: string): number {
-  for (let length = Math.min(secret.length, at); length > 0; length--) {
-    const from = at - length;
-    if (text.charCodeAt(from) !== secret.charCodeAt(0)) continue;
-    if (!text.startsWith(secret.slice(0, length), from)) continue;
-    const startsToken = from === 0 || !WORD_CHAR.test(text[from - 1]!) ||
-      !WORD_CHAR.test(secret[0]!);
-    if (startsToken) return length;
-    if (secret.length >= SHORT_SECRET_CHARS && length >= MIN_GLUED_PART_CHARS) return length;
-  }
-  return 0;
+/**
+ * Whether a part of a secret beside an ellipsis is masked: of a long secret, when it starts (or
+ * ends) a word or has MIN_PART_CHARS; of a short one, only when it does both.
+ */
+function maskablePart(length: number, secretLength: number, atWordEdge: boolean): boolean {
+  if (secretLength >= SHORT_SECRET_CHARS) return atWordEdge || length >= MIN_PART_CHARS;
+  return atWordEdge && length >= MIN_PART_CHARS;
 }
 
-/** Length of the longest suffix of `secret` that starts at `at` and may be masked, or 0. */
-function suffixAfter(text: string, at: number, secret: string): number {
-  const last = secret.charCodeAt(secret.length - 1);
-  for (let length = Math.min(secret.length, text.length - at); length > 0; length--) {
-    const to = at + length;
-    if (text.charCodeAt(to - 1) !== last) continue;
-    if (!text.startsWith(secret.slice(-length), at)) continue;
-    const endsToken = to === text.length || !WORD_CHAR.test(text[to]!) ||
-      !WORD_CHAR.test(secret.at(-1)!);
-    if (endsToken) return length;
-    if (secret.length >= SHORT_SECRET_CHARS && length >= MIN_GLUED_PART_CHARS) return length;
+function startsToken(text: string, at: number): boolean {
+  return at === 0 || !isWordChar(text, at - 1) || !isWordChar(text, at);
+}
+
+function endsToken(text: string, at: number): boolean {
+  return at === text.length || !isWordChar(text, at) || !isWordChar(text, at - 1);
+}
+
+function isWordChar(text: string, at: number): boolean {
+  const code = text.charCodeAt(at);
+  if (code >= 128) return WORD_CHAR.test(text[at]!);
+  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) ||
+    code === 95;
+}
+
+interface SecretParts {
+  forward: PartFinder;
+  backward: PartFinder;
+}
+
+/** Finds, in one pass over a text (Knuth-Morris-Pratt), the prefixes of a secret ending anywhere. */
+class PartFinder {
+  readonly secret: string;
+  /** borders[i]: the longest proper prefix of secret[0..i] that is also its suffix. */
+  readonly #borders: Int32Array;
+
+  constructor(secret: string) {
+    this.secret = secret;
+    this.#borders = new Int32Array(secret.length);
+    for (let i = 1, length = 0; i < secret.length; i++) {
+      while (length > 0 && secret[i] !== secret[length]) length = this.#borders[length - 1]!;
+      if (secret[i] === secret[length]) length++;
+      this.#borders[i] = length;
+    }
   }
-  return 0;
+
+  /** For each of `positions` (ascending), the longest prefix of the secret ending there. */
+  lengthsEndingAt(text: string, positions: readonly number[]): number[] {
+    const lengths: number[] = [];
+    let length = 0;
+    let next = 0;
+    for (let i = 0; next < positions.length; i++) {
+      while (next < positions.length && positions[next] === i) {
+        lengths.push(length);
+        next++;
+      }
+      if (i >= text.length) break;
+      while (length > 0 && (length === this.secret.length || this.secret[length] !== text[i])) {
+        length = this.#borders[length - 1]!;
+      }
+      if (this.secret[length] === text[i]) length++;
+    }
+    return lengths;
+  }
+
+  /** The next shorter prefix that ends where one of `length` ends. */
+  shorter(length: number): number {
+    return this.#borders[length - 1]!;
+  }
 }

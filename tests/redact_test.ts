@@ -433,3 +433,19 @@ Deno.test("secretsOf() holds the credentials of the path and fragment, so echoes
     "no route /key/***/ for ***, sig ***, #***",
   );
 });
+
+Deno.test("redactText() masks a part of a short secret beside an ellipsis only from 3 characters", () => {
+  const secrets = secretsOf("sk-long-enough-key-1", "https://admin:pw@h/v1");
+  assert.equal(redactText("user adm… and …min.", secrets), "user ***… and …***.");
+  for (const text of ["ad…", "xadm…", "…mins", "a…", "p…"]) {
+    assert.equal(redactText(text, secrets), text);
+  }
+});
+
+Deno.test("redactText() masks parts on both sides of neighbouring ellipses", () => {
+  const secrets = secretsOf(KEY, "https://h/v1");
+  assert.equal(
+    redactText(`key …${KEY.slice(-6)}…${KEY.slice(0, 5)}… end`, secrets),
+    "key …***…***… end",
+  );
+});
