@@ -3,7 +3,7 @@
  * and in their encoded forms, before any text is clipped.
  */
 
-export const MASK = "***";
+const MASK = "***";
 /** Below this length a secret is masked only as a whole token, so that words around it survive. */
 const SHORT_SECRET_CHARS = 8;
 /** A part of a secret beside an ellipsis is masked from this length (see maskablePart). */
