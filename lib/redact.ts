@@ -50,8 +50,9 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
  * "+"), and escaped in a JSON string (also with "\/", and with \u escapes for what is not ASCII).
  */
 function formsOf(value: string): string[] {
-  const encoded = encodeURIComponent(value);
   const escaped = JSON.stringify(value).slice(1, -1);
+  // A lone surrogate has no URL encoding (encodeURIComponent would throw).
+  const encoded = value.isWellFormed() ? encodeURIComponent(value) : value;
   return [
     value,
     encoded,

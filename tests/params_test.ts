@@ -680,7 +680,7 @@ Deno.test("validateParams() quotes an unknown parameter's name clipped and maske
   const problem = problemOf(withInput({ ["n".repeat(50000)]: 1, [VALID.api_key + "x"]: 2 }));
   assert.equal(
     problem,
-    `Unknown parameter "${"n".repeat(56)}...; Unknown parameter "***x"`,
+    `Unknown parameter "${"n".repeat(58)}…; Unknown parameter "***x"`,
   );
 });
 

@@ -449,3 +449,12 @@ Deno.test("redactText() masks parts on both sides of neighbouring ellipses", () 
     "key …***…***… end",
   );
 });
+
+Deno.test("secretsOf() and redactText() take a key with a lone surrogate", () => {
+  const key = "sk-\uD800-lone-1234";
+  const secrets = secretsOf(key, "https://h/v1");
+  assert.equal(
+    redactText(`bad key ${key} and ${JSON.stringify(key)}`, secrets),
+    'bad key *** and "***"',
+  );
+});
