@@ -1,8 +1,9 @@
 // deno-lint-ignore-file no-console
 /**
- * The benchmark's upstream: an OpenAI-compatible images endpoint on 127.0.0.1 that answers every
- * `POST /v1/images/generations` with one answer read from a file once and kept as bytes, and
- * `GET /v1/answer.json` with the same bytes.
+ * The benchmark's upstream: the offline upstream (scripts/mock.ts) with one route, `/bench`,
+ * that answers every request (`POST /bench/v1/images/generations`, `GET /bench/v1/answer.json`)
+ * with one answer read from a file once and kept as bytes, after reading the request's body as
+ * a real upstream would.
  *
  * It runs as a process of its own: on two cores it then gets a core of its own scheduling, and
  * its event loop, its garbage collector and its copy of the answer never share a heap with the
@@ -15,43 +16,21 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { MockUpstream } from "./mock.ts";
 
-export const GENERATIONS_PATH = "/v1/images/generations";
-export const ANSWER_PATH = "/v1/answer.json";
+const ROUTE = "bench";
+export const ANSWER_PATH = `/${ROUTE}/v1/answer.json`;
 
 /** Serves `answer` on a free loopback port until `signal` aborts. */
-export function serveAnswer(
-  answer: Uint8Array<ArrayBuffer>,
-  signal: AbortSignal,
-  onListen: (port: number) => void,
-): Deno.HttpServer<Deno.NetAddr> {
+export function serveAnswer(answer: Uint8Array<ArrayBuffer>, signal: AbortSignal): MockUpstream {
   const headers = { "content-type": "application/json" };
-  return Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal,
-    onListen: ({ port }) => onListen(port),
-  }, async (request) => {
-    const { pathname } = new URL(request.url);
-    if (request.method === "POST" && pathname === GENERATIONS_PATH) {
-      // Read the request as a real upstream would before it answers.
-      await request.arrayBuffer();
-      return new Response(answer, { headers });
-    }
-    if (request.method === "GET" && pathname === ANSWER_PATH) {
-      return new Response(answer, { headers });
-    }
-    await request.body?.cancel();
-    return new Response('{"error":{"message":"Not found","type":"not_found"}}', {
-      status: 404,
-      headers,
-    });
-  });
+  return new MockUpstream({ port: 0, signal })
+    .route(ROUTE, () => new Response(answer, { headers }));
 }
 
 /** The upstream as seen from the benchmark: its base URL and a way to stop it. */
 export interface RunningUpstream {
-  /** `http://127.0.0.1:PORT/v1` */
+  /** `http://127.0.0.1:PORT/bench/v1` */
   baseUrl: string;
   stop(): Promise<void>;
 }
@@ -92,7 +71,7 @@ export async function startUpstream(
       text += value;
     }
     const port = JSON.parse(text.slice(0, text.indexOf("\n"))).port as number;
-    return { baseUrl: `http://127.0.0.1:${port}/v1`, stop };
+    return { baseUrl: `http://127.0.0.1:${port}/${ROUTE}/v1`, stop };
   } catch (error) {
     child.kill("SIGTERM");
     await stop();
@@ -110,14 +89,13 @@ if (import.meta.main) {
   const controller = new AbortController();
   const stop = () => controller.abort();
   Deno.addSignalListener("SIGTERM", stop);
-  const server = serveAnswer(answer, controller.signal, (port) => {
-    console.log(JSON.stringify({ port }));
-  });
+  const upstream = serveAnswer(answer, controller.signal);
+  console.log(JSON.stringify({ port: Number(new URL(upstream.origin).port) }));
   // The benchmark closes our standard input to stop us; so does its death.
   (async () => {
     for await (const _ of Deno.stdin.readable) { /* nothing is sent */ }
     stop();
   })();
-  await server.finished;
+  await upstream.finished;
   Deno.removeSignalListener("SIGTERM", stop);
 }

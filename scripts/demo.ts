@@ -12,7 +12,7 @@
 import { parseFlags } from "./_flags.ts";
 import { fileURLToPath } from "node:url";
 import { MOCK_MODEL, startMockUpstream } from "./mock.ts";
-import { isMockScenarioName, MOCK_SCENARIO_NAMES, scenarioModel } from "./mock_scenarios.ts";
+import { FAILURE_SCENARIO_NAMES, isFailureScenarioName, scenarioModel } from "./mock_scenarios.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const DEFAULT_OUTPUT_DIR = fileURLToPath(new URL("../demo-output", import.meta.url));
@@ -27,7 +27,7 @@ Options:
   --prompt TEXT     The prompt (default: the orange cat of the skill document)
   --size WxH        Image size (default 1024x1024)
   --output-dir DIR  Where the image goes (default ${DEFAULT_OUTPUT_DIR})
-  --scenario NAME   Rehearse a failure instead: ${MOCK_SCENARIO_NAMES.join(", ")}
+  --scenario NAME   Rehearse a failure instead: ${FAILURE_SCENARIO_NAMES.join(", ")}
   -h, --help        Show this help
 `;
 
@@ -41,9 +41,11 @@ async function main(args: string[]): Promise<number> {
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
   const scenario = values.scenario;
-  if (scenario !== undefined && !isMockScenarioName(scenario)) {
+  if (scenario !== undefined && !isFailureScenarioName(scenario)) {
     console.error(
-      `Cannot rehearse scenario "${scenario}": expected one of ${MOCK_SCENARIO_NAMES.join(", ")}`,
+      `Cannot rehearse scenario "${scenario}": expected one of ${
+        FAILURE_SCENARIO_NAMES.join(", ")
+      }`,
     );
     return 2;
   }

@@ -1,14 +1,19 @@
 // deno-lint-ignore-file no-console
+// deno-lint-ignore-file no-console
 /**
- * An OpenAI-compatible image upstream that runs offline, on loopback only.
+ * An OpenAI-compatible image upstream that runs offline, on loopback only: the one behind
+ * `deno task mock`, `deno task demo`, the benchmark and the tests.
  *
  * - `POST /v1/images/generations` renders a real PNG at the requested size, the same pixels for
  *   the same prompt, and answers with `b64_json` (default) or a `url` served by
  *   `GET /v1/files/<id>.png`.
  * - `GET /v1/models` lists `mock-image-1`, `mock-image-strict` and one `mock-fail-<scenario>`
- *   per entry of {@link MOCK_SCENARIOS}.
- * - A failure is injected with the model `mock-fail-<scenario>` or the header
- *   `x-mock-scenario: <scenario>`; `x-mock-delay-ms: <ms>` delays any answer.
+ *   per failure in {@link MOCK_SCENARIOS}.
+ * - A scenario of that list answers every request under the path prefix `/<scenario>/v1`;
+ *   on `/v1` it is chosen with the header `x-mock-scenario: <scenario>` or, for a failure, the
+ *   model `mock-fail-<scenario>`. Under a prefix, any path with a `files` segment serves
+ *   {@link SAMPLE_PNG}. `x-mock-delay-ms: <ms>` delays any answer.
+ * - {@link MockUpstream.route} adds a prefix of the caller's own, answered by its handler.
  * - A stall lasts `stallMs` (60 s by default; `x-mock-stall-ms: <ms>` shortens it for one
  *   request) and ends at once when the server shuts down, so nothing hangs forever.
  *
@@ -20,13 +25,16 @@
  * Run it with `deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000]`, or in
  * process with {@link startMockUpstream}.
  */
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { parseFlags } from "./_flags.ts";
 import { encodePng, renderPicture } from "./png.ts";
 import {
+  FAILURE_SCENARIO_NAMES,
   findMockScenario,
   MOCK_SCENARIO_NAMES,
   MOCK_SCENARIOS,
   type MockScenario,
+  SAMPLE_PNG,
   scenarioModel,
 } from "./mock_scenarios.ts";
 
@@ -59,16 +67,26 @@ export interface MockUpstreamOptions {
   stallMs?: number;
   /** Receives one line per request */
   log?: (line: string) => void;
+  /** Keeps every request in {@link MockUpstream.requests}; off, the server keeps none */
+  record?: boolean;
 }
 
-export interface MockUpstream {
-  /** The base_url to give a client, `/v1` included: `http://127.0.0.1:8787/v1` */
-  url: string;
-  /** Settles once the server has stopped */
-  finished: Promise<void>;
-  /** Ends every stall, finishes in-flight answers and stops listening */
-  shutdown(): Promise<void>;
+/** A request as it reached the server, its JSON body parsed (null when not a JSON object). */
+export interface RecordedRequest {
+  /** The first segment of the path: the scenario or route for a prefixed base_url */
+  scenario: string;
+  method: string;
+  path: string;
+  headers: Headers;
+  body: Record<string, unknown> | null;
 }
+
+/** Answers every request under the path prefix of a {@link MockUpstream.route}. */
+export type RouteHandler = (
+  request: Request,
+  body: Record<string, unknown> | null,
+  upstream: MockUpstream,
+) => Response | Promise<Response>;
 
 interface FileEntry {
   seed: string;
@@ -83,113 +101,207 @@ interface State {
   renders: Map<string, Uint8Array<ArrayBuffer>>;
 }
 
-/** Starts the mock upstream; it is listening when this returns. */
-export function startMockUpstream(options: MockUpstreamOptions = {}): MockUpstream {
-  const requested = options.hostname ?? DEFAULT_HOSTNAME;
-  if (!LOOPBACK.has(requested)) {
-    throw new Error(
-      `Cannot listen on "${requested}": the mock upstream binds loopback only (127.0.0.1, localhost or ::1)`,
-    );
-  }
-  const hostname = requested === "localhost" ? "127.0.0.1" : requested.replace(/^\[|\]$/g, "");
-  const port = options.port ?? DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`Cannot listen on port "${port}": expected an integer from 0 to 65535`);
-  }
-  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
-  if (!Number.isFinite(stallMs) || stallMs < 0) {
-    throw new Error(`Cannot use stallMs "${stallMs}": expected a non-negative number`);
-  }
-
-  const lifetime = new AbortController();
-  const state: State = {
-    lifetime: lifetime.signal,
-    stallMs,
-    files: new Map(),
-    renders: new Map(),
-  };
-  const log = options.log;
-
-  const server = Deno.serve({
-    hostname,
-    port,
-    onListen: () => {},
-    onError: (error) => {
-      if (error instanceof DroppedConnection) {
-        log?.("connection dropped mid-body, as the scenario asks");
-        return new Response(null, { status: 500 });
-      }
-      log?.(`internal error: ${error instanceof Error ? error.message : String(error)}`);
-      return openaiJson(500, "The server had an error while processing your request.", {
-        type: "server_error",
-      });
-    },
-  }, async (req) => {
-    const started = performance.now();
-    const response = await handle(req, state);
-    if (log) {
-      const path = new URL(req.url).pathname;
-      const took = Math.round(performance.now() - started);
-      const note = notes.get(response);
-      log(`${req.method} ${path}${note ? ` ${note}` : ""} -> ${response.status} (${took} ms)`);
-    }
-    return response;
-  });
-
-  const address = server.addr;
-  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-  const url = `http://${host}:${address.port}/v1`;
-
-  let closing: Promise<void> | undefined;
-  const shutdown = (): Promise<void> => {
-    closing ??= (async () => {
-      lifetime.abort();
-      await server.shutdown();
-    })();
-    return closing;
-  };
-
-  const signal = options.signal;
-  const onAbort = () => void shutdown();
-  if (signal?.aborted) {
-    void shutdown();
-  } else {
-    signal?.addEventListener("abort", onAbort, { once: true });
-  }
-  const finished = server.finished.finally(() => {
-    signal?.removeEventListener("abort", onAbort);
-    lifetime.abort();
-  });
-
-  return { url, finished, shutdown };
+/** What the server knows of a request once its body is read. */
+interface Call {
+  request: Request;
+  url: URL;
+  /** The parsed body, or {@link NOT_JSON} */
+  json: unknown;
+  body: Record<string, unknown> | null;
 }
 
-async function handle(req: Request, state: State): Promise<Response> {
-  const url = new URL(req.url);
-  const path = url.pathname.replace(/\/+$/, "") || "/";
-  try {
-    const delay = boundedMs(req.headers.get("x-mock-delay-ms"), state.stallMs);
-    if (delay > 0) await wait(delay, [state.lifetime]);
+const NOT_JSON = Symbol("not JSON");
 
-    if (req.method === "POST" && path === "/v1/images/generations") {
-      return await generations(req, url, state);
+/** The upstream; it is listening once constructed, until {@link MockUpstream.shutdown}. */
+export class MockUpstream {
+  /** Every request so far, when the server was started with `record` */
+  readonly requests: RecordedRequest[] = [];
+  /** `http://127.0.0.1:PORT` */
+  readonly origin: string;
+  /** The base_url of the rendering upstream, `/v1` included: `http://127.0.0.1:8787/v1` */
+  readonly url: string;
+  /** Settles once the server has stopped */
+  readonly finished: Promise<void>;
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #state: State;
+  readonly #lifetime = new AbortController();
+  readonly #closed = Promise.withResolvers<void>();
+  readonly #routes = new Map<string, RouteHandler>();
+  readonly #record: boolean;
+  #arrival = Promise.withResolvers<void>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MockUpstreamOptions = {}) {
+    const requested = options.hostname ?? DEFAULT_HOSTNAME;
+    if (!LOOPBACK.has(requested)) {
+      throw new Error(
+        `Cannot listen on "${requested}": the mock upstream binds loopback only (127.0.0.1, localhost or ::1)`,
+      );
     }
-    if (req.method === "GET" && path === "/v1/models") return models();
-    const file = /^\/v1\/files\/([A-Za-z0-9_-]+)\.png$/.exec(path);
-    if ((req.method === "GET" || req.method === "HEAD") && file) {
-      return download(file[1]!, req, url, state);
+    const hostname = requested === "localhost" ? "127.0.0.1" : requested.replace(/^\[|\]$/g, "");
+    const port = options.port ?? DEFAULT_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new Error(`Cannot listen on port "${port}": expected an integer from 0 to 65535`);
     }
-    await req.body?.cancel();
-    return openaiJson(404, `Invalid URL (${req.method} ${url.pathname})`);
-  } catch (error) {
-    if (error instanceof BodyTooLarge) {
+    const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    if (!Number.isFinite(stallMs) || stallMs < 0) {
+      throw new Error(`Cannot use stallMs "${stallMs}": expected a non-negative number`);
+    }
+    this.#record = options.record ?? false;
+    this.#state = {
+      lifetime: this.#lifetime.signal,
+      stallMs,
+      files: new Map(),
+      renders: new Map(),
+    };
+    const log = options.log;
+
+    this.#server = Deno.serve({
+      hostname,
+      port,
+      onListen: () => {},
+      onError: (error) => {
+        if (error instanceof DroppedConnection) {
+          log?.("connection dropped mid-body, as the scenario asks");
+          return new Response(null, { status: 500 });
+        }
+        log?.(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+        return openaiJson(500, "The server had an error while processing your request.", {
+          type: "server_error",
+        });
+      },
+    }, async (request) => {
+      const started = performance.now();
+      const response = await this.#handle(request);
+      if (log) {
+        const path = new URL(request.url).pathname;
+        const took = Math.round(performance.now() - started);
+        const note = notes.get(response);
+        log(
+          `${request.method} ${path}${note ? ` ${note}` : ""} -> ${response.status} (${took} ms)`,
+        );
+      }
+      return response;
+    });
+
+    const address = this.#server.addr;
+    const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+    this.origin = `http://${host}:${address.port}`;
+    this.url = `${this.origin}/v1`;
+
+    const signal = options.signal;
+    const onAbort = () => void this.shutdown();
+    if (signal?.aborted) {
+      void this.shutdown();
+    } else {
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }
+    this.finished = this.#server.finished.finally(() => {
+      signal?.removeEventListener("abort", onAbort);
+      this.#end();
+    });
+  }
+
+  /** The base_url that selects a scenario or a route: `http://127.0.0.1:PORT/<name>/v1` */
+  baseUrl(scenario: string): string {
+    return `${this.origin}/${scenario}/v1`;
+  }
+
+  /** Answers every request under `/<name>/` with `handler`, before any scenario of that name. */
+  route(name: string, handler: RouteHandler): this {
+    this.#routes.set(name, handler);
+    return this;
+  }
+
+  /** Settles when the server starts to shut down; a stalling handler can end with it. */
+  untilClosed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /** Settles at the next request that reaches the server. */
+  nextArrival(): Promise<void> {
+    return this.#arrival.promise;
+  }
+
+  /** Ends every stall, finishes in-flight answers and stops listening. */
+  shutdown(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#end();
+      await this.#server.shutdown();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  #end(): void {
+    this.#lifetime.abort();
+    this.#closed.resolve();
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    let text: string;
+    try {
+      text = await readLimited(request);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
       return new Response(MOCK_NGINX_413, {
         status: 413,
         headers: { "content-type": "text/html", server: "nginx" },
       });
     }
-    throw error;
+    const json = parseJson(text);
+    const body = typeof json === "object" && json !== null && !Array.isArray(json)
+      ? json as Record<string, unknown>
+      : null;
+    const [, prefix = "", ...rest] = url.pathname.split("/");
+    if (this.#record) {
+      const { method, headers } = request;
+      this.requests.push({ scenario: prefix, method, path: url.pathname, headers, body });
+    }
+    this.#arrival.resolve();
+    this.#arrival = Promise.withResolvers<void>();
+
+    const state = this.#state;
+    const delay = boundedMs(request.headers.get("x-mock-delay-ms"), state.stallMs);
+    if (delay > 0) await wait(delay, [state.lifetime]);
+
+    const call: Call = { request, url, json, body };
+    if (prefix === "v1") return await api(call, state);
+    if (prefix === "files" || rest.includes("files")) {
+      return new Response(SAMPLE_PNG, { headers: { "content-type": "image/png" } });
+    }
+    const handler = this.#routes.get(prefix);
+    if (handler) return await handler(request, body, this);
+    const scenario = findMockScenario(prefix);
+    if (scenario) {
+      return withNote(await playScenario(scenario, call, state), `scenario=${prefix}`);
+    }
+    return openaiJson(404, `Invalid URL (${request.method} ${url.pathname})`);
   }
+}
+
+/** Starts the mock upstream; it is listening when this returns. */
+export function startMockUpstream(options: MockUpstreamOptions = {}): MockUpstream {
+  return new MockUpstream(options);
+}
+
+/** The rendering upstream under `/v1`. */
+async function api(call: Call, state: State): Promise<Response> {
+  const { request, url } = call;
+  const path = url.pathname.replace(/\/+$/, "");
+  if (request.method === "POST" && path === "/v1/images/generations") {
+    return await generations(call, state);
+  }
+  if (request.method === "GET" && path === "/v1/models") return models();
+  const file = /^\/v1\/files\/([A-Za-z0-9_-]+)\.png$/.exec(path);
+  if ((request.method === "GET" || request.method === "HEAD") && file) {
+    return download(file[1]!, call, state);
+  }
+  return openaiJson(404, `Invalid URL (${request.method} ${url.pathname})`);
 }
 
 class BodyTooLarge extends Error {}
@@ -229,7 +341,7 @@ function models(): Response {
       owned_by: "mock",
       description: "Like the official API for GPT image models: rejects response_format",
     },
-    ...MOCK_SCENARIO_NAMES.map((name) => ({
+    ...FAILURE_SCENARIO_NAMES.map((name) => ({
       id: scenarioModel(name),
       object: "model",
       created,
@@ -243,60 +355,57 @@ function models(): Response {
   });
 }
 
-async function generations(req: Request, url: URL, state: State): Promise<Response> {
-  const token = /^Bearer\s+(\S.*)$/i.exec((req.headers.get("authorization") ?? "").trim())?.[1];
+async function generations(call: Call, state: State): Promise<Response> {
+  const { request: req, url, json } = call;
+  const token = bearerToken(req);
   if (!token) {
-    await req.body?.cancel();
     return openaiJson(
       401,
       "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (i.e. username: YOUR_KEY, leave the username empty) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
     );
   }
-  const text = await readLimited(req);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
+  if (json === NOT_JSON) {
     return openaiJson(
       400,
       "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
     );
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+  const body = call.body;
+  if (body === null) {
     return openaiJson(
       400,
-      `Invalid type for request body: expected an object, but got ${typeName(parsed)} instead.`,
+      `Invalid type for request body: expected an object, but got ${typeName(json)} instead.`,
       { code: "invalid_type" },
     );
   }
-  const body = parsed as Record<string, unknown>;
   const model = typeof body.model === "string" && body.model !== "" ? body.model : MOCK_MODEL;
 
   const fromHeader = req.headers.get("x-mock-scenario")?.trim();
-  const scenarioName = fromHeader ||
-    (model.startsWith(FAIL_PREFIX) ? model.slice(FAIL_PREFIX.length) : undefined);
-  if (scenarioName !== undefined) {
-    const scenario = findMockScenario(scenarioName);
+  if (fromHeader) {
+    const scenario = findMockScenario(fromHeader);
     if (!scenario) {
-      return fromHeader
-        ? openaiJson(
-          400,
-          `Unknown mock scenario "${scenarioName}": expected one of ${
-            MOCK_SCENARIO_NAMES.join(", ")
-          }`,
-          { code: "unknown_mock_scenario" },
-        )
-        : openaiJson(
-          404,
-          `The model \`${model}\` does not exist or you do not have access to it.`,
-          { code: "model_not_found" },
-        );
+      return openaiJson(
+        400,
+        `Unknown mock scenario "${fromHeader}": expected one of ${MOCK_SCENARIO_NAMES.join(", ")}`,
+        { code: "unknown_mock_scenario" },
+      );
     }
-    const values = placeholderValues(req, url, token, model, body.size);
     return withNote(
-      await playScenario(scenario, values, req, url, state),
-      `model=${model} scenario=${scenarioName}`,
+      await playScenario(scenario, call, state),
+      `model=${model} scenario=${fromHeader}`,
     );
+  }
+  if (model.startsWith(FAIL_PREFIX)) {
+    const name = model.slice(FAIL_PREFIX.length);
+    const scenario = findMockScenario(name);
+    if (!scenario || scenario.expectedCategory === null) {
+      return openaiJson(
+        404,
+        `The model \`${model}\` does not exist or you do not have access to it.`,
+        { code: "model_not_found" },
+      );
+    }
+    return withNote(await playScenario(scenario, call, state), `model=${model} scenario=${name}`);
   }
 
   const request = validate(body, model);
@@ -353,12 +462,7 @@ interface ImageRequest {
 }
 
 function validate(body: Record<string, unknown>, model: string): ImageRequest | Response {
-  if (model === MOCK_STRICT_MODEL && "response_format" in body) {
-    return openaiJson(400, "Unknown parameter: 'response_format'.", {
-      param: "response_format",
-      code: "unknown_parameter",
-    });
-  }
+  if (model === MOCK_STRICT_MODEL && "response_format" in body) return unknownResponseFormat();
   const prompt = body.prompt;
   if (prompt === undefined || prompt === null) {
     return openaiJson(400, "Missing required parameter: 'prompt'.", {
@@ -434,12 +538,19 @@ function validate(body: Record<string, unknown>, model: string): ImageRequest | 
   return { prompt, width, height, n, responseFormat: format };
 }
 
-function download(id: string, req: Request, url: URL, state: State): Response {
+/** OpenAI's answer to `response_format` for GPT image models. */
+function unknownResponseFormat(): Response {
+  return openaiJson(400, "Unknown parameter: 'response_format'.", {
+    param: "response_format",
+    code: "unknown_parameter",
+  });
+}
+
+function download(id: string, call: Call, state: State): Response {
   const entry = state.files.get(id);
   if (!entry) {
     const scenario = MOCK_SCENARIOS["download-404"];
-    const values = placeholderValues(req, url, "", "", undefined);
-    return withNote(respond(scenario, values), "download of an unknown file");
+    return withNote(respond(scenario, placeholderValues(call)), "download of an unknown file");
   }
   const png = render(state, entry.seed, entry.width, entry.height);
   const headers = {
@@ -447,44 +558,50 @@ function download(id: string, req: Request, url: URL, state: State): Response {
     "content-length": String(png.length),
     "cache-control": "max-age=3600",
   };
-  if (req.method === "HEAD") return new Response(null, { headers });
+  if (call.request.method === "HEAD") return new Response(null, { headers });
   return new Response(png, { headers });
 }
 
-async function playScenario(
-  scenario: MockScenario,
-  values: Record<string, string>,
-  req: Request,
-  url: URL,
-  state: State,
-): Promise<Response> {
+async function playScenario(scenario: MockScenario, call: Call, state: State): Promise<Response> {
+  const values = placeholderValues(call);
+  const stallMs = () =>
+    boundedMs(call.request.headers.get("x-mock-stall-ms"), state.stallMs, state.stallMs);
   switch (scenario.kind) {
     case "respond":
       return respond(scenario, values);
-    case "stall_headers": {
-      const ms = boundedMs(req.headers.get("x-mock-stall-ms"), state.stallMs, state.stallMs);
-      await wait(ms, [state.lifetime]);
+    case "strict":
+      return call.body !== null && "response_format" in call.body
+        ? unknownResponseFormat()
+        : respond(scenario, values);
+    case "stall_headers":
+      await wait(stallMs(), [state.lifetime]);
       return respond(scenario, values);
-    }
-    case "stall_body": {
-      const ms = boundedMs(req.headers.get("x-mock-stall-ms"), state.stallMs, state.stallMs);
-      return partialResponse(scenario, values, state, ms);
-    }
+    case "stall_body":
+      return partialResponse(scenario, values, state, stallMs());
     case "reset":
       return partialResponse(scenario, values, state, RESET_AFTER_MS);
     case "missing_download": {
       const id = `expired${crypto.randomUUID().replaceAll("-", "")}`;
       return Response.json({
-        data: [{ url: `${url.origin}/v1/files/${id}.png`, b64_json: "", revised_prompt: "" }],
+        data: [{ url: `${call.url.origin}/v1/files/${id}.png`, b64_json: "", revised_prompt: "" }],
         created: Math.floor(Date.now() / 1000),
       }, { headers: { "x-oneapi-request-id": values.request_id! } });
     }
   }
 }
 
+/** The scenario's answer, its body compressed as its `content-encoding` says. */
 function respond(scenario: MockScenario, values: Record<string, string>): Response {
   const headers = renderHeaders(scenario.headers, values);
-  const body = fill(scenario.body, values, escaperFor(headers.get("content-type")));
+  const text = fill(scenario.body, values, escaperFor(headers.get("content-type")));
+  const encoding = headers.get("content-encoding");
+  const body = text === ""
+    ? null
+    : encoding === "gzip"
+    ? new Uint8Array(gzipSync(text))
+    : encoding === "br"
+    ? new Uint8Array(brotliCompressSync(text))
+    : text;
   return new Response(body, { status: scenario.status, headers });
 }
 
@@ -547,16 +664,12 @@ function fill(template: string, values: Record<string, string>, escape: Escaper)
   });
 }
 
-function placeholderValues(
-  req: Request,
-  url: URL,
-  token: string,
-  model: string,
-  size: unknown,
-): Record<string, string> {
+function placeholderValues({ request, url, body }: Call): Record<string, string> {
   const now = new Date();
+  const token = bearerToken(request) ?? "";
+  const size = body?.size;
   return {
-    model,
+    model: typeof body?.model === "string" ? body.model : "",
     size: size === undefined ? "auto" : typeof size === "string" ? size : JSON.stringify(size),
     api_key: token,
     api_key_masked: maskLikeOpenAI(token),
@@ -566,8 +679,12 @@ function placeholderValues(
     now: now.toISOString(),
     uuid: crypto.randomUUID(),
     ray_id: `${randomHex(8)}-LAX`,
-    host: req.headers.get("host") ?? url.host,
+    host: request.headers.get("host") ?? url.host,
   };
+}
+
+function bearerToken(request: Request): string | undefined {
+  return /^Bearer\s+(\S.*)$/i.exec((request.headers.get("authorization") ?? "").trim())?.[1];
 }
 
 /** OpenAI quotes a key as its first 8 and last 4 characters; short keys come back whole. */
@@ -634,6 +751,14 @@ function typeName(value: unknown): string {
   if (typeof value === "object") return "an object";
   if (typeof value === "boolean") return "a boolean";
   return `a ${typeof value}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
 }
 
 /** Reads the request body as text, refusing more than {@link MAX_BODY_BYTES}. */
@@ -727,15 +852,19 @@ Options:
   --quiet         Do not log requests
   -h, --help      Show this help
 
-Models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, and mock-fail-<scenario> to inject a failure
-(or send the header "x-mock-scenario: <scenario>"). Scenarios:
-${
-    MOCK_SCENARIO_NAMES.map((name) => {
-      const s = MOCK_SCENARIOS[name];
-      return `  ${name.padEnd(16)}${s.expectedCategory.padEnd(20)}${s.summary}`;
-    }).join("\n")
-  }
+Models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, and mock-fail-<scenario> to inject a failure.
+The header "x-mock-scenario: <scenario>", or the base_url http://HOST:PORT/<scenario>/v1,
+selects any scenario, answer shapes that must be saved included. Scenarios:
+${scenarioTable()}
 `;
+
+function scenarioTable(): string {
+  const width = Math.max(...MOCK_SCENARIO_NAMES.map((name) => name.length)) + 2;
+  return MOCK_SCENARIO_NAMES.map((name) => {
+    const { expectedCategory, summary } = MOCK_SCENARIOS[name];
+    return `  ${name.padEnd(width)}${(expectedCategory ?? "saved").padEnd(20)}${summary}`;
+  }).join("\n");
+}
 
 async function main(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
@@ -768,7 +897,7 @@ async function main(args: string[]): Promise<number> {
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   console.error(`mock upstream listening on ${mock.url}`);
   console.error(
-    `models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, mock-fail-<scenario> (${MOCK_SCENARIO_NAMES.length} scenarios, see --help); Ctrl-C stops it`,
+    `models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, mock-fail-<scenario> (${FAILURE_SCENARIO_NAMES.length} failures; ${MOCK_SCENARIO_NAMES.length} scenarios by /<scenario>/v1, see --help); Ctrl-C stops it`,
   );
   try {
     await mock.finished;

@@ -1,9 +1,11 @@
 /**
- * The failures the offline upstream can inject, each as a real upstream sends it: status line,
- * headers and body copied from the services themselves (OpenAI, one-api, new-api, nginx,
- * Cloudflare, Azure Blob Storage), with `source` naming where the wording comes from.
+ * Every answer the offline upstream can give besides its rendered images, in one list: the
+ * failures real upstreams send (status line, headers and body copied from OpenAI, one-api,
+ * new-api, nginx, Cloudflare, Azure Blob Storage, with `source` naming where the wording comes
+ * from) and the odd but valid answer shapes that gateways send, each carrying {@link SAMPLE_PNG}.
  *
- * Choose one with the model name `mock-fail-<name>` or the header `x-mock-scenario: <name>`.
+ * Choose one with the path prefix `/<name>/v1` as base_url, the header `x-mock-scenario: <name>`,
+ * or, for a failure, the model name `mock-fail-<name>`.
  *
  * Bodies and header values may hold placeholders that the server fills per request, escaped for
  * the body's content type:
@@ -11,13 +13,16 @@
  * `{{api_key_masked}}` (the token as OpenAI quotes it back), `{{openai_request_id}}` (`req_…`),
  * `{{request_id}}` (a one-api/new-api request id), `{{created}}` (Unix seconds),
  * `{{now}}` (ISO time), `{{uuid}}`, `{{ray_id}}` (a Cloudflare ray id), `{{host}}` (the Host the
- * client used).
+ * client used). A body is sent compressed when its headers name a `content-encoding`.
  */
 import type { Category } from "../lib/types.ts";
+import { encodePng, renderPicture } from "./png.ts";
 
 export type MockScenarioKind =
   /** answer at once with `status`, `headers` and `body` */
   | "respond"
+  /** refuse `response_format` as the official API does for GPT image models, else as `respond` */
+  | "strict"
   /**
    * accept the request and send nothing until the stall ends (the server's cap, the request's
    * `x-mock-stall-ms`, or shutdown); then answer as `respond`
@@ -34,14 +39,45 @@ export interface MockScenario {
   kind: MockScenarioKind;
   /** One line saying what the scenario rehearses */
   summary: string;
-  /** The category a correct diagnosis gives the whole call */
-  expectedCategory: Category;
+  /** The category a correct diagnosis gives the whole call; null when the image must be saved */
+  expectedCategory: Category | null;
   /** HTTP status of the answer (for `missing_download`, of the failed download) */
   status: number;
   headers: Readonly<Record<string, string>>;
   body: string;
   /** Where the status and wording were checked */
   source: string;
+  /** Other names that select the same scenario */
+  aliases?: readonly string[];
+}
+
+/** The image every answer shape carries: a 64x48 landscape. */
+export const SAMPLE_PNG = encodePng(64, 48, renderPicture(64, 48, "fixture"));
+
+/** A JPEG's signature, an APP0 segment, a baseline frame header for 32x16, and its end. */
+const SAMPLE_JPEG = Uint8Array.fromHex(
+  "ffd8ffe000104a46494600010100000100010000ffc00011080010002003012200021101031101ffd9",
+);
+
+const SAMPLE_B64 = SAMPLE_PNG.toBase64();
+
+/** An images answer, `data` as given. */
+const imageAnswer = (data: unknown) => JSON.stringify({ data });
+
+const SAMPLE_ANSWER = imageAnswer([{ b64_json: SAMPLE_B64 }]);
+
+/** An answer that must be saved: HTTP 200 with a JSON body. */
+function answerShape(
+  fields: Pick<MockScenario, "summary" | "body" | "source"> & Partial<MockScenario>,
+): MockScenario {
+  const { headers, ...rest } = fields;
+  return {
+    kind: "respond",
+    expectedCategory: null,
+    status: 200,
+    headers: { "content-type": "application/json", ...headers },
+    ...rest,
+  };
 }
 
 const CRLF = "\r\n";
@@ -258,6 +294,16 @@ export const MOCK_SCENARIOS = {
     }),
     source: "one-api/new-api relay: a 429 message replaced by 当前分组上游负载已饱和，请稍后再试",
   },
+  "rate-limited": {
+    kind: "respond",
+    summary:
+      "A 429 that asks for a retry after 40 ms in retry-after-ms, for quick retry rehearsals",
+    expectedCategory: "rate_limited",
+    status: 429,
+    headers: { ...OPENAI_HEADERS, "retry-after-ms": "40" },
+    body: openaiError("Rate limit reached for images", "requests", null, "rate_limit_exceeded"),
+    source: "Azure OpenAI and openai-python: retry-after-ms, read before Retry-After",
+  },
   moderation: {
     kind: "respond",
     summary: "GPT image moderation blocks the prompt",
@@ -341,6 +387,15 @@ export const MOCK_SCENARIOS = {
     body: nginxPage("405 Not Allowed"),
     source: "nginx src/http/ngx_http_special_response.c",
   },
+  redirect: {
+    kind: "respond",
+    summary: "base_url answers with a permanent redirect elsewhere",
+    expectedCategory: "endpoint_not_found",
+    status: 301,
+    headers: { location: "https://elsewhere.invalid/v1" },
+    body: "",
+    source: "A host moved to another address (HTTP 301 with Location)",
+  },
   "500": {
     kind: "respond",
     summary: "OpenAI internal server error",
@@ -357,6 +412,7 @@ export const MOCK_SCENARIOS = {
   },
   "502": {
     kind: "respond",
+    aliases: ["seed-502"],
     summary: "The gateway's upstream failed (the example in the skill document)",
     expectedCategory: "upstream_failure",
     status: 502,
@@ -389,6 +445,7 @@ export const MOCK_SCENARIOS = {
   },
   "504-nginx": {
     kind: "respond",
+    aliases: ["nginx-504"],
     summary: "nginx gave up waiting for the gateway",
     expectedCategory: "upstream_failure",
     status: 504,
@@ -413,7 +470,19 @@ export const MOCK_SCENARIOS = {
   },
   "error-200": {
     kind: "respond",
-    summary: "An older one-api answers HTTP 200 with an error object",
+    summary: "A gateway answers HTTP 200 with an error object: the token's quota is used up",
+    expectedCategory: "quota_exceeded",
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      error: { message: "该令牌额度已用尽 (request id: 20261125abc)", type: "new_api_error" },
+    }),
+    source:
+      'one-api/new-api model/token.go ValidateUserToken ("该令牌额度已用尽"), in the HTTP 200 envelope of early one-api',
+  },
+  "error-200-auth": {
+    kind: "respond",
+    summary: "An older one-api answers HTTP 200 with an error object: the token is unknown",
     expectedCategory: "auth_failed",
     status: 200,
     headers: { "content-type": JSON_UTF8 },
@@ -442,6 +511,15 @@ export const MOCK_SCENARIOS = {
     source:
       "QuantumNous/new-api dto/openai_image.go ImageResponse/ImageData (fields without omitempty)",
   },
+  "no-image": {
+    kind: "respond",
+    summary: "HTTP 200 with an empty data list",
+    expectedCategory: "bad_response",
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: '{"created":{{created}},"data":[]}',
+    source: "OpenAI images response shape with no item",
+  },
   malformed: {
     kind: "respond",
     summary: "HTTP 200 whose JSON body is cut short",
@@ -461,6 +539,15 @@ export const MOCK_SCENARIOS = {
     body:
       '{"data":[{"url":"","b64_json":"PGh0bWw+PGJvZHk+U2VydmljZSB0ZW1wb3JhcmlseSB1bmF2YWlsYWJsZTwvYm9keT48L2h0bWw+Cg==","revised_prompt":""}],"created":{{created}}}',
     source: "new-api response shape carrying bytes that are not PNG, JPEG, WebP or GIF",
+  },
+  "bad-base64": {
+    kind: "respond",
+    summary: "HTTP 200 whose b64_json is not base64",
+    expectedCategory: "bad_response",
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: imageAnswer([{ b64_json: "iVBORw0KGgo!!!!" }]),
+    source: "A PNG's base64 start followed by bytes outside the alphabet",
   },
   "download-404": {
     kind: "missing_download",
@@ -497,6 +584,7 @@ export const MOCK_SCENARIOS = {
   },
   reset: {
     kind: "reset",
+    aliases: ["reset-body"],
     summary: "The connection drops after the headers and the first bytes",
     expectedCategory: "network_error",
     status: 200,
@@ -504,6 +592,69 @@ export const MOCK_SCENARIOS = {
     body: PARTIAL_IMAGE_BODY,
     source: "A connection closed mid-body (curl: (18) transfer closed with outstanding read data)",
   },
+  ok: answerShape({
+    summary: "A gateway's answer: url beside b64_json, revised_prompt and usage",
+    headers: { "x-request-id": "req_fake_1" },
+    body: JSON.stringify({
+      created: 1760000000,
+      data: [{ url: "", b64_json: SAMPLE_B64, revised_prompt: "a revised cat" }],
+      usage: { total_tokens: 42 },
+    }),
+    source: "QuantumNous/new-api dto/openai_image.go ImageResponse (fields without omitempty)",
+  }),
+  "ok-object": answerShape({
+    summary: "data as a single object, URL-safe base64 without padding",
+    body: JSON.stringify({
+      created: 1,
+      data: { b64_json: SAMPLE_PNG.toBase64({ alphabet: "base64url", omitPadding: true }) },
+    }),
+    source: "Hand-written gateways that drop the list and use URL-safe base64",
+  }),
+  "ok-wrapped": answerShape({
+    summary: "A data: URL whose base64 is wrapped at 76 characters",
+    body: imageAnswer([{
+      b64_json: `data:image/png;base64,${SAMPLE_B64.replace(/.{76}/g, "$&\n")}`,
+    }]),
+    source: "MIME base64 (RFC 2045 line length) inside a data: URL",
+  }),
+  "ok-escaped": answerShape({
+    summary: "JSON that escapes every slash",
+    body: SAMPLE_ANSWER.replaceAll("/", "\\/"),
+    source: "PHP json_encode without JSON_UNESCAPED_SLASHES",
+  }),
+  "ok-data-url-in-url": answerShape({
+    summary: "The image as a data: URL in the url field",
+    body: imageAnswer([{ url: `data:image/png;base64,${SAMPLE_B64}` }]),
+    source: "Gateways that inline the image where a link is expected",
+  }),
+  "ok-url": answerShape({
+    summary: "An image url on the upstream's own origin",
+    body: imageAnswer([{ url: "http://{{host}}/files/sample.png" }]),
+    source: "OpenAI response_format url (DALL·E), served here by the same server",
+  }),
+  "ok-gzip": answerShape({
+    summary: "A gzip-encoded answer",
+    headers: { "content-encoding": "gzip" },
+    body: SAMPLE_ANSWER,
+    source: "nginx gzip on in front of a gateway",
+  }),
+  "ok-br": answerShape({
+    summary: "A brotli-encoded answer",
+    headers: { "content-encoding": "br" },
+    body: SAMPLE_ANSWER,
+    source: "Cloudflare's brotli compression in front of a gateway",
+  }),
+  "ok-jpeg": answerShape({
+    summary: "A JPEG image where a PNG is usual",
+    body: imageAnswer([{ b64_json: SAMPLE_JPEG.toBase64() }]),
+    source: "OpenAI output_format jpeg",
+  }),
+  "refuses-response-format": answerShape({
+    kind: "strict",
+    summary: "Refuses response_format like the official API, answers without it",
+    body: SAMPLE_ANSWER,
+    source: "OpenAI 400 unknown_parameter for response_format on GPT image models",
+  }),
 } as const satisfies Record<string, MockScenario>;
 
 export type MockScenarioName = keyof typeof MOCK_SCENARIOS;
@@ -511,16 +662,28 @@ export type MockScenarioName = keyof typeof MOCK_SCENARIOS;
 /** Scenario names in catalogue order. */
 export const MOCK_SCENARIO_NAMES = Object.keys(MOCK_SCENARIOS) as MockScenarioName[];
 
-/** The model name that selects a scenario. */
+/** The scenarios that end in a failure, the ones a `mock-fail-<name>` model selects. */
+export const FAILURE_SCENARIO_NAMES = MOCK_SCENARIO_NAMES.filter((name) =>
+  MOCK_SCENARIOS[name].expectedCategory !== null
+);
+
+const BY_NAME = new Map<string, MockScenario>(
+  Object.entries(MOCK_SCENARIOS).flatMap(([name, scenario]: [string, MockScenario]) =>
+    [name, ...scenario.aliases ?? []].map((key) => [key, scenario] as const)
+  ),
+);
+
+/** The model name that selects a failure scenario. */
 export function scenarioModel(name: MockScenarioName): string {
   return `mock-fail-${name}`;
 }
 
-export function isMockScenarioName(name: string): name is MockScenarioName {
-  return Object.hasOwn(MOCK_SCENARIOS, name);
+export function isFailureScenarioName(name: string): name is MockScenarioName {
+  return Object.hasOwn(MOCK_SCENARIOS, name) &&
+    MOCK_SCENARIOS[name as MockScenarioName].expectedCategory !== null;
 }
 
-/** Looks a scenario up by name, or returns undefined. */
+/** Looks a scenario up by its name or an alias, or returns undefined. */
 export function findMockScenario(name: string): MockScenario | undefined {
-  return isMockScenarioName(name) ? MOCK_SCENARIOS[name] : undefined;
+  return BY_NAME.get(name);
 }

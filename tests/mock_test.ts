@@ -1,5 +1,5 @@
 /**
- * The offline upstream (scripts/mock.ts), its failure catalogue and the PNG encoder under it.
+ * The offline upstream (scripts/mock.ts), its scenario list and the PNG encoder under it.
  * Every server listens on 127.0.0.1 port 0 and is shut down in `finally`.
  */
 import assert from "node:assert/strict";
@@ -12,9 +12,11 @@ import {
   startMockUpstream,
 } from "../scripts/mock.ts";
 import {
+  FAILURE_SCENARIO_NAMES,
   MOCK_SCENARIO_NAMES,
   MOCK_SCENARIOS,
   type MockScenarioName,
+  SAMPLE_PNG,
   scenarioModel,
 } from "../scripts/mock_scenarios.ts";
 import { crc32, encodePng, renderNoise, renderPicture } from "../scripts/png.ts";
@@ -36,10 +38,11 @@ async function withMock(
 function generate(
   mock: MockUpstream,
   body: Record<string, unknown>,
-  init: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  init: { headers?: Record<string, string>; signal?: AbortSignal; baseUrl?: string } = {},
 ): Promise<Response> {
-  return fetch(`${mock.url}/images/generations`, {
+  return fetch(`${init.baseUrl ?? mock.url}/images/generations`, {
     method: "POST",
+    redirect: "manual",
     headers: {
       authorization: `Bearer ${KEY}`,
       "content-type": "application/json",
@@ -201,7 +204,7 @@ Deno.test("startMockUpstream() serves url answers from the same server", async (
   });
 });
 
-Deno.test("startMockUpstream() lists the models and one mock-fail model per scenario", async () => {
+Deno.test("startMockUpstream() lists the models and one mock-fail model per failure", async () => {
   await withMock({}, async (mock) => {
     const res = await fetch(`${mock.url}/models`);
     const list = await res.json() as { object: string; data: { id: string }[] };
@@ -209,28 +212,31 @@ Deno.test("startMockUpstream() lists the models and one mock-fail model per scen
     const ids = list.data.map((m) => m.id);
     assert.ok(ids.includes(MOCK_MODEL));
     assert.ok(ids.includes(MOCK_STRICT_MODEL));
-    for (const name of MOCK_SCENARIO_NAMES) assert.ok(ids.includes(`mock-fail-${name}`), name);
-    assert.equal(ids.length, MOCK_SCENARIO_NAMES.length + 2);
+    for (const name of FAILURE_SCENARIO_NAMES) assert.ok(ids.includes(`mock-fail-${name}`), name);
+    assert.equal(ids.length, FAILURE_SCENARIO_NAMES.length + 2);
   });
 });
 
 Deno.test("every canned scenario answers with its status, headers and a filled-in body", async () => {
   const canned = MOCK_SCENARIO_NAMES.filter((name) => MOCK_SCENARIOS[name].kind === "respond");
-  assert.ok(canned.length >= 20);
+  assert.ok(canned.length >= 30);
   await withMock({}, async (mock) => {
     for (const name of canned) {
       const scenario = MOCK_SCENARIOS[name];
-      for (const how of ["model", "header"] as const) {
+      const ways = ["prefix", "header", ...scenario.expectedCategory ? ["model"] : []];
+      for (const how of ways) {
         const res = how === "model"
           ? await generate(mock, { model: scenarioModel(name), prompt: "x", size: "1000x1000" })
-          : await generate(mock, { model: MOCK_MODEL, prompt: "x" }, {
+          : how === "header"
+          ? await generate(mock, { model: MOCK_MODEL, prompt: "x" }, {
             headers: { "x-mock-scenario": name },
-          });
+          })
+          : await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl(name) });
         const text = await res.text();
         assert.equal(res.status, scenario.status, `${name} by ${how}`);
         assert.equal(
           res.headers.get("content-type"),
-          scenario.headers["content-type" as keyof typeof scenario.headers],
+          scenario.headers["content-type" as keyof typeof scenario.headers] ?? null,
           name,
         );
         assert.doesNotMatch(text, /\{\{\w+\}\}/, `${name} left a placeholder`);
@@ -433,6 +439,122 @@ Deno.test("startMockUpstream() validates requests as an OpenAI-style upstream do
     assert.equal(noV1.status, 404);
     await noV1.body?.cancel();
   });
+});
+
+Deno.test("a scenario answers every request under its path prefix, by its name or an alias", async () => {
+  await withMock({}, async (mock) => {
+    const byName = await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl("502") });
+    const byAlias = await fetch(`${mock.baseUrl("seed-502")}/any/path`);
+    for (const res of [byName, byAlias]) {
+      assert.equal(res.status, 502);
+      assert.equal(await res.text(), MOCK_SCENARIOS["502"].body);
+    }
+    const unknown = await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl("nope") });
+    assert.equal(unknown.status, 404);
+    assert.match((await unknown.json()).error.message, /Invalid URL/);
+  });
+});
+
+Deno.test("mock-fail-<name> selects a failure by name or alias, never an answer that succeeds", async () => {
+  await withMock({}, async (mock) => {
+    const alias = await generate(mock, { model: "mock-fail-seed-502", prompt: "x" });
+    assert.equal(alias.status, 502);
+    await alias.body?.cancel();
+    const shape = await generate(mock, { model: "mock-fail-ok", prompt: "x" });
+    assert.equal(shape.status, 404);
+    assert.equal((await shape.json()).error.code, "model_not_found");
+  });
+});
+
+Deno.test("under a prefix, a files path serves the sample PNG that ok-url points at", async () => {
+  await withMock({}, async (mock) => {
+    const answer = await answerOf(
+      await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl("ok-url") }),
+    );
+    for (const url of [answer.data[0]!.url!, `${mock.baseUrl("anything")}/files/x.png`]) {
+      const res = await fetch(url);
+      assert.equal(res.headers.get("content-type"), "image/png");
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), SAMPLE_PNG);
+    }
+  });
+});
+
+Deno.test("an answer shape is sent compressed as its content-encoding says", async () => {
+  await withMock({}, async (mock) => {
+    for (const [name, encoding] of [["ok-gzip", "gzip"], ["ok-br", "br"]]) {
+      const res = await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl(name!) });
+      assert.equal(res.headers.get("content-encoding"), encoding);
+      const answer = await answerOf(res);
+      assert.equal(answer.data[0]!.b64_json, SAMPLE_PNG.toBase64());
+    }
+  });
+});
+
+Deno.test("the refuses-response-format scenario refuses it, then answers without it", async () => {
+  await withMock({}, async (mock) => {
+    const baseUrl = mock.baseUrl("refuses-response-format");
+    const refused = await generate(mock, { prompt: "x", response_format: "b64_json" }, { baseUrl });
+    assert.equal(refused.status, 400);
+    assert.equal((await refused.json()).error.code, "unknown_parameter");
+    const answer = await answerOf(await generate(mock, { prompt: "x" }, { baseUrl }));
+    assert.equal(answer.data[0]!.b64_json, SAMPLE_PNG.toBase64());
+  });
+});
+
+Deno.test("route() answers its prefix before a scenario of that name, with the parsed body", async () => {
+  await withMock({}, async (mock) => {
+    mock.route(
+      "502",
+      (request, body, upstream) =>
+        Response.json({ method: request.method, body, same: upstream === mock }),
+    );
+    const res = await generate(mock, { prompt: "routed" }, { baseUrl: mock.baseUrl("502") });
+    assert.deepEqual(await res.json(), { method: "POST", body: { prompt: "routed" }, same: true });
+  });
+});
+
+Deno.test("startMockUpstream() keeps the requests only when asked to record them", async () => {
+  await withMock({}, async (mock) => {
+    await (await fetch(`${mock.url}/models`)).body?.cancel();
+    assert.deepEqual(mock.requests, []);
+  });
+  await withMock({ record: true }, async (mock) => {
+    const arrived = mock.nextArrival();
+    await answerOf(await generate(mock, { prompt: "x" }, { baseUrl: mock.baseUrl("ok") }));
+    await arrived;
+    await (await fetch(`${mock.baseUrl("ok")}/x`, { method: "POST", body: "[1]" })).body?.cancel();
+    assert.deepEqual(
+      mock.requests.map(({ scenario, method, path, body }) => ({ scenario, method, path, body })),
+      [
+        {
+          scenario: "ok",
+          method: "POST",
+          path: "/ok/v1/images/generations",
+          body: { prompt: "x" },
+        },
+        { scenario: "ok", method: "POST", path: "/ok/v1/x", body: null },
+      ],
+    );
+    assert.equal(mock.requests[0]!.headers.get("authorization"), `Bearer ${KEY}`);
+  });
+});
+
+Deno.test("untilClosed() settles at shutdown, so a route may stall until then", async () => {
+  const mock = startMockUpstream({ port: 0 });
+  mock.route(
+    "hang",
+    (_request, _body, upstream) => upstream.untilClosed().then(() => new Response("released")),
+  );
+  const arrived = mock.nextArrival();
+  const pending = fetch(`${mock.baseUrl("hang")}/x`);
+  await arrived;
+  await mock.shutdown();
+  assert.equal(await (await pending).text(), "released");
+});
+
+Deno.test("the README names every scenario", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  assert.deepEqual(MOCK_SCENARIO_NAMES.filter((name) => !readme.includes(`\`${name}\``)), []);
 });
 
 Deno.test("startMockUpstream() refuses to listen beyond loopback", () => {
