@@ -22,6 +22,18 @@
 export { generateImage, type GenerateOptions } from "./generate.ts";
 export type { Attempt, FailureResult, GenerationResult, SuccessResult } from "./result.ts";
 export type { GenerationInput, GenerationParams } from "./params.ts";
+export {
+  DEFAULT_OUTPUT_DIR,
+  isParamName,
+  PARAM_SPECS,
+  resolveFolder,
+  unknownParamMessage,
+  validateParams,
+} from "./params.ts";
+export { callContext, failureResult } from "./result.ts";
+export { InputError } from "./errors.ts";
+export { safeFileStem } from "./output_file.ts";
+export { dryRunReport } from "./dry_run.ts";
 export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
 export { VERSION } from "./version.ts";

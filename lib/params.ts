@@ -373,6 +373,13 @@ function checkFolder(name: string, raw: unknown, show: Show): Checked {
   return { value: folder };
 }
 
+/** A folder parameter as validation resolves it (`~` expanded, made absolute), or an InputError. */
+export function resolveFolder(name: string, raw: unknown): string {
+  const checked = checkFolder(name, raw, (value) => shownValue(value, []));
+  if ("problem" in checked) throw new InputError(checked.problem);
+  return checked.value as string;
+}
+
 /**
  * An object too deep to print or send without a deep stack (a cycle is endlessly deep), or too
  * large to walk, found by a walk without recursion.

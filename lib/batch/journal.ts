@@ -1,0 +1,155 @@
+/**
+ * The run's durable memory: an append-only file of JSON lines, one per event, each fsynced
+ * before the event counts. Lines written together are synced together (group commit), so a
+ * hundred jobs ending at once cost one sync, and the work per event stays constant.
+ */
+import type { Category, GenerationResult } from "../mod.ts";
+
+export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
+
+export type JournalEvent =
+  | { event: "run"; time: number; plan_hash: string; jobs_sha256: string }
+  | { event: "start"; time: number; id: string }
+  | {
+    event: "end";
+    time: number;
+    id: string;
+    status: "done" | "failed";
+    attempts: number;
+    category: Category | null;
+    retryable: boolean;
+    image_path: string | null;
+    params_hash: string;
+    adopted?: boolean;
+    result: GenerationResult | null;
+  };
+
+/** What the journal says of one job. */
+export interface JournaledJob {
+  status: "running" | "done" | "failed";
+  /** When the job was first started in the latest run that started it (epoch ms). */
+  startedAt: number;
+  endedAt: number | null;
+  attempts: number;
+  category: Category | null;
+  retryable: boolean;
+  imagePath: string | null;
+  paramsHash: string | null;
+  adopted: boolean;
+  result: GenerationResult | null;
+}
+
+export interface Replay {
+  /** The plan of the last run, or null for a new run dir. */
+  planHash: string | null;
+  jobs: Map<string, JournaledJob>;
+}
+
+/** Rebuilds the state from the journal's text; a line cut short by a crash is ignored. */
+export function replayJournal(text: string): Replay {
+  const replay: Replay = { planHash: null, jobs: new Map() };
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    let event: JournalEvent;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    applyEvent(replay, event);
+  }
+  return replay;
+}
+
+function applyEvent(replay: Replay, event: JournalEvent): void {
+  switch (event.event) {
+    case "run":
+      replay.planHash = event.plan_hash;
+      return;
+    case "start": {
+      const previous = replay.jobs.get(event.id);
+      replay.jobs.set(event.id, {
+        status: "running",
+        startedAt: event.time,
+        endedAt: null,
+        attempts: previous?.attempts ?? 0,
+        category: previous?.category ?? null,
+        retryable: previous?.retryable ?? false,
+        imagePath: null,
+        paramsHash: previous?.paramsHash ?? null,
+        adopted: false,
+        result: null,
+      });
+      return;
+    }
+    case "end": {
+      const previous = replay.jobs.get(event.id);
+      replay.jobs.set(event.id, {
+        status: event.status,
+        startedAt: previous?.startedAt ?? event.time,
+        endedAt: event.time,
+        attempts: event.attempts,
+        category: event.category,
+        retryable: event.retryable,
+        imagePath: event.image_path,
+        paramsHash: event.params_hash,
+        adopted: event.adopted === true,
+        result: event.result,
+      });
+      return;
+    }
+  }
+}
+
+export class Journal {
+  readonly #file: Deno.FsFile;
+  #queued: string[] = [];
+  #waiters: PromiseWithResolvers<void>[] = [];
+  #writing: Promise<void> | null = null;
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Opens the journal for appending; a line left unfinished by a crash is closed first. */
+  static async open(path: string, existing: string): Promise<Journal> {
+    const file = await Deno.open(path, { append: true, create: true });
+    const journal = new Journal(file);
+    if (existing !== "" && !existing.endsWith("\n")) journal.#queued.push("");
+    return journal;
+  }
+
+  /** Resolves once the event is on disk. */
+  append(event: JournalEvent): Promise<void> {
+    const waiter = Promise.withResolvers<void>();
+    this.#queued.push(JSON.stringify(event));
+    this.#waiters.push(waiter);
+    this.#writing ??= this.#drain();
+    return waiter.promise;
+  }
+
+  async #drain(): Promise<void> {
+    const encoder = new TextEncoder();
+    while (this.#queued.length > 0) {
+      const lines = this.#queued;
+      const waiters = this.#waiters;
+      this.#queued = [];
+      this.#waiters = [];
+      try {
+        const bytes = encoder.encode(lines.join("\n") + "\n");
+        let offset = 0;
+        while (offset < bytes.length) offset += await this.#file.write(bytes.subarray(offset));
+        await this.#file.syncData();
+        for (const waiter of waiters) waiter.resolve();
+      } catch (error) {
+        for (const waiter of waiters) waiter.reject(error);
+      }
+    }
+    this.#writing = null;
+  }
+
+  async close(): Promise<void> {
+    await this.#writing;
+    this.#file.close();
+  }
+}

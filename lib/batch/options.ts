@@ -1,0 +1,180 @@
+import {
+  type GenerationInput,
+  InputError,
+  isParamName,
+  PARAM_SPECS,
+  unknownParamMessage,
+} from "../mod.ts";
+
+/** What `img2-batch` is asked to do, before the jobs are read. */
+export interface BatchOptions {
+  /** The jobs file, or "-" for standard input; null only with --help or --version. */
+  jobsPath: string | null;
+  defaultsPath: string | null;
+  apiKeyFile: string | null;
+  /** Image parameters given as flags, shared by every job. */
+  flags: GenerationInput;
+  runDir: string | null;
+  eventsPath: string | null;
+  concurrency: number;
+  rpm: number | null;
+  maxAttempts: number;
+  keepGoing: boolean;
+  force: boolean;
+  redoMissing: boolean;
+  retryFailed: boolean;
+  skipInvalid: boolean;
+  dryRun: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+const SWITCHES = {
+  "keep-going": "keepGoing",
+  "force": "force",
+  "redo-missing": "redoMissing",
+  "retry-failed": "retryFailed",
+  "skip-invalid": "skipInvalid",
+  "dry-run": "dryRun",
+  "help": "help",
+  "version": "version",
+} as const satisfies Record<string, keyof BatchOptions>;
+
+const VALUED = {
+  "defaults": "defaultsPath",
+  "api-key-file": "apiKeyFile",
+  "run-dir": "runDir",
+  "events": "eventsPath",
+  "concurrency": "concurrency",
+  "rpm": "rpm",
+  "max-attempts": "maxAttempts",
+} as const satisfies Record<string, keyof BatchOptions>;
+
+/** Reads the command line; every problem is an InputError. */
+export function parseBatchArgs(argv: string[]): BatchOptions {
+  const options: BatchOptions = {
+    jobsPath: null,
+    defaultsPath: null,
+    apiKeyFile: null,
+    flags: {},
+    runDir: null,
+    eventsPath: null,
+    concurrency: DEFAULT_CONCURRENCY,
+    rpm: null,
+    maxAttempts: DEFAULT_MAX_ATTEMPTS,
+    keepGoing: false,
+    force: false,
+    redoMissing: false,
+    retryFailed: false,
+    skipInvalid: false,
+    dryRun: false,
+    help: false,
+    version: false,
+  };
+  const positionals: string[] = [];
+  const seen = new Set<string>();
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === "-h") options.help = true;
+    else if (arg === "-V") options.version = true;
+    else if (!arg.startsWith("--") || arg === "-") {
+      if (arg.startsWith("-") && arg !== "-") throw new InputError(`Unknown option "${arg}"`);
+      positionals.push(arg);
+    } else {
+      const equals = arg.indexOf("=");
+      const flag = (equals === -1 ? arg.slice(2) : arg.slice(2, equals)).replaceAll("_", "-");
+      const inline = equals === -1 ? null : arg.slice(equals + 1);
+      if (seen.has(flag)) throw new InputError(`Option "--${flag}" is given twice`);
+      seen.add(flag);
+      const value = () => {
+        if (inline !== null) return inline;
+        const next = argv[++i];
+        if (next === undefined) throw new InputError(`Option "${arg}" needs a value`);
+        return next;
+      };
+      if (Object.hasOwn(SWITCHES, flag)) {
+        if (inline !== null) throw new InputError(`Option "--${flag}" takes no value`);
+        options[SWITCHES[flag as keyof typeof SWITCHES]] = true;
+      } else if (Object.hasOwn(VALUED, flag)) {
+        setValued(options, flag as keyof typeof VALUED, value());
+      } else {
+        const name = flag.replaceAll("-", "_");
+        if (!isParamName(name)) throw new InputError(unknownOptionMessage(flag));
+        if (PARAM_SPECS[name].rule.kind === "boolean" && inline === null) {
+          const next = argv[i + 1];
+          options.flags[name] = next === "true" || next === "false" ? argv[++i] : "true";
+        } else if (PARAM_SPECS[name].rule.kind === "object") {
+          options.flags[name] = parseObjectFlag(value(), `--${flag}`);
+        } else {
+          options.flags[name] = value();
+        }
+      }
+    }
+  }
+
+  if (options.help || options.version) return options;
+  if (positionals.length !== 1) {
+    throw new InputError(
+      `Expected one argument, the jobs file (JSONL, a JSON array, or "-"), got ${positionals.length}`,
+    );
+  }
+  options.jobsPath = positionals[0]!;
+  if (options.apiKeyFile !== null && options.flags.api_key !== undefined) {
+    throw new InputError(`Give either --api_key or --api-key-file, not both`);
+  }
+  return options;
+}
+
+function setValued(options: BatchOptions, flag: keyof typeof VALUED, text: string): void {
+  switch (flag) {
+    case "concurrency":
+      options.concurrency = positiveInteger(flag, text, 1000);
+      return;
+    case "max-attempts":
+      options.maxAttempts = positiveInteger(flag, text, 100);
+      return;
+    case "rpm": {
+      const rpm = Number(text);
+      if (text.trim() === "" || !Number.isFinite(rpm) || rpm <= 0) {
+        throw new InputError(`Invalid --rpm "${text}": expected a positive number`);
+      }
+      options.rpm = rpm;
+      return;
+    }
+    default:
+      options[VALUED[flag]] = text;
+  }
+}
+
+function positiveInteger(flag: string, text: string, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) {
+    throw new InputError(`Invalid --${flag} "${text}": expected an integer from 1 to ${max}`);
+  }
+  return value;
+}
+
+function parseObjectFlag(text: string, flag: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InputError(`Cannot parse ${flag} as JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InputError(`Expected ${flag} to be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function unknownOptionMessage(flag: string): string {
+  return unknownParamMessage(flag).replace(/^Unknown parameter/, "Unknown option");
+}

@@ -1,0 +1,383 @@
+/**
+ * One run of `img2-batch`, from the command line to the result: read and validate every job,
+ * check the plan against the run dir, resume from the journal, schedule, and write the result.
+ */
+import {
+  callContext,
+  DEFAULT_OUTPUT_DIR,
+  dryRunReport,
+  type FailureResult,
+  failureResult,
+  generateImage,
+  type GenerationInput,
+  InputError,
+  resolveFolder,
+} from "../mod.ts";
+import { findAdoptable } from "./adopt.ts";
+import { type Job, JobInputError, type JobList, readJobs } from "./jobs.ts";
+import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
+import { Monitor } from "./monitor.ts";
+import { type BatchOptions, parseBatchArgs } from "./options.ts";
+import { paramsHash, planHash, sha256Hex } from "./plan.ts";
+import { Scheduler } from "./scheduler.ts";
+import { type JobRecord, StateFile, writeAtomically } from "./state.ts";
+import { type BatchResult, batchResult } from "./summary.ts";
+
+export const JOURNAL_FILE = "journal.jsonl";
+export const STATE_FILE = "state.json";
+export const RESULT_FILE = "batch_result.json";
+
+export interface BatchIo {
+  readStdin(): Promise<string>;
+  /** SIGINT/SIGTERM: start nothing new, cancel what is in flight. */
+  signal: AbortSignal;
+  /** Told of things a person should know (a done job's image has gone). */
+  warn(message: string): void;
+}
+
+export type BatchOutcome =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "input_error"; result: FailureResult & { line: number | null } }
+  | { kind: "dry_run"; report: unknown }
+  | { kind: "ran"; result: BatchResult };
+
+export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcome> {
+  let setup: Setup;
+  try {
+    const options = parseBatchArgs(argv);
+    if (options.help) return { kind: "help" };
+    if (options.version) return { kind: "version" };
+    setup = await prepare(options, io);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    const job = error instanceof JobInputError ? error : null;
+    const result = failureResult(error, callContext(job?.input ?? {}));
+    return { kind: "input_error", result: { ...result, line: job?.line ?? null } };
+  }
+  if (setup.options.dryRun) return { kind: "dry_run", report: dryRun(setup) };
+  return { kind: "ran", result: await execute(setup, io) };
+}
+
+interface Setup {
+  options: BatchOptions;
+  jobsFile: string;
+  jobsSha256: string;
+  planHash: string;
+  shared: GenerationInput;
+  list: JobList;
+  runDir: string;
+  journalText: string;
+  replay: ReturnType<typeof replayJournal>;
+}
+
+/** Everything that can fail as an input error, checked before anything is written or sent. */
+async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
+  const jobsPath = options.jobsPath!;
+  const shared: GenerationInput = {};
+  if (options.defaultsPath !== null) {
+    Object.assign(shared, parseObject(await readText(options.defaultsPath, "--defaults")));
+  }
+  Object.assign(shared, options.flags);
+  if (options.apiKeyFile !== null) {
+    shared.api_key = (await readText(options.apiKeyFile, "--api-key-file")).replace(/\r?\n$/, "");
+  }
+  delete shared.id;
+
+  const bytes = jobsPath === "-"
+    ? new TextEncoder().encode(
+      await io.readStdin().catch((error) => {
+        throw new InputError(`Cannot read the jobs from standard input: ${error.message}`);
+      }),
+    )
+    : await readBytes(jobsPath);
+  const jobsSha256 = await sha256Hex(bytes);
+  const stem = jobsPath === "-" ? "job" : fileStem(jobsPath);
+  const list = readJobs(new TextDecoder().decode(bytes), stem, shared, options);
+  if (list.jobs.length + list.invalid.length === 0) {
+    throw new JobInputError(`No jobs in ${jobsPath === "-" ? "standard input" : `"${jobsPath}"`}`);
+  }
+
+  const outputDir = resolveFolder("output_dir", shared.output_dir ?? DEFAULT_OUTPUT_DIR);
+  const runDir = options.runDir !== null
+    ? resolveFolder("--run-dir", options.runDir)
+    : `${outputDir}/.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`;
+  const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
+
+  const journalText = await Deno.readTextFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw new InputError(`Cannot read the journal in "${runDir}": ${(error as Error).message}`);
+  });
+  const replay = replayJournal(journalText);
+  if (replay.planHash !== null && replay.planHash !== plan && !options.force) {
+    throw new InputError(
+      `The jobs or the shared settings changed since the last run in "${runDir}": ` +
+        `give --force to run the new plan (done jobs whose parameters did not change are kept), ` +
+        `or --run-dir for a separate run`,
+    );
+  }
+  return {
+    options,
+    jobsFile: jobsPath === "-" || jobsPath.startsWith("/") ? jobsPath : `${Deno.cwd()}/${jobsPath}`,
+    jobsSha256,
+    planHash: plan,
+    shared,
+    list,
+    runDir,
+    journalText,
+    replay,
+  };
+}
+
+function dryRun(setup: Setup): unknown {
+  return {
+    ok: true,
+    dry_run: true,
+    jobs_file: setup.jobsFile,
+    jobs_sha256: setup.jobsSha256,
+    plan_hash: setup.planHash,
+    run_dir: setup.runDir,
+    resumes: setup.replay.planHash !== null,
+    jobs: setup.list.jobs.map((job) => {
+      const { ok: _ok, dry_run: _dryRun, ...report } = dryRunReport(job.params);
+      return { id: job.id, line: job.line, ...report };
+    }),
+    invalid: setup.list.invalid.map((job) => ({
+      id: job.id,
+      line: job.line,
+      error: (job.result as FailureResult).error,
+    })),
+  };
+}
+
+async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
+  const startedAt = performance.now();
+  const { options, runDir } = setup;
+  const { records, adopted } = await resumeRecords(setup, io);
+  await Deno.mkdir(runDir, { recursive: true });
+  const journal = await Journal.open(`${runDir}/${JOURNAL_FILE}`, setup.journalText);
+  const monitor = await Monitor.open(options.eventsPath, true);
+  const state = new StateFile(`${runDir}/${STATE_FILE}`, {
+    jobs_file: setup.jobsFile,
+    jobs_sha256: setup.jobsSha256,
+    plan_hash: setup.planHash,
+    settings: settingsOf(setup),
+  }, records);
+  try {
+    await journal.append({
+      event: "run",
+      time: Date.now(),
+      plan_hash: setup.planHash,
+      jobs_sha256: setup.jobsSha256,
+    });
+    for (const record of adopted) await journalEnd(journal, record);
+
+    const toRun = records.filter((record) => record.status === "pending");
+    let scheduler: Scheduler | null = null;
+    // Counted only when the line is drawn, a few times a second: not per job event.
+    const progress = (force = false) =>
+      monitor.progress(() => ({
+        done: records.filter((r) => r.status === "done").length,
+        failed: records.filter((r) => r.status === "failed").length,
+        running: scheduler?.running ?? 0,
+        queued: scheduler?.queued ?? 0,
+        concurrency: scheduler?.limit.current ?? options.concurrency,
+      }), force);
+    scheduler = new Scheduler(toRun, options, {
+      generate: (input, signal) => generateImage(input, { signal }),
+      onStart: (record) =>
+        journal.append({ event: "start", time: record.startedAt!, id: record.id }),
+      onEnd: (record) => journalEnd(journal, record),
+      onEvent: (event) => monitor.emit(event),
+      onChange: () => {
+        state.changed();
+        progress();
+      },
+    }, io.signal);
+    const outcome = await scheduler.run();
+    if (io.signal.aborted) monitor.emit({ event: "stopped", reason: "signal" });
+    progress(true);
+
+    const result = batchResult(records, {
+      runDir,
+      interrupted: io.signal.aborted,
+      stoppedReason: outcome.stoppedReason,
+      elapsedMs: performance.now() - startedAt,
+      doneNow: outcome.doneNow,
+      rateLimitedResponses: outcome.rateLimitedResponses,
+    });
+    await writeAtomically(`${runDir}/${RESULT_FILE}`, JSON.stringify(result, null, 2) + "\n");
+    return result;
+  } finally {
+    await state.flush();
+    await journal.close();
+    monitor.close();
+  }
+}
+
+/**
+ * Each job's starting point for this run, from what the journal says of it; `adopted` are the
+ * jobs whose image was found made, to be journaled as done.
+ */
+async function resumeRecords(
+  setup: Setup,
+  io: BatchIo,
+): Promise<{ records: JobRecord[]; adopted: JobRecord[] }> {
+  const { options, replay } = setup;
+  const planChanged = replay.planHash !== null && replay.planHash !== setup.planHash;
+  const records: JobRecord[] = [];
+  const adopted: JobRecord[] = [];
+  for (const job of setup.list.jobs) {
+    const record = newRecord(job);
+    records.push(record);
+    const past = replay.jobs.get(job.id);
+    if (past === undefined) continue;
+    record.attempts = past.attempts;
+    if (planChanged && past.paramsHash !== await paramsHash(job.params)) continue;
+    if (await resumeRecord(record, past, options, io)) adopted.push(record);
+  }
+  for (const invalid of setup.list.invalid) {
+    records.push({
+      ...newRecord(null),
+      id: invalid.id,
+      line: invalid.line,
+      taskName: invalid.taskName,
+      status: "failed",
+      category: "invalid_input",
+      result: invalid.result,
+    });
+  }
+  return { records, adopted };
+}
+
+async function resumeRecord(
+  record: JobRecord,
+  past: JournaledJob,
+  options: BatchOptions,
+  io: BatchIo,
+): Promise<boolean> {
+  const params = record.job!.params;
+  Object.assign(record, {
+    category: past.category,
+    retryable: past.retryable,
+    startedAt: past.startedAt,
+    endedAt: past.endedAt,
+    result: past.result,
+    adopted: past.adopted,
+  });
+  if (past.status === "done") {
+    record.imagePath = past.imagePath;
+    if (await isFile(past.imagePath)) {
+      record.status = "done";
+    } else if (!options.redoMissing) {
+      record.status = "missing";
+      record.reason = `The image "${past.imagePath}" is gone: give --redo-missing to make it again`;
+      io.warn(`job "${record.id}": ${record.reason}`);
+    }
+  } else if (past.status === "failed") {
+    if (!past.retryable && !options.retryFailed) record.status = "failed";
+  } else {
+    const image = await findAdoptable(params.output_dir, params.task_name, past.startedAt);
+    if (image !== null) {
+      Object.assign(record, {
+        status: "done",
+        imagePath: image.path,
+        adopted: true,
+        category: null,
+        result: null,
+        endedAt: Date.now(),
+      });
+      return true;
+    }
+  }
+  return false;
+}
+
+function newRecord(job: Job | null): JobRecord {
+  return {
+    id: job?.id ?? "",
+    line: job?.line ?? 0,
+    taskName: job?.params.task_name ?? null,
+    job,
+    status: "pending",
+    attempts: 0,
+    category: null,
+    retryable: false,
+    imagePath: null,
+    startedAt: null,
+    endedAt: null,
+    adopted: false,
+    reason: null,
+    result: null,
+  };
+}
+
+async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
+  await journal.append({
+    event: "end",
+    time: record.endedAt ?? Date.now(),
+    id: record.id,
+    status: record.status === "done" ? "done" : "failed",
+    attempts: record.attempts,
+    category: record.category,
+    retryable: record.retryable,
+    image_path: record.imagePath,
+    params_hash: await paramsHash(record.job!.params),
+    ...(record.adopted ? { adopted: true } : {}),
+    result: record.result,
+  });
+}
+
+/** The settings as state.json shows them: shared parameters without the key. */
+function settingsOf(setup: Setup): Record<string, unknown> {
+  const { api_key: _key, ...shared } = setup.shared;
+  const { options } = setup;
+  return {
+    concurrency: options.concurrency,
+    rpm: options.rpm,
+    max_attempts: options.maxAttempts,
+    keep_going: options.keepGoing,
+    shared,
+  };
+}
+
+async function isFile(path: string | null): Promise<boolean> {
+  if (path === null) return false;
+  return await Deno.stat(path).then((info) => info.isFile, () => false);
+}
+
+async function readText(path: string, flag: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new InputError(`Cannot read ${flag} file "${path}": ${(error as Error).message}`);
+  }
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    throw new InputError(`Cannot read the jobs file "${path}": ${(error as Error).message}`);
+  }
+}
+
+function parseObject(text: string): GenerationInput {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InputError(`Cannot parse the --defaults file as JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InputError(`Expected the --defaults file to be a JSON object`);
+  }
+  return value as GenerationInput;
+}
+
+/** "jobs/article.jsonl" → "article". */
+function fileStem(path: string): string {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(0, dot) : name;
+}

@@ -1,0 +1,111 @@
+import type { Category, GenerationResult } from "../mod.ts";
+import type { Job } from "./jobs.ts";
+import type { JobStatus } from "./journal.ts";
+
+/** One job as the run knows it, from the journal and from what happens now. */
+export interface JobRecord {
+  id: string;
+  line: number;
+  taskName: string | null;
+  /** Null for a job that failed validation (kept with --skip-invalid). */
+  job: Job | null;
+  status: JobStatus;
+  /** Every request sent for the job, over all runs. */
+  attempts: number;
+  category: Category | null;
+  retryable: boolean;
+  imagePath: string | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  adopted: boolean;
+  /** Why a job was not started, or why a done job is missing. */
+  reason: string | null;
+  result: GenerationResult | null;
+}
+
+export interface StateHeader {
+  jobs_file: string;
+  jobs_sha256: string;
+  plan_hash: string;
+  settings: Record<string, unknown>;
+}
+
+const MIN_INTERVAL_MS = 1000;
+
+/**
+ * `state.json`, a readable view of the journal: rewritten whole and atomically (temporary file,
+ * sync, rename), at most once a second while the run goes, and once more at its end.
+ */
+export class StateFile {
+  readonly path: string;
+  readonly #header: StateHeader;
+  readonly #records: readonly JobRecord[];
+  #lastWriteAt = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(path: string, header: StateHeader, records: readonly JobRecord[]) {
+    this.path = path;
+    this.#header = header;
+    this.#records = records;
+  }
+
+  /** Something changed: write soon, but not more than once a second. */
+  changed(): void {
+    if (this.#timer !== null) return;
+    const wait = Math.max(0, this.#lastWriteAt + MIN_INTERVAL_MS - performance.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#write();
+    }, wait);
+  }
+
+  /** Writes the final state now. */
+  async flush(): Promise<void> {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#write();
+    await this.#writing;
+  }
+
+  #write(): void {
+    this.#lastWriteAt = performance.now();
+    this.#writing = this.#writing.then(() => writeAtomically(this.path, this.#text()));
+    // A failed periodic write is retried by the next one; the journal holds the truth meanwhile.
+    this.#writing = this.#writing.catch(() => {});
+  }
+
+  #text(): string {
+    const jobs = this.#records.map((record) => ({
+      id: record.id,
+      task_name: record.taskName,
+      status: record.status,
+      attempts: record.attempts,
+      category: record.category,
+      image_path: record.imagePath,
+      started_at: isoOrNull(record.startedAt),
+      ended_at: isoOrNull(record.endedAt),
+    }));
+    return JSON.stringify({ ...this.#header, updated_at: new Date().toISOString(), jobs }, null, 1);
+  }
+}
+
+export function isoOrNull(time: number | null): string | null {
+  return time === null ? null : new Date(time).toISOString();
+}
+
+/** Writes `text` to `path` so that a reader sees the old file or the new one, never a part. */
+export async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    using file = await Deno.open(temp, { createNew: true, write: true });
+    const bytes = new TextEncoder().encode(text);
+    let offset = 0;
+    while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+    await file.syncData();
+    await Deno.rename(temp, path);
+  } catch (error) {
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,73 @@
+import type { Category, GenerationResult } from "../mod.ts";
+import type { JobStatus } from "./journal.ts";
+import type { JobRecord } from "./state.ts";
+
+export interface BatchResult {
+  ok: boolean;
+  interrupted: boolean;
+  stopped_reason: Category | null;
+  run_dir: string;
+  counts: Record<Exclude<JobStatus, "running">, number>;
+  categories: Partial<Record<Category, number>>;
+  elapsed_ms: number;
+  images_per_minute: number;
+  rate_limited_responses: number;
+  jobs: {
+    id: string;
+    task_name: string | null;
+    status: Exclude<JobStatus, "running">;
+    attempts: number;
+    image_path: string | null;
+    adopted?: true;
+    reason?: string;
+    result: GenerationResult | null;
+  }[];
+}
+
+/** The run's result: `batch_result.json`, and the command's one JSON object on stdout. */
+export function batchResult(
+  records: readonly JobRecord[],
+  run: {
+    runDir: string;
+    interrupted: boolean;
+    stoppedReason: Category | null;
+    elapsedMs: number;
+    doneNow: number;
+    rateLimitedResponses: number;
+  },
+): BatchResult {
+  const counts = { done: 0, failed: 0, not_started: 0, pending: 0, missing: 0 };
+  const categories: Partial<Record<Category, number>> = {};
+  const jobs: BatchResult["jobs"] = [];
+  for (const record of records) {
+    const status = record.status === "running" ? "pending" : record.status;
+    counts[status]++;
+    if (status === "failed" && record.category !== null) {
+      categories[record.category] = (categories[record.category] ?? 0) + 1;
+    }
+    const job: BatchResult["jobs"][number] = {
+      id: record.id,
+      task_name: record.taskName,
+      status,
+      attempts: record.attempts,
+      image_path: record.imagePath,
+      result: record.result,
+    };
+    if (record.adopted) job.adopted = true;
+    if (record.reason !== null) job.reason = record.reason;
+    jobs.push(job);
+  }
+  const minutes = run.elapsedMs / 60_000;
+  return {
+    ok: counts.done === records.length,
+    interrupted: run.interrupted,
+    stopped_reason: run.stoppedReason,
+    run_dir: run.runDir,
+    counts,
+    categories,
+    elapsed_ms: Math.round(run.elapsedMs),
+    images_per_minute: minutes > 0 ? Math.round(run.doneNow / minutes * 10) / 10 : 0,
+    rate_limited_responses: run.rateLimitedResponses,
+    jobs,
+  };
+}
