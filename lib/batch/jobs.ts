@@ -98,18 +98,18 @@ export function readJobs(
       continue;
     }
     const jobId = id === undefined ? params.task_name : String(id);
-    const sameId = ids.get(jobId);
-    if (sameId !== undefined) {
-      throw new JobInputError(
-        `Duplicate id "${jobId}": already used on line ${sameId}`,
-        raw.line,
-        input,
-      );
-    }
     const sameName = names.get(params.task_name);
     if (sameName !== undefined) {
       throw new JobInputError(
         `Duplicate task_name "${params.task_name}": already used on line ${sameName}, and images are named by it`,
+        raw.line,
+        input,
+      );
+    }
+    const sameId = ids.get(jobId);
+    if (sameId !== undefined) {
+      throw new JobInputError(
+        `Duplicate id "${jobId}": already used on line ${sameId}`,
         raw.line,
         input,
       );

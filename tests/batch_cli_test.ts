@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { listDir, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { withTempDir } from "./_helpers.ts";
+import {
+  delay,
+  imageAnswer,
+  parseJson,
+  promptJobs,
+  promptsSent,
+  runBatch,
+  sharedFlags,
+  testEachBatchTarget,
+  writeJobs,
+} from "./batch_command.ts";
+
+testEachBatchTarget("runs every job once, and a second run sends nothing", async (target) => {
+  await using upstream = startFakeUpstream();
+  upstream.route("count", () => imageAnswer());
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/cats.jsonl`, promptJobs(5));
+    const first = await runBatch(target, [jobs, ...sharedFlags(upstream, "count", dir)]);
+    assert.equal(first.code, 0, first.stderr);
+    const result = parseJson(first.stdout);
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.counts, { done: 5, failed: 0, not_started: 0, pending: 0, missing: 0 });
+    assert.deepEqual(promptsSent(upstream, "count").sort(), ["p1", "p2", "p3", "p4", "p5"]);
+    const runDir = `${dir}/out/.img2-batch/cats`;
+    assert.deepEqual(await listDir(runDir), ["batch_result.json", "journal.jsonl", "state.json"]);
+    assert.deepEqual(parseJson(await Deno.readTextFile(`${runDir}/batch_result.json`)), result);
+    const state = parseJson(await Deno.readTextFile(`${runDir}/state.json`));
+    assert.equal(state.jobs.length, 5);
+    assert.ok(state.jobs.every((job: { status: string }) => job.status === "done"));
+    for (const job of result.jobs) {
+      assert.equal(job.result.ok, true);
+      assert.equal(job.attempts, 1);
+      assert.match(job.image_path, new RegExp(`/out/${job.task_name}-\\d{8}-\\d{6}\\.png$`));
+    }
+
+    const second = await runBatch(target, [jobs, ...sharedFlags(upstream, "count", dir)]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(upstream.requests.length, 5);
+    assert.deepEqual(parseJson(second.stdout).counts, result.counts);
+  });
+});
+
+testEachBatchTarget(
+  "resumes after kill -9 mid-run without requesting a finished job again",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("slow", async () => {
+      await delay(150);
+      return imageAnswer();
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/slow.jsonl`, promptJobs(8));
+      const args = [jobs, "--concurrency", "2", ...sharedFlags(upstream, "slow", dir)];
+      const journal = `${dir}/out/.img2-batch/slow/journal.jsonl`;
+      const killed = await runBatch(target, args, {
+        whileRunning: async (child) => {
+          while (endedIds(await Deno.readTextFile(journal).catch(() => "")).length < 3) {
+            await delay(20);
+          }
+          child.kill("SIGKILL");
+        },
+      });
+      assert.equal(killed.code, 137);
+      const finished = endedIds(await Deno.readTextFile(journal));
+      assert.ok(finished.length >= 3 && finished.length < 8, `${finished}`);
+      const before = promptsSent(upstream, "slow").length;
+
+      const resumed = await runBatch(target, args);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assert.equal(parseJson(resumed.stdout).counts.done, 8);
+      const again = promptsSent(upstream, "slow").slice(before);
+      for (const id of finished) assert.ok(!again.includes(id), `${id} was requested again`);
+      const images = (await listDir(`${dir}/out`)).filter((name) => name.endsWith(".png"));
+      for (let i = 1; i <= 8; i++) {
+        assert.equal(images.filter((name) => name.startsWith(`p${i}-`)).length, 1, `${images}`);
+      }
+    });
+  },
+);
+
+function endedIds(journal: string): string[] {
+  return journal.split("\n").filter((line) => line.includes('"event":"end"'))
+    .map((line) => JSON.parse(line).id);
+}
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  testEachBatchTarget(
+    `${signal} cancels the jobs in flight, keeps them pending and exits ${code}`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      await withTempDir(async (dir) => {
+        const jobs = await writeJobs(`${dir}/stall.jsonl`, promptJobs(4));
+        const args = [jobs, "--concurrency", "2", ...sharedFlags(upstream, "stall-headers", dir)];
+        const run = await runBatch(target, args, {
+          whileRunning: async (child) => {
+            while (upstream.requests.length < 2) await upstream.nextArrival();
+            child.kill(signal);
+          },
+        });
+        assert.equal(run.code, code, run.stderr);
+        const result = parseJson(run.stdout);
+        assert.equal(result.interrupted, true);
+        assert.equal(result.ok, false);
+        assert.deepEqual(result.counts, {
+          done: 0,
+          failed: 0,
+          not_started: 0,
+          pending: 4,
+          missing: 0,
+        });
+        assert.equal(upstream.requests.length, 2);
+        const saved = parseJson(
+          await Deno.readTextFile(`${dir}/out/.img2-batch/stall/batch_result.json`),
+        );
+        assert.equal(saved.interrupted, true);
+        const state = parseJson(await Deno.readTextFile(`${dir}/out/.img2-batch/stall/state.json`));
+        assert.ok(state.jobs.every((job: { status: string }) => job.status === "pending"));
+        // No partial image is left behind.
+        assert.deepEqual(await listDir(`${dir}/out`), [".img2-batch"]);
+      });
+    },
+  );
+}
+
+testEachBatchTarget(
+  "429s pause the run and are retried without using up --max-attempts",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    let refused = 0;
+    upstream.route("storm", () => {
+      if (refused >= 6) return imageAnswer();
+      refused++;
+      return Response.json(
+        { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } },
+        { status: 429, headers: { "retry-after-ms": "30" } },
+      );
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/storm.jsonl`, promptJobs(3));
+      const events = `${dir}/events.jsonl`;
+      const run = await runBatch(target, [
+        jobs,
+        "--max-attempts",
+        "1",
+        "--events",
+        events,
+        ...sharedFlags(upstream, "storm", dir),
+      ]);
+      assert.equal(run.code, 0, run.stdout);
+      const result = parseJson(run.stdout);
+      assert.equal(result.rate_limited_responses, 6);
+      assert.equal(
+        result.jobs.reduce((sum: number, job: { attempts: number }) => sum + job.attempts, 0),
+        9,
+      );
+      const lines = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l));
+      assert.ok(lines.some((line) => line.event === "paused_rate_limited"));
+      assert.equal(lines.filter((line) => line.event === "job_retry").length, 6);
+      assert.equal(lines.filter((line) => line.event === "job_done").length, 3);
+    });
+  },
+);
+
+testEachBatchTarget("a job gives up after 10 rate-limited answers in a row", async (target) => {
+  await using upstream = startFakeUpstream();
+  upstream.route("always-429", () =>
+    Response.json(
+      { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } },
+      { status: 429, headers: { "retry-after-ms": "1" } },
+    ));
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/one.jsonl`, promptJobs(1));
+    const run = await runBatch(target, [jobs, ...sharedFlags(upstream, "always-429", dir)]);
+    assert.equal(run.code, 1);
+    const result = parseJson(run.stdout);
+    assert.equal(result.jobs[0].status, "failed");
+    assert.equal(result.jobs[0].attempts, 10);
+    assert.deepEqual(result.categories, { rate_limited: 1 });
+    assert.equal(upstream.requests.length, 10);
+  });
+});
+
+testEachBatchTarget("retries a retryable failure up to --max-attempts in all", async (target) => {
+  await using upstream = startFakeUpstream();
+  upstream.route("flaky", () =>
+    Response.json(
+      { error: { message: "Upstream request failed", type: "upstream_error" } },
+      { status: 502, headers: { "retry-after-ms": "5" } },
+    ));
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/flaky.jsonl`, promptJobs(1));
+    const run = await runBatch(target, [
+      jobs,
+      "--max-attempts",
+      "2",
+      ...sharedFlags(upstream, "flaky", dir),
+    ]);
+    assert.equal(run.code, 1);
+    assert.equal(parseJson(run.stdout).jobs[0].attempts, 2);
+    assert.equal(upstream.requests.length, 2);
+  });
+});
+
+testEachBatchTarget(
+  "stops after quota_exceeded, records the rest as not_started, unless --keep-going",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("quota", () =>
+      Response.json({
+        error: {
+          message: "You exceeded your current quota, please check your plan and billing details.",
+          type: "insufficient_quota",
+          code: "insufficient_quota",
+        },
+      }, { status: 429 }));
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/quota.jsonl`, promptJobs(4));
+      const args = [jobs, "--concurrency", "1", ...sharedFlags(upstream, "quota", dir)];
+      const stopped = await runBatch(target, args);
+      assert.equal(stopped.code, 1);
+      const result = parseJson(stopped.stdout);
+      assert.equal(result.stopped_reason, "quota_exceeded");
+      assert.deepEqual(result.counts, {
+        done: 0,
+        failed: 1,
+        not_started: 3,
+        pending: 0,
+        missing: 0,
+      });
+      assert.deepEqual(result.categories, { quota_exceeded: 1 });
+      assert.equal(upstream.requests.length, 1);
+
+      const going = await runBatch(target, [...args, "--keep-going", "--run-dir", `${dir}/run2`]);
+      assert.equal(going.code, 1);
+      assert.equal(parseJson(going.stdout).stopped_reason, null);
+      assert.equal(upstream.requests.length, 5);
+    });
+  },
+);

@@ -1,0 +1,230 @@
+import assert from "node:assert/strict";
+import { listDir, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { withTempDir } from "./_helpers.ts";
+import {
+  imageAnswer,
+  parseJson,
+  promptJobs,
+  runBatch,
+  sharedFlags,
+  testEachBatchTarget,
+  writeJobs,
+} from "./batch_command.ts";
+
+testEachBatchTarget(
+  "an invalid job is reported with its physical line and img2-generate's message; nothing is sent",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/bad.jsonl`, [
+        "# a comment counts as a line",
+        { prompt: "fine" },
+        "",
+        { prompt: "too big", size: "big" },
+      ]);
+      const run = await runBatch(target, [jobs, ...sharedFlags(upstream, "ok", dir)]);
+      assert.equal(run.code, 2);
+      const result = parseJson(run.stdout);
+      assert.equal(result.ok, false);
+      assert.equal(result.stage, "input");
+      assert.equal(result.line, 4);
+      assert.equal(result.diagnosis.category, "invalid_input");
+      assert.match(result.error, /^Invalid size "big"/);
+      assert.equal(result.task_name, "bad-4");
+      assert.equal(upstream.requests.length, 0);
+      assert.deepEqual(await listDir(dir), ["bad.jsonl"]);
+    });
+  },
+);
+
+testEachBatchTarget("a line that is not JSON, and a JSON array's index, are reported", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const jsonl = await writeJobs(`${dir}/broken.jsonl`, [{ prompt: "a" }, "{not json"]);
+    const broken = await runBatch(target, [jsonl, ...sharedFlags(upstream, "ok", dir)]);
+    assert.equal(broken.code, 2);
+    assert.equal(parseJson(broken.stdout).line, 2);
+    assert.match(parseJson(broken.stdout).error, /^Cannot parse the line as JSON/);
+
+    const array = `${dir}/jobs.json`;
+    await Deno.writeTextFile(array, JSON.stringify([{ prompt: "a" }, { prompt: "b" }, {}]));
+    const missing = await runBatch(target, [array, ...sharedFlags(upstream, "ok", dir)]);
+    assert.equal(missing.code, 2);
+    assert.equal(parseJson(missing.stdout).line, 3);
+    assert.equal(parseJson(missing.stdout).error, "Missing required parameter: prompt");
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachBatchTarget("duplicate task names and duplicate ids are input errors", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const names = await writeJobs(`${dir}/names.jsonl`, [
+      { prompt: "a", task_name: "cover" },
+      { prompt: "b", task_name: "cover" },
+    ]);
+    const sameName = await runBatch(target, [names, ...sharedFlags(upstream, "ok", dir)]);
+    assert.equal(sameName.code, 2);
+    assert.equal(parseJson(sameName.stdout).line, 2);
+    assert.match(parseJson(sameName.stdout).error, /^Duplicate task_name "cover"/);
+
+    const ids = await writeJobs(`${dir}/ids.jsonl`, [
+      { prompt: "a", id: "x" },
+      { prompt: "b" },
+      { prompt: "c", id: "x" },
+    ]);
+    const sameId = await runBatch(target, [ids, ...sharedFlags(upstream, "ok", dir)]);
+    assert.equal(sameId.code, 2);
+    assert.equal(parseJson(sameId.stdout).line, 3);
+    assert.match(parseJson(sameId.stdout).error, /^Duplicate id "x"/);
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachBatchTarget("--skip-invalid records invalid jobs as failed and runs the rest", async (target) => {
+  await using upstream = startFakeUpstream();
+  upstream.route("count", () => imageAnswer());
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/mixed.jsonl`, [
+      { prompt: "good", id: "g" },
+      { prompt: "", id: "blank" },
+    ]);
+    const run = await runBatch(target, [
+      jobs,
+      "--skip-invalid",
+      ...sharedFlags(upstream, "count", dir),
+    ]);
+    assert.equal(run.code, 1);
+    const result = parseJson(run.stdout);
+    assert.deepEqual(result.counts, { done: 1, failed: 1, not_started: 0, pending: 0, missing: 0 });
+    assert.deepEqual(result.categories, { invalid_input: 1 });
+    const blank = result.jobs.find((job: { id: string }) => job.id === "blank");
+    assert.equal(blank.result.diagnosis.category, "invalid_input");
+    assert.equal(upstream.requests.length, 1);
+  });
+});
+
+testEachBatchTarget(
+  "the key never reaches state.json, the journal, batch_result.json, events or the output",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/keys.jsonl`, promptJobs(2));
+      const keyFile = `${dir}/key.txt`;
+      await Deno.writeTextFile(keyFile, `${TEST_KEY}\n`);
+      const flags = sharedFlags(upstream, "echo-key", dir);
+      flags.splice(flags.indexOf("--api-key"), 2);
+      const run = await runBatch(target, [
+        jobs,
+        "--api-key-file",
+        keyFile,
+        "--keep-going",
+        "--events",
+        "-",
+        ...flags,
+      ]);
+      assert.equal(run.code, 1);
+      assert.equal(upstream.requests[0]!.headers.get("authorization"), `Bearer ${TEST_KEY}`);
+      assert.equal(parseJson(run.stdout).jobs[0].result.diagnosis.category, "auth_failed");
+      assert.match(run.stderr, /"event":"job_failed"/);
+      const runDir = `${dir}/out/.img2-batch/keys`;
+      const written = await Promise.all(
+        ["state.json", "journal.jsonl", "batch_result.json"].map((name) =>
+          Deno.readTextFile(`${runDir}/${name}`)
+        ),
+      );
+      for (const text of [run.stdout, run.stderr, ...written]) {
+        assert.ok(!text.includes(TEST_KEY), text);
+        assert.ok(!text.includes(TEST_KEY.slice(3)), text);
+      }
+    });
+  },
+);
+
+testEachBatchTarget("--dry-run prints the plan with the key masked and creates nothing", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/plan.jsonl`, promptJobs(2));
+    const run = await runBatch(target, [
+      jobs,
+      "--dry-run",
+      "--events",
+      `${dir}/events.jsonl`,
+      ...sharedFlags(upstream, "ok", dir),
+    ]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.ok(!run.stdout.includes(TEST_KEY));
+    const plan = parseJson(run.stdout);
+    assert.equal(plan.dry_run, true);
+    assert.equal(plan.run_dir, `${dir}/out/.img2-batch/plan`);
+    assert.deepEqual(plan.jobs.map((job: { id: string }) => job.id), ["p1", "p2"]);
+    assert.equal(plan.jobs[0].request.headers.Authorization, "Bearer ***");
+    assert.equal(plan.jobs[1].request.body.prompt, "p2");
+    assert.deepEqual(await listDir(dir), ["plan.jsonl"]);
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachBatchTarget(
+  "a job's field wins over a flag, a flag over --defaults, and id is not sent",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const defaults = `${dir}/defaults.json`;
+      await Deno.writeTextFile(
+        defaults,
+        JSON.stringify({ quality: "low", background: "opaque", api_key: "sk-from-defaults-000" }),
+      );
+      const jobs = await writeJobs(`${dir}/merge.jsonl`, [
+        { prompt: "a", id: 7, quality: "high", api_key: "sk-of-the-job-111" },
+        { prompt: "b" },
+      ]);
+      const flags = sharedFlags(upstream, "count", dir);
+      flags.splice(flags.indexOf("--api-key"), 2);
+      const run = await runBatch(target, [
+        jobs,
+        "--defaults",
+        defaults,
+        "--background",
+        "transparent",
+        "--quality=medium",
+        ...flags,
+      ]);
+      assert.equal(run.code, 0, run.stdout);
+      const [first, second] = upstream.requests;
+      assert.deepEqual(
+        [first!.body?.quality, first!.body?.background, first!.body?.id],
+        ["high", "transparent", undefined],
+      );
+      assert.equal(first!.headers.get("authorization"), "Bearer sk-of-the-job-111");
+      assert.deepEqual([second!.body?.quality, second!.body?.background], ["medium", "transparent"]);
+      assert.equal(second!.headers.get("authorization"), "Bearer sk-from-defaults-000");
+      assert.deepEqual(parseJson(run.stdout).jobs.map((job: { id: string }) => job.id), [
+        "7",
+        "merge-2",
+      ]);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "jobs from standard input are named job-{line} and run in stdin-{hash}",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const text = `${JSON.stringify({ prompt: "a" })}\n${JSON.stringify({ prompt: "b" })}\n`;
+      const run = await runBatch(target, ["-", ...sharedFlags(upstream, "count", dir)], {
+        stdin: text,
+      });
+      assert.equal(run.code, 0, run.stdout);
+      const result = parseJson(run.stdout);
+      assert.deepEqual(result.jobs.map((job: { id: string }) => job.id), ["job-1", "job-2"]);
+      const hash = new Uint8Array(
+        await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+      ).toHex();
+      assert.equal(result.run_dir, `${dir}/out/.img2-batch/stdin-${hash.slice(0, 12)}`);
+    });
+  },
+);
