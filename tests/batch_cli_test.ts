@@ -240,3 +240,34 @@ testEachBatchTarget(
     });
   },
 );
+
+const HAS_SCRIPT = (() => {
+  try {
+    return Deno.statSync("/usr/bin/script").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+testEachBatchTarget("shows one progress line on a terminal, and none on a pipe", async (target) => {
+  if (!HAS_SCRIPT) return;
+  await using upstream = startFakeUpstream();
+  upstream.route("count", () => imageAnswer());
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/tty.jsonl`, promptJobs(2));
+    const args = [jobs, ...sharedFlags(upstream, "count", dir)];
+    const piped = await runBatch(target, args);
+    assert.equal(piped.stderr, "");
+    // script(1) runs the command on a pseudo-terminal and copies what it shows to its stdout.
+    const quoted = [...target.argv!, ...args, "--run-dir", `${dir}/tty-run`]
+      .map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`);
+    const onTerminal = await new Deno.Command("/usr/bin/script", {
+      args: ["-qec", quoted.join(" "), "/dev/null"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const shown = new TextDecoder().decode(onTerminal.stdout);
+    assert.equal(onTerminal.code, 0, shown);
+    assert.match(shown, /img2-batch: 2 done, 0 failed, 0 running, 0 queued · .*concurrency 4/);
+  });
+});

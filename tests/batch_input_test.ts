@@ -37,24 +37,27 @@ testEachBatchTarget(
   },
 );
 
-testEachBatchTarget("a line that is not JSON, and a JSON array's index, are reported", async (target) => {
-  await using upstream = startFakeUpstream();
-  await withTempDir(async (dir) => {
-    const jsonl = await writeJobs(`${dir}/broken.jsonl`, [{ prompt: "a" }, "{not json"]);
-    const broken = await runBatch(target, [jsonl, ...sharedFlags(upstream, "ok", dir)]);
-    assert.equal(broken.code, 2);
-    assert.equal(parseJson(broken.stdout).line, 2);
-    assert.match(parseJson(broken.stdout).error, /^Cannot parse the line as JSON/);
+testEachBatchTarget(
+  "a line that is not JSON, and a JSON array's index, are reported",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jsonl = await writeJobs(`${dir}/broken.jsonl`, [{ prompt: "a" }, "{not json"]);
+      const broken = await runBatch(target, [jsonl, ...sharedFlags(upstream, "ok", dir)]);
+      assert.equal(broken.code, 2);
+      assert.equal(parseJson(broken.stdout).line, 2);
+      assert.match(parseJson(broken.stdout).error, /^Cannot parse the line as JSON/);
 
-    const array = `${dir}/jobs.json`;
-    await Deno.writeTextFile(array, JSON.stringify([{ prompt: "a" }, { prompt: "b" }, {}]));
-    const missing = await runBatch(target, [array, ...sharedFlags(upstream, "ok", dir)]);
-    assert.equal(missing.code, 2);
-    assert.equal(parseJson(missing.stdout).line, 3);
-    assert.equal(parseJson(missing.stdout).error, "Missing required parameter: prompt");
-    assert.equal(upstream.requests.length, 0);
-  });
-});
+      const array = `${dir}/jobs.json`;
+      await Deno.writeTextFile(array, JSON.stringify([{ prompt: "a" }, { prompt: "b" }, {}]));
+      const missing = await runBatch(target, [array, ...sharedFlags(upstream, "ok", dir)]);
+      assert.equal(missing.code, 2);
+      assert.equal(parseJson(missing.stdout).line, 3);
+      assert.equal(parseJson(missing.stdout).error, "Missing required parameter: prompt");
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
 
 testEachBatchTarget("duplicate task names and duplicate ids are input errors", async (target) => {
   await using upstream = startFakeUpstream();
@@ -81,28 +84,37 @@ testEachBatchTarget("duplicate task names and duplicate ids are input errors", a
   });
 });
 
-testEachBatchTarget("--skip-invalid records invalid jobs as failed and runs the rest", async (target) => {
-  await using upstream = startFakeUpstream();
-  upstream.route("count", () => imageAnswer());
-  await withTempDir(async (dir) => {
-    const jobs = await writeJobs(`${dir}/mixed.jsonl`, [
-      { prompt: "good", id: "g" },
-      { prompt: "", id: "blank" },
-    ]);
-    const run = await runBatch(target, [
-      jobs,
-      "--skip-invalid",
-      ...sharedFlags(upstream, "count", dir),
-    ]);
-    assert.equal(run.code, 1);
-    const result = parseJson(run.stdout);
-    assert.deepEqual(result.counts, { done: 1, failed: 1, not_started: 0, pending: 0, missing: 0 });
-    assert.deepEqual(result.categories, { invalid_input: 1 });
-    const blank = result.jobs.find((job: { id: string }) => job.id === "blank");
-    assert.equal(blank.result.diagnosis.category, "invalid_input");
-    assert.equal(upstream.requests.length, 1);
-  });
-});
+testEachBatchTarget(
+  "--skip-invalid records invalid jobs as failed and runs the rest",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/mixed.jsonl`, [
+        { prompt: "good", id: "g" },
+        { prompt: "", id: "blank" },
+      ]);
+      const run = await runBatch(target, [
+        jobs,
+        "--skip-invalid",
+        ...sharedFlags(upstream, "count", dir),
+      ]);
+      assert.equal(run.code, 1);
+      const result = parseJson(run.stdout);
+      assert.deepEqual(result.counts, {
+        done: 1,
+        failed: 1,
+        not_started: 0,
+        pending: 0,
+        missing: 0,
+      });
+      assert.deepEqual(result.categories, { invalid_input: 1 });
+      const blank = result.jobs.find((job: { id: string }) => job.id === "blank");
+      assert.equal(blank.result.diagnosis.category, "invalid_input");
+      assert.equal(upstream.requests.length, 1);
+    });
+  },
+);
 
 testEachBatchTarget(
   "the key never reaches state.json, the journal, batch_result.json, events or the output",
@@ -141,29 +153,32 @@ testEachBatchTarget(
   },
 );
 
-testEachBatchTarget("--dry-run prints the plan with the key masked and creates nothing", async (target) => {
-  await using upstream = startFakeUpstream();
-  await withTempDir(async (dir) => {
-    const jobs = await writeJobs(`${dir}/plan.jsonl`, promptJobs(2));
-    const run = await runBatch(target, [
-      jobs,
-      "--dry-run",
-      "--events",
-      `${dir}/events.jsonl`,
-      ...sharedFlags(upstream, "ok", dir),
-    ]);
-    assert.equal(run.code, 0, run.stdout);
-    assert.ok(!run.stdout.includes(TEST_KEY));
-    const plan = parseJson(run.stdout);
-    assert.equal(plan.dry_run, true);
-    assert.equal(plan.run_dir, `${dir}/out/.img2-batch/plan`);
-    assert.deepEqual(plan.jobs.map((job: { id: string }) => job.id), ["p1", "p2"]);
-    assert.equal(plan.jobs[0].request.headers.Authorization, "Bearer ***");
-    assert.equal(plan.jobs[1].request.body.prompt, "p2");
-    assert.deepEqual(await listDir(dir), ["plan.jsonl"]);
-    assert.equal(upstream.requests.length, 0);
-  });
-});
+testEachBatchTarget(
+  "--dry-run prints the plan with the key masked and creates nothing",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/plan.jsonl`, promptJobs(2));
+      const run = await runBatch(target, [
+        jobs,
+        "--dry-run",
+        "--events",
+        `${dir}/events.jsonl`,
+        ...sharedFlags(upstream, "ok", dir),
+      ]);
+      assert.equal(run.code, 0, run.stdout);
+      assert.ok(!run.stdout.includes(TEST_KEY));
+      const plan = parseJson(run.stdout);
+      assert.equal(plan.dry_run, true);
+      assert.equal(plan.run_dir, `${dir}/out/.img2-batch/plan`);
+      assert.deepEqual(plan.jobs.map((job: { id: string }) => job.id), ["p1", "p2"]);
+      assert.equal(plan.jobs[0].request.headers.Authorization, "Bearer ***");
+      assert.equal(plan.jobs[1].request.body.prompt, "p2");
+      assert.deepEqual(await listDir(dir), ["plan.jsonl"]);
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
 
 testEachBatchTarget(
   "a job's field wins over a flag, a flag over --defaults, and id is not sent",
@@ -198,7 +213,10 @@ testEachBatchTarget(
         ["high", "transparent", undefined],
       );
       assert.equal(first!.headers.get("authorization"), "Bearer sk-of-the-job-111");
-      assert.deepEqual([second!.body?.quality, second!.body?.background], ["medium", "transparent"]);
+      assert.deepEqual([second!.body?.quality, second!.body?.background], [
+        "medium",
+        "transparent",
+      ]);
       assert.equal(second!.headers.get("authorization"), "Bearer sk-from-defaults-000");
       assert.deepEqual(parseJson(run.stdout).jobs.map((job: { id: string }) => job.id), [
         "7",

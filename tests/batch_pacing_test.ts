@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { AdaptiveLimit, Pacer, retryDelayMs } from "../lib/batch/pacing.ts";
+
+Deno.test("Pacer lets one start go every 60/rpm seconds", () => {
+  const pacer = new Pacer(120);
+  assert.equal(pacer.waitMs(0), 0);
+  pacer.started(0);
+  assert.equal(pacer.waitMs(0), 500);
+  assert.equal(pacer.waitMs(499), 1);
+  assert.equal(pacer.waitMs(500), 0);
+  pacer.started(500);
+  assert.equal(pacer.waitMs(600), 400);
+});
+
+Deno.test("Pacer allows no burst after an idle spell", () => {
+  const pacer = new Pacer(60);
+  pacer.started(0);
+  // Idle for a minute: the next start goes at once, the one after it a full interval later.
+  assert.equal(pacer.waitMs(60_000), 0);
+  pacer.started(60_000);
+  assert.equal(pacer.waitMs(60_000), 1000);
+});
+
+Deno.test("Pacer without --rpm never waits", () => {
+  const pacer = new Pacer(null);
+  pacer.started(0);
+  assert.equal(pacer.waitMs(0), 0);
+});
+
+Deno.test("Pacer keeps any 60 s window to at most rpm starts", () => {
+  const rpm = 7;
+  const pacer = new Pacer(rpm);
+  const starts: number[] = [];
+  for (let now = 0; now < 300_000; now += 13) {
+    if (pacer.waitMs(now) === 0) {
+      pacer.started(now);
+      starts.push(now);
+    }
+  }
+  for (const from of starts) {
+    assert.ok(starts.filter((t) => t >= from && t < from + 60_000).length <= rpm);
+  }
+});
+
+Deno.test("AdaptiveLimit halves on a 429, once per round of requests", () => {
+  const limit = new AdaptiveLimit(16);
+  assert.equal(limit.rateLimited(0, 100), true);
+  assert.equal(limit.current, 8);
+  // Answers to requests sent before the cut tell nothing new.
+  assert.equal(limit.rateLimited(50, 120), false);
+  assert.equal(limit.current, 8);
+  assert.equal(limit.rateLimited(130, 200), true);
+  assert.equal(limit.current, 4);
+  for (let i = 0; i < 10; i++) limit.rateLimited(1000 + i * 100, 1000 + i * 100);
+  assert.equal(limit.current, 1);
+});
+
+Deno.test("AdaptiveLimit climbs back by about one per round of successes, up to the maximum", () => {
+  const limit = new AdaptiveLimit(8);
+  limit.rateLimited(0, 0);
+  limit.rateLimited(1, 1);
+  assert.equal(limit.current, 2);
+  limit.succeeded();
+  limit.succeeded();
+  assert.equal(limit.current, 3);
+  for (let i = 0; i < 3; i++) limit.succeeded();
+  assert.equal(limit.current, 4);
+  for (let i = 0; i < 100; i++) limit.succeeded();
+  assert.equal(limit.current, 8);
+});
+
+Deno.test("retryDelayMs honours retry_after_ms, else backs off exponentially with jitter", () => {
+  assert.equal(retryDelayMs(3, 1234), 1234);
+  assert.equal(retryDelayMs(0, 0), 0);
+  assert.equal(retryDelayMs(0, undefined, () => 0), 500);
+  assert.equal(retryDelayMs(0, undefined, () => 0.999999), 1500);
+  assert.equal(retryDelayMs(2, undefined, () => 0.5), 4000);
+  assert.equal(retryDelayMs(20, undefined, () => 0.5), 60_000);
+});

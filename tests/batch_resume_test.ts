@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
+import { withTempDir } from "./_helpers.ts";
+import {
+  imageAnswer,
+  parseJson,
+  promptJobs,
+  promptsSent,
+  runBatch,
+  sharedFlags,
+  testEachBatchTarget,
+  writeJobs,
+} from "./batch_command.ts";
+
+testEachBatchTarget(
+  "a changed plan is refused unless --force, which keeps the unchanged done jobs",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const path = `${dir}/plan.jsonl`;
+      await writeJobs(path, promptJobs(3));
+      const args = [path, ...sharedFlags(upstream, "count", dir)];
+      assert.equal((await runBatch(target, args)).code, 0);
+
+      await writeJobs(path, [...promptJobs(2), { prompt: "p3 changed", task_name: "p3" }]);
+      const refused = await runBatch(target, args);
+      assert.equal(refused.code, 2);
+      assert.match(parseJson(refused.stdout).error, /changed since the last run.*--force/);
+      assert.equal(upstream.requests.length, 3);
+
+      const forced = await runBatch(target, [...args, "--force"]);
+      assert.equal(forced.code, 0, forced.stdout);
+      assert.deepEqual(promptsSent(upstream, "count").slice(3), ["p3 changed"]);
+
+      const otherSize = await runBatch(target, [...args, "--size", "512x512"]);
+      assert.equal(otherSize.code, 2, "a changed shared setting is a changed plan");
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a done job whose image was deleted is missing, and made again only with --redo-missing",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/gone.jsonl`, promptJobs(2));
+      const args = [jobs, ...sharedFlags(upstream, "count", dir)];
+      const first = parseJson((await runBatch(target, args)).stdout);
+      await Deno.remove(first.jobs[0].image_path);
+
+      const missing = await runBatch(target, args);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /"p1".*is gone: give --redo-missing/);
+      assert.deepEqual(parseJson(missing.stdout).counts, {
+        done: 1,
+        failed: 0,
+        not_started: 0,
+        pending: 0,
+        missing: 1,
+      });
+      assert.equal(upstream.requests.length, 2);
+
+      const redone = await runBatch(target, [...args, "--redo-missing"]);
+      assert.equal(redone.code, 0, redone.stdout);
+      assert.deepEqual(promptsSent(upstream, "count").slice(2), ["p1"]);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a resumed run retries retryable failures, and non-retryable ones only with --retry-failed",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    let healthy = false;
+    upstream.route("mixed", (_request, body) => {
+      if (healthy) return imageAnswer();
+      return body?.prompt === "p1"
+        ? Response.json({ error: { message: "Bad gateway", type: "upstream_error" } }, {
+          status: 502,
+          headers: { "retry-after-ms": "1" },
+        })
+        : Response.json({
+          error: {
+            message: "Your request was rejected by the safety system.",
+            type: "invalid_request_error",
+            code: "content_policy_violation",
+          },
+        }, { status: 400 });
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/mixed.jsonl`, promptJobs(2));
+      const args = [jobs, "--max-attempts", "1", ...sharedFlags(upstream, "mixed", dir)];
+      const first = parseJson((await runBatch(target, args)).stdout);
+      assert.deepEqual(first.categories, { upstream_failure: 1, content_rejected: 1 });
+
+      healthy = true;
+      const resumed = await runBatch(target, args);
+      assert.equal(resumed.code, 1);
+      assert.deepEqual(promptsSent(upstream, "mixed").slice(2), ["p1"]);
+      assert.deepEqual(parseJson(resumed.stdout).categories, { content_rejected: 1 });
+
+      const retried = await runBatch(target, [...args, "--retry-failed"]);
+      assert.equal(retried.code, 0, retried.stdout);
+      assert.deepEqual(promptsSent(upstream, "mixed").slice(3), ["p2"]);
+      assert.equal(parseJson(retried.stdout).jobs[1].attempts, 2);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "adopts the image of a job that was named but not journaled when the run died",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/adopt.jsonl`, promptJobs(3));
+      const args = [jobs, ...sharedFlags(upstream, "count", dir)];
+      const dry = parseJson((await runBatch(target, [...args, "--dry-run"])).stdout);
+      const runDir = `${dir}/out/.img2-batch/adopt`;
+      await Deno.mkdir(runDir, { recursive: true });
+      const startedAt = Date.now() - 5000;
+      // A run that started p1 and p2 and died after p1's image was saved under its name.
+      await Deno.writeTextFile(
+        `${runDir}/journal.jsonl`,
+        [
+          { event: "run", time: startedAt, plan_hash: dry.plan_hash, jobs_sha256: dry.jobs_sha256 },
+          { event: "start", time: startedAt, id: "p1" },
+          { event: "start", time: startedAt, id: "p2" },
+        ].map((event) => JSON.stringify(event) + "\n").join(""),
+      );
+      const made = `${dir}/out/p1-20260101-120000.png`;
+      await Deno.writeFile(made, PNG_64);
+      // p2's file is older than the run that started it: not its image.
+      const old = `${dir}/out/p2-20250101-120000.png`;
+      await Deno.writeFile(old, PNG_64);
+      await Deno.utime(old, new Date(startedAt - 60_000), new Date(startedAt - 60_000));
+
+      const run = await runBatch(target, args);
+      assert.equal(run.code, 0, run.stdout);
+      assert.deepEqual(promptsSent(upstream, "count").sort(), ["p2", "p3"]);
+      const p1 = parseJson(run.stdout).jobs[0];
+      assert.deepEqual([p1.status, p1.image_path, p1.adopted], ["done", made, true]);
+
+      const again = await runBatch(target, args);
+      assert.equal(again.code, 0);
+      assert.equal(upstream.requests.length, 2);
+    });
+  },
+);
+
+testEachBatchTarget("--events FILE appends across runs", async (target) => {
+  await using upstream = startFakeUpstream();
+  upstream.route("count", () => imageAnswer());
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/ev.jsonl`, promptJobs(1));
+    const events = `${dir}/events.jsonl`;
+    const args = [jobs, "--events", events, ...sharedFlags(upstream, "count", dir)];
+    await runBatch(target, args);
+    await runBatch(target, [...args, "--redo-missing"]);
+    await runBatch(target, [...args.slice(0, 3), ...sharedFlags(upstream, "count", dir)]);
+    const lines = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((line) => line.event), ["job_started", "job_done"]);
+    assert.equal(lines[1].id, "p1");
+    assert.match(lines[1].time, /^\d{4}-\d\d-\d\dT/);
+    await Deno.remove(lines[1].image_path);
+    await runBatch(target, [...args, "--redo-missing"]);
+    assert.equal((await Deno.readTextFile(events)).trim().split("\n").length, 4);
+  });
+});
+
+testEachBatchTarget("--rpm spaces the starts evenly, with no burst", async (target) => {
+  await using upstream = startFakeUpstream();
+  const arrivals: number[] = [];
+  upstream.route("paced", () => {
+    arrivals.push(performance.now());
+    return imageAnswer();
+  });
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/paced.jsonl`, promptJobs(4));
+    const run = await runBatch(target, [
+      jobs,
+      "--rpm",
+      "300",
+      "--concurrency",
+      "4",
+      ...sharedFlags(upstream, "paced", dir),
+    ]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(arrivals.length, 4);
+    // One start every 200 ms (each journaled first, which may take a little longer or shorter
+    // for one of them): requests that arrive much closer together came in a burst.
+    for (let i = 1; i < arrivals.length; i++) {
+      assert.ok(arrivals[i]! - arrivals[i - 1]! >= 120, `${arrivals.map(Math.round)}`);
+    }
+  });
+});
