@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listDir, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { listDir, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import {
   delay,
