@@ -27,6 +27,9 @@ export async function main(argv: string[]): Promise<number> {
       case "input_error":
         await printJson(outcome.result);
         return stop.received ? EXIT_BY_SIGNAL[stop.received] : EXIT_INVALID_INPUT;
+      case "failed":
+        await printJson(outcome.result);
+        return EXIT_FAILURE;
       case "dry_run":
         await printJson(outcome.report);
         return 0;

@@ -31,7 +31,7 @@ export {
   validateParams,
 } from "./params.ts";
 export { callContext, failureResult } from "./result.ts";
-export { InputError } from "./errors.ts";
+export { errorMessage, GenerationError, InputError } from "./errors.ts";
 export { safeFileStem } from "./output_file.ts";
 export { dryRunReport } from "./dry_run.ts";
 export type { Category, Diagnosis, Lang, Stage } from "./types.ts";

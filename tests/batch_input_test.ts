@@ -246,3 +246,27 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "a file of the run that cannot be written is one JSON failure with exit code 1; nothing is sent",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/blocked.jsonl`, promptJobs(1));
+      const run = await runBatch(target, [
+        jobs,
+        "--events",
+        dir,
+        ...sharedFlags(upstream, "ok", dir),
+      ]);
+      assert.equal(run.code, 1);
+      assert.equal(run.stderr, "");
+      const result = parseJson(run.stdout);
+      assert.equal(result.ok, false);
+      assert.equal(result.stage, "save");
+      assert.match(result.error, /^Cannot write the files of the run: .*directory/i);
+      assert.equal(result.diagnosis.category, "save_failed");
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);

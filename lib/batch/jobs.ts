@@ -1,5 +1,6 @@
 import {
   callContext,
+  errorMessage,
   failureResult,
   type GenerationInput,
   type GenerationParams,
@@ -94,7 +95,7 @@ export function readJobs(
     try {
       params = validateParams(input);
     } catch (error) {
-      fail((error as Error).message, { ...input, id });
+      fail(errorMessage(error), { ...input, id });
       continue;
     }
     const jobId = id === undefined ? params.task_name : String(id);
@@ -159,5 +160,5 @@ function rawJobs(text: string): RawJob[] {
 
 /** The parser's message without the text it quotes, which may hold a key. */
 function shortJsonError(error: unknown): string {
-  return (error as Error).message.replace(/,\s*(?:\.\.\.)?".*$/s, "");
+  return errorMessage(error).replace(/,\s*(?:\.\.\.)?".*$/s, "");
 }

@@ -6,9 +6,11 @@ import {
   callContext,
   DEFAULT_OUTPUT_DIR,
   dryRunReport,
+  errorMessage,
   type FailureResult,
   failureResult,
   generateImage,
+  GenerationError,
   type GenerationInput,
   InputError,
   resolveFolder,
@@ -39,6 +41,8 @@ export type BatchOutcome =
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "input_error"; result: FailureResult & { line: number | null } }
+  /** The run dir, the journal or the events file could not be written. */
+  | { kind: "failed"; result: FailureResult }
   | { kind: "dry_run"; report: unknown }
   | { kind: "ran"; result: BatchResult };
 
@@ -56,7 +60,15 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
     return { kind: "input_error", result: { ...result, line: job?.line ?? null } };
   }
   if (setup.options.dryRun) return { kind: "dry_run", report: dryRun(setup) };
-  return { kind: "ran", result: await execute(setup, io) };
+  try {
+    return { kind: "ran", result: await execute(setup, io) };
+  } catch (error) {
+    const failure = new GenerationError(
+      "save",
+      `Cannot write the files of the run: ${errorMessage(error)}`,
+    );
+    return { kind: "failed", result: failureResult(failure, callContext(setup.shared)) };
+  }
 }
 
 interface Setup {
@@ -106,7 +118,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
 
   const journalText = await Deno.readTextFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
     if (error instanceof Deno.errors.NotFound) return "";
-    throw new InputError(`Cannot read the journal in "${runDir}": ${(error as Error).message}`);
+    throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
   });
   const replay = replayJournal(journalText);
   if (replay.planHash !== null && replay.planHash !== plan && !options.force) {
@@ -350,7 +362,7 @@ async function readText(path: string, flag: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    throw new InputError(`Cannot read ${flag} file "${path}": ${(error as Error).message}`);
+    throw new InputError(`Cannot read ${flag} file "${path}": ${errorMessage(error)}`);
   }
 }
 
@@ -358,7 +370,7 @@ async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (error) {
-    throw new InputError(`Cannot read the jobs file "${path}": ${(error as Error).message}`);
+    throw new InputError(`Cannot read the jobs file "${path}": ${errorMessage(error)}`);
   }
 }
 
