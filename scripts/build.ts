@@ -29,14 +29,22 @@ export interface Entry {
 
 export const COMMAND: Entry = { name: "img2-generate", main: MAIN, permissions: RUN_PERMISSIONS };
 
+/** The batch scheduler, built from batch.ts with the same permissions. */
+export const BATCH: Entry = {
+  name: "img2-batch",
+  main: join(ROOT, "batch.ts"),
+  permissions: RUN_PERMISSIONS,
+};
+
 /** Every command that `deno task bundle` and `deno task compile` build. */
-export const ENTRIES: readonly Entry[] = [COMMAND];
+export const ENTRIES: readonly Entry[] = [COMMAND, BATCH];
 
 export const bundlePath = (entry: Entry): string => join(DIST, `${entry.name}.js`);
 export const binaryPath = (entry: Entry): string => join(DIST, entry.name);
 
 export const BUNDLE = bundlePath(COMMAND);
 export const BINARY = binaryPath(COMMAND);
+export const BATCH_BUNDLE = bundlePath(BATCH);
 
 /** The first line of a bundle: run it with the `deno` on PATH and the entry's permissions. */
 export function shebang(entry: Entry): string {

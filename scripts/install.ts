@@ -10,7 +10,7 @@
  */
 import { parseFlags } from "./_flags.ts";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { bundle, COMMAND as ENTRY, compile, withHead } from "./build.ts";
+import { BATCH, bundle, COMMAND as ENTRY, compile, withHead } from "./build.ts";
 import { errorMessage, InputError } from "../lib/errors.ts";
 import { callContext, failureResult } from "../lib/result.ts";
 
@@ -52,7 +52,8 @@ export interface InstallReport {
 
 const HELP = `Usage: deno task install -- --to DIR [--python-shim PATH] [--bundle] [--deno PATH]
 
-Builds img2-generate and installs it as DIR/img2-generate (DIR is created if missing).
+Builds img2-generate and installs it as DIR/img2-generate (DIR is created if missing), with the
+batch scheduler img2-batch beside it as a single-file bundle.
 
 The standalone binary from deno compile is installed when it can be built here; otherwise the
 single-file bundle is installed in its place. The bundle runs with the Deno that runs this
@@ -92,6 +93,7 @@ export async function install(options: InstallOptions): Promise<InstallReport> {
   try {
     const built = await build(work, options.bundleOnly === true, deno, note);
     await placeExecutable(built.path, command);
+    await installBatch(work, dir, deno);
     const shim = shimPath === null ? null : await writePythonShim(shimPath, command, note);
     return {
       command,
@@ -103,6 +105,14 @@ export async function install(options: InstallOptions): Promise<InstallReport> {
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+}
+
+/** img2-batch, always as the bundle, pinned to the same Deno, beside the command. */
+async function installBatch(work: string, dir: string, deno: string): Promise<void> {
+  const script = join(work, BATCH.name);
+  await bundle(script, BATCH);
+  await Deno.writeTextFile(script, withHead(await Deno.readTextFile(script), pinnedHead(deno)));
+  await placeExecutable(script, join(dir, BATCH.name));
 }
 
 interface Built {
@@ -357,7 +367,10 @@ export function summary(report: InstallReport): string {
   const what = report.kind === "binary"
     ? "the compiled binary"
     : `the single-file bundle (runs with the Deno at ${report.deno})`;
-  const lines = [`Installed ${COMMAND_NAME}, ${what}, at ${report.command}`];
+  const lines = [
+    `Installed ${COMMAND_NAME}, ${what}, at ${report.command}`,
+    `Installed ${BATCH.name} (the single-file bundle) beside it`,
+  ];
   if (report.shim) {
     lines.push(
       `Python shim at ${report.shim.path} runs it` +

@@ -10,7 +10,7 @@ export interface CommandTarget {
   argv: string[] | null;
 }
 
-function builtArtifact(path: string): string[] | null {
+export function builtArtifact(path: string): string[] | null {
   try {
     return Deno.statSync(path).isFile ? [path] : null;
   } catch {

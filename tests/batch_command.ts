@@ -1,13 +1,21 @@
 /** Black-box runs of img2-batch, and the small things its tests share. */
-import { join } from "node:path";
-import { ROOT, RUN_PERMISSIONS } from "../scripts/build.ts";
-import { type CommandTarget, type RunOptions, type RunOutput, runTarget } from "./_command.ts";
+import { BATCH, BATCH_BUNDLE, RUN_PERMISSIONS } from "../scripts/build.ts";
+import {
+  builtArtifact,
+  type CommandTarget,
+  type RunOptions,
+  type RunOutput,
+  runTarget,
+} from "./_command.ts";
 import { type FakeUpstream, PNG_64, TEST_KEY } from "./_fake_upstream.ts";
 
-export const BATCH = join(ROOT, "batch.ts");
-
+/** batch.ts through `deno run`, and the bundle through its own shebang once built. */
 export const BATCH_TARGETS: CommandTarget[] = [
-  { name: "batch.ts", argv: [Deno.execPath(), "run", "--no-config", ...RUN_PERMISSIONS, BATCH] },
+  {
+    name: "batch.ts",
+    argv: [Deno.execPath(), "run", "--no-config", ...RUN_PERMISSIONS, BATCH.main],
+  },
+  { name: "batch bundle", argv: builtArtifact(BATCH_BUNDLE) },
 ];
 
 /** Declares one test per shipped form of img2-batch; one not built is ignored. */

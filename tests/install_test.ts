@@ -156,7 +156,9 @@ Deno.test("install.ts --bundle installs a runnable img2-generate and a Python sh
     const leftovers = [];
     for await (const entry of Deno.readDir(join(dir, "bin"))) leftovers.push(entry.name);
     for await (const entry of Deno.readDir(join(dir, "old"))) leftovers.push(entry.name);
-    assert.deepEqual(leftovers.sort(), ["img2-generate", "img2_generate_only.py"]);
+    assert.deepEqual(leftovers.sort(), ["img2-batch", "img2-generate", "img2_generate_only.py"]);
+    const batchVersion = await run([join(dir, "bin", "img2-batch"), "--version"]);
+    assert.deepEqual(batchVersion, { code: 0, stdout: `img2-batch ${VERSION}\n`, stderr: "" });
   });
 });
 
