@@ -157,7 +157,10 @@ testEachBatchTarget(
         9,
       );
       const lines = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l));
-      assert.ok(lines.some((line) => line.event === "paused_rate_limited"));
+      const pauses = lines.filter((line) => line.event === "paused_rate_limited");
+      assert.ok(pauses.length > 0);
+      // The first 429 halves the concurrency of 4.
+      assert.deepEqual([pauses[0].pause_ms, pauses[0].concurrency], [30, 2]);
       assert.equal(lines.filter((line) => line.event === "job_retry").length, 6);
       assert.equal(lines.filter((line) => line.event === "job_done").length, 3);
     });
