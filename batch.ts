@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
   try {
     const outcome = await runBatch(argv, {
-      readStdin: () => stop.race(new Response(Deno.stdin.readable).text()),
+      stdin: () => Deno.stdin.readable,
       signal: stop.signal,
       warn: (message) => console.error(`img2-batch: ${message}`),
     });

@@ -270,3 +270,35 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget("stops reading /dev/zero given as the jobs at the cap", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const run = await runBatch(target, ["/dev/zero", ...sharedFlags(upstream, "ok", dir)]);
+    assert.equal(run.code, 2);
+    assert.equal(
+      parseJson(run.stdout).error,
+      `Cannot read the jobs file "/dev/zero": it is larger than 256 MiB, the limit for the jobs`,
+    );
+    assert.equal(upstream.requests.length, 0);
+  });
+});
+
+testEachBatchTarget(
+  "SIGTERM while reading the jobs from standard input exits 143",
+  async (target) => {
+    const [command, ...leading] = target.argv!;
+    const child = new Deno.Command(command!, {
+      args: [...leading, "-", "--model", "m"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.kill("SIGTERM");
+    const { code, stdout } = await child.output();
+    await child.stdin.close();
+    assert.equal(code, 143);
+    assert.match(parseJson(new TextDecoder().decode(stdout)).error, /standard input: cancelled/);
+  },
+);

@@ -28,9 +28,13 @@ import { type BatchResult, batchResult } from "./summary.ts";
 export const JOURNAL_FILE = "journal.jsonl";
 export const STATE_FILE = "state.json";
 export const RESULT_FILE = "batch_result.json";
+/** Far more than 100 000 jobs, and a bound on what `/dev/zero` given as the jobs can cost. */
+export const MAX_JOBS_BYTES = 256 * 1024 * 1024;
+const MAX_JOBS_LABEL = "256 MiB, the limit for the jobs";
 
 export interface BatchIo {
-  readStdin(): Promise<string>;
+  /** Standard input, read only when the jobs come from "-". */
+  stdin(): ReadableStream<Uint8Array>;
   /** SIGINT/SIGTERM: start nothing new, cancel what is in flight. */
   signal: AbortSignal;
   /** Told of things a person should know (a done job's image has gone). */
@@ -96,13 +100,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
   delete shared.id;
 
-  const bytes = jobsPath === "-"
-    ? new TextEncoder().encode(
-      await io.readStdin().catch((error) => {
-        throw new InputError(`Cannot read the jobs from standard input: ${error.message}`);
-      }),
-    )
-    : await readBytes(jobsPath);
+  const bytes = await readJobsBytes(jobsPath, io);
   const jobsSha256 = await sha256Hex(bytes);
   const stem = jobsPath === "-" ? "job" : fileStem(jobsPath);
   const list = readJobs(new TextDecoder().decode(bytes), stem, shared, options);
@@ -366,12 +364,40 @@ async function readText(path: string, flag: string): Promise<string> {
   }
 }
 
-async function readBytes(path: string): Promise<Uint8Array> {
+/** The jobs content, read no further than MAX_JOBS_BYTES, and given up on a signal. */
+async function readJobsBytes(path: string, io: BatchIo): Promise<Uint8Array> {
+  const source = path === "-" ? "the jobs from standard input" : `the jobs file "${path}"`;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const stop = () => reader?.cancel().catch(() => {});
+  io.signal.addEventListener("abort", stop, { once: true });
   try {
-    return await Deno.readFile(path);
+    reader = (path === "-" ? io.stdin() : (await Deno.open(path)).readable).getReader();
+    while (!io.signal.aborted) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > MAX_JOBS_BYTES) {
+        throw new InputError(`Cannot read ${source}: it is larger than ${MAX_JOBS_LABEL}`);
+      }
+      chunks.push(value);
+    }
+    if (io.signal.aborted) throw new InputError(`Cannot read ${source}: cancelled`);
   } catch (error) {
-    throw new InputError(`Cannot read the jobs file "${path}": ${errorMessage(error)}`);
+    await stop();
+    if (error instanceof InputError) throw error;
+    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
+  } finally {
+    io.signal.removeEventListener("abort", stop);
   }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }
 
 function parseObject(text: string): GenerationInput {
