@@ -262,20 +262,17 @@ export class Scheduler {
     let delay: number | null = null;
     if (category === "rate_limited") {
       task.rateLimitedInARow++;
-      if (task.rateLimitedInARow < MAX_RATE_LIMITED_IN_A_ROW) {
-        delay = retryDelayMs(task.rateLimitedInARow - 1, retry_after_ms, this.#random);
-        if (now + delay > this.#pausedUntil) {
-          this.#pausedUntil = now + delay;
-          this.limit.rateLimited(startedAt, now);
-          this.#hooks.onEvent({
-            event: "paused_rate_limited",
-            pause_ms: delay,
-            concurrency: this.limit.current,
-          });
-        } else {
-          this.limit.rateLimited(startedAt, now);
-        }
+      const pause = retryDelayMs(task.rateLimitedInARow - 1, retry_after_ms, this.#random);
+      this.limit.rateLimited(startedAt, now);
+      if (now + pause > this.#pausedUntil) {
+        this.#pausedUntil = now + pause;
+        this.#hooks.onEvent({
+          event: "paused_rate_limited",
+          pause_ms: pause,
+          concurrency: this.limit.current,
+        });
       }
+      if (task.rateLimitedInARow < MAX_RATE_LIMITED_IN_A_ROW) delay = pause;
     } else {
       task.rateLimitedInARow = 0;
       task.counted += sent;
