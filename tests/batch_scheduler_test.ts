@@ -1,25 +1,10 @@
 import assert from "node:assert/strict";
 import type { GenerationResult } from "../lib/mod.ts";
 import { type BatchEvent, Scheduler, type SchedulerHooks } from "../lib/batch/scheduler.ts";
-import type { JobRecord } from "../lib/batch/state.ts";
+import { type JobRecord, newRecord } from "../lib/batch/state.ts";
 
 function record(id: string): JobRecord {
-  return {
-    id,
-    line: 1,
-    taskName: id,
-    job: { id, line: 1, input: { prompt: id }, params: {} as never },
-    status: "pending",
-    attempts: 0,
-    category: null,
-    retryable: false,
-    imagePath: null,
-    startedAt: null,
-    endedAt: null,
-    adopted: false,
-    reason: null,
-    result: null,
-  };
+  return newRecord({ id, line: 1, input: { prompt: id }, params: { task_name: id } as never });
 }
 
 const done = (id: string): GenerationResult => ({

@@ -16,13 +16,13 @@ import {
   resolveFolder,
 } from "../mod.ts";
 import { findAdoptable } from "./adopt.ts";
-import { type Job, JobInputError, type JobList, readJobs } from "./jobs.ts";
+import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
 import { Scheduler } from "./scheduler.ts";
-import { type JobRecord, StateFile, writeAtomically } from "./state.ts";
+import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult } from "./summary.ts";
 
 export const JOURNAL_FILE = "journal.jsonl";
@@ -301,25 +301,6 @@ async function resumeRecord(
     }
   }
   return false;
-}
-
-function newRecord(job: Job | null): JobRecord {
-  return {
-    id: job?.id ?? "",
-    line: job?.line ?? 0,
-    taskName: job?.params.task_name ?? null,
-    job,
-    status: "pending",
-    attempts: 0,
-    category: null,
-    retryable: false,
-    imagePath: null,
-    startedAt: null,
-    endedAt: null,
-    adopted: false,
-    reason: null,
-    result: null,
-  };
 }
 
 async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {

@@ -23,6 +23,26 @@ export interface JobRecord {
   result: GenerationResult | null;
 }
 
+/** A job as it stands before the journal or the run says anything of it. */
+export function newRecord(job: Job | null): JobRecord {
+  return {
+    id: job?.id ?? "",
+    line: job?.line ?? 0,
+    taskName: job?.params.task_name ?? null,
+    job,
+    status: "pending",
+    attempts: 0,
+    category: null,
+    retryable: false,
+    imagePath: null,
+    startedAt: null,
+    endedAt: null,
+    adopted: false,
+    reason: null,
+    result: null,
+  };
+}
+
 export interface StateHeader {
   jobs_file: string;
   jobs_sha256: string;
