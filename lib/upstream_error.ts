@@ -1,4 +1,5 @@
 import type { UpstreamError } from "./errors.ts";
+import { concat } from "./bytes.ts";
 import { clip as clipTo } from "./redact.ts";
 
 /** No text field of a result is longer than this (result.ts clips, after masking secrets). */
@@ -249,12 +250,7 @@ export async function readTextCapped(
   } finally {
     await reader.cancel().catch(() => {});
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
+  const bytes = concat(chunks);
   if (total < maxBytes) return new TextDecoder().decode(bytes);
   // Streaming leaves out a character whose bytes are cut.
   return `${new TextDecoder().decode(bytes, { stream: true })}…`;

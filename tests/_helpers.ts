@@ -29,13 +29,4 @@ export function randomBytes(length: number, seed: number): Uint8Array {
   return bytes;
 }
 
-/** The chunks one after another, as one array. */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
-}
+export { concat } from "../lib/bytes.ts";
