@@ -3,11 +3,19 @@
 import { type InputSources, parseInvocation } from "./lib/args.ts";
 import { dryRunReport } from "./lib/dry_run.ts";
 import { errorMessage, GenerationError } from "./lib/errors.ts";
-import { generateImage } from "./lib/generate.ts";
+import { generateFromParams } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
 import { type StopSignal, StopSignals } from "./lib/stop_signals.ts";
-import { type GenerationInput, validateParams } from "./lib/params.ts";
-import { callContext, failureResult, type GenerationResult, writeResult } from "./lib/result.ts";
+import { type GenerationParams, validateParams } from "./lib/params.ts";
+import {
+  callContext,
+  failureResult,
+  type GenerationResult,
+  mediaLine,
+  ResultCutShort,
+  writeResult,
+} from "./lib/result.ts";
+import { writeAll } from "./lib/bytes.ts";
 import { VERSION } from "./lib/version.ts";
 
 const EXIT_FAILURE = 1;
@@ -19,8 +27,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(argv, stop);
   } catch (error) {
-    // Standard output was closed by its reader: there is no one left to tell.
-    if (error instanceof Deno.errors.BrokenPipe) return EXIT_FAILURE;
+    // Standard output was closed by its reader, or broke mid-result: there is no one left to tell.
+    if (error instanceof Deno.errors.BrokenPipe || error instanceof ResultCutShort) {
+      return EXIT_FAILURE;
+    }
     throw error;
   } finally {
     stop.dispose();
@@ -53,29 +63,34 @@ async function run(argv: string[], stop: StopSignals): Promise<number> {
     await writeStdout(`img2-generate ${VERSION}\n`);
     return 0;
   }
+  let params: GenerationParams;
+  try {
+    params = validateParams(invocation.input);
+  } catch (error) {
+    await print(failureResult(error, callContext(invocation.input)));
+    return EXIT_INVALID_INPUT;
+  }
   if (invocation.dryRun) {
+    let report: string;
     try {
-      await writeStdout(
-        JSON.stringify(dryRunReport(validateParams(invocation.input)), null, 2) + "\n",
-      );
-      return 0;
+      report = JSON.stringify(dryRunReport(params), null, 2) + "\n";
     } catch (error) {
       await print(failureResult(error, callContext(invocation.input)));
       return EXIT_INVALID_INPUT;
     }
+    await writeStdout(report);
+    return 0;
   }
 
-  const result = await generateImage(invocation.input, {
+  const result = await generateFromParams(params, {
     signal: stop.signal,
-    deferBase64: true,
     onProgress: Deno.stderr.isTerminal()
       ? (message) => console.error(`img2-generate: ${message}`)
       : undefined,
-  });
-  const output = outputOptions(invocation.input);
-  await writeResult(result, writeAll, { base64FromFile: output.returnBase64 });
+  }, (result, image) => writeResult(result, writeBytes, params.return_base64 ? image : null));
   if (result.ok) {
-    if (output.mediaLine) await writeStdout(`MEDIA:${result.image_path}\n`);
+    const line = params.media_line ? mediaLine(result.image_path) : null;
+    if (line !== null) await writeStdout(line);
     return 0;
   }
   if (result.stage === "input") return EXIT_INVALID_INPUT;
@@ -85,27 +100,16 @@ async function run(argv: string[], stop: StopSignals): Promise<number> {
   return EXIT_FAILURE;
 }
 
-/** return_base64 and media_line as validated; both off for an invalid input, which fails anyway. */
-function outputOptions(input: GenerationInput): { returnBase64: boolean; mediaLine: boolean } {
-  try {
-    const params = validateParams(input);
-    return { returnBase64: params.return_base64, mediaLine: params.media_line };
-  } catch {
-    return { returnBase64: false, mediaLine: false };
-  }
-}
-
 function print(result: GenerationResult): Promise<void> {
-  return writeResult(result, writeAll);
+  return writeResult(result, writeBytes);
 }
 
 function writeStdout(text: string): Promise<void> {
-  return writeAll(new TextEncoder().encode(text));
+  return writeBytes(new TextEncoder().encode(text));
 }
 
-async function writeAll(bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await Deno.stdout.write(bytes.subarray(offset));
+function writeBytes(bytes: Uint8Array): Promise<void> {
+  return writeAll(Deno.stdout, bytes);
 }
 
 if (import.meta.main) {

@@ -1,8 +1,7 @@
 import { type Answer, readAnswer } from "./answer.ts";
 import { Deadline } from "./deadline.ts";
-import { diagnose } from "./diagnosis.ts";
 import { downloadImage } from "./download.ts";
-import { errorMessage, factsOf, GenerationError, InputError } from "./errors.ts";
+import { errorMessage, GenerationError, InputError } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
@@ -12,13 +11,16 @@ import { MAX_FIELD_CHARS, requestIdOf } from "./upstream_error.ts";
 import { maskThenClip } from "./redact.ts";
 import {
   type Attempt,
+  base64Of,
+  type CallContext,
   callContext,
   failureResult,
   type GenerationResult,
+  ResultCutShort,
+  type SavedImage,
   successResult,
 } from "./result.ts";
-import { backoffMs } from "./retry.ts";
-import type { Diagnosis } from "./types.ts";
+import { withRetries } from "./retry.ts";
 
 export interface GenerateOptions {
   /**
@@ -26,14 +28,17 @@ export interface GenerateOptions {
    * the image was already complete and being moved into place, which then finishes.
    */
   signal?: AbortSignal;
-  /**
-   * Leaves `b64` out of the result even with return_base64, for a caller that writes it from
-   * `image_path` in pieces (see writeResult), so that it is never held as one string.
-   */
-  deferBase64?: boolean;
   /** Told of each step, for progress on a terminal; upstream text in it is already masked. */
   onProgress?: (message: string) => void;
 }
+
+/**
+ * What becomes of the result while the saved image is still open: written out, or given its
+ * base64. `image` is null for a failure. If it throws, the image is removed and a failure is
+ * delivered instead, unless it threw a ResultCutShort (then it is only removed): a success is
+ * reported whole or the image does not stay.
+ */
+export type Deliver = (result: GenerationResult, image: SavedImage | null) => Promise<void>;
 
 /**
  * Generates one image and saves it: validates the input, sends the request, reads the answer,
@@ -47,14 +52,30 @@ export async function generateImage(
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return failureResult(new InputError("Expected the parameters as an object"), callContext({}));
   }
-  const context = callContext(input);
   let params: GenerationParams;
   try {
     params = validateParams(input);
   } catch (error) {
-    return failureResult(error, context);
+    return failureResult(error, callContext(input));
   }
+  return await generateFromParams(params, options, async (result, image) => {
+    if (result.ok && image !== null && params.return_base64) {
+      result.b64 = (await Array.fromAsync(base64Of(image))).join("");
+    }
+  });
+}
 
+/**
+ * generateImage() for parameters validated already (return_base64 is then the deliverer's to
+ * honour). Returns the result delivered last. Throws only what `deliver` throws when it cannot
+ * write a result at all.
+ */
+export async function generateFromParams(
+  params: GenerationParams,
+  options: GenerateOptions,
+  deliver: Deliver,
+): Promise<GenerationResult> {
+  const context = callContext(params);
   const deadline = new Deadline(params.timeout_ms, options.signal);
   const report = options.onProgress;
   // A caller's progress callback that throws must not fail the generation.
@@ -64,80 +85,111 @@ export async function generateImage(
         report(message);
       } catch { /* ignored */ }
     });
-  const attempts: Attempt[] = [];
-  const retries = { params, deadline, attempts, secrets: context.secrets, onProgress };
   let file: ImageFile | null = null;
-  let extras: { requestId?: string | null; droppedParams?: string[] } = {};
   try {
-    file = await ImageFile.create(params.output_dir, params.task_name);
-    const outcome = await attemptWithRetries(file, retries);
-    extras = outcome;
-    const path = await file.commit(outcome.info.extension);
-    const result = successResult(
-      { path, bytes: file.bytes, info: outcome.info },
-      outcome.answer,
-      context,
-      { ...extras, ...(params.max_retries > 0 ? { attempts } : {}) },
-    );
-    if (params.return_base64 && !options.deferBase64) {
-      result.b64 = (await file.readAll()).toBase64();
+    let saved: SavedOutcome;
+    try {
+      file = await ImageFile.create(params.output_dir, params.task_name, deadline.signal);
+      saved = await saveImage(file, params, deadline, context, onProgress);
+    } catch (error) {
+      saved = { ok: false, result: failureResult(asFailure(error, deadline), context) };
+    } finally {
+      deadline.dispose();
     }
-    return result;
-  } catch (error) {
-    return failureResult(asFailure(error, deadline), context, {
-      ...extras,
-      ...(params.max_retries > 0 ? { attempts } : {}),
-    });
+    if (!saved.ok) {
+      await deliver(saved.result, null);
+      return saved.result;
+    }
+    return await deliverSuccess(file!, saved.outcome, params, context, deliver);
   } finally {
-    deadline.dispose();
     await file?.discard();
   }
 }
 
-interface RetryState {
-  params: GenerationParams;
-  deadline: Deadline;
-  /** Filled in as attempts end, when max_retries asks for retries. */
-  attempts: Attempt[];
-  secrets: readonly string[];
-  onProgress: GenerateOptions["onProgress"];
-}
+type SavedImageOutcome = AttemptOutcome & { path: string; attempts: Attempt[] };
+type SavedOutcome =
+  | { ok: true; outcome: SavedImageOutcome }
+  | { ok: false; result: GenerationResult };
 
-/** Attempts until one succeeds, or a failure is not to be retried, which is thrown. */
-async function attemptWithRetries(file: ImageFile, state: RetryState): Promise<AttemptOutcome> {
-  const { params, deadline, attempts, onProgress } = state;
-  for (let attempt = 0;; attempt++) {
-    try {
-      const outcome = await attemptOnce(params, deadline, file, onProgress);
-      if (params.max_retries > 0) attempts.push({ http_status: outcome.status, category: null });
-      return outcome;
-    } catch (error) {
-      const failure = asFailure(error, deadline);
-      const diagnosis = diagnose(factsOf(failure), params.lang);
-      if (params.max_retries > 0) {
-        attempts.push({
-          http_status: failure.details.httpStatus ?? null,
-          category: diagnosis.category,
-        });
-      }
-      const wait = retryWait(diagnosis, params.max_retries - attempt, attempt, deadline);
-      if (wait === null) throw failure;
+/** The attempts, then the move into place; a failure of either as a failure result. */
+async function saveImage(
+  file: ImageFile,
+  params: GenerationParams,
+  deadline: Deadline,
+  context: CallContext,
+  onProgress: GenerateOptions["onProgress"],
+): Promise<SavedOutcome> {
+  const listed = (attempts: Attempt[]) => params.max_retries > 0 ? { attempts } : {};
+  const attempted = await withRetries(() => attemptOnce(params, deadline, file, onProgress), {
+    maxRetries: params.max_retries,
+    lang: params.lang,
+    deadline,
+    asFailure: (error) => asFailure(error, deadline),
+    beforeRetry: async (failure, wait, attempt) => {
       onProgress?.(
         `attempt ${attempt + 1} failed (${
-          maskThenClip(failure.message, state.secrets, MAX_FIELD_CHARS)
+          maskThenClip(failure.message, context.secrets, MAX_FIELD_CHARS)
         }); retrying in ${wait} ms`,
       );
       await file.reset();
-      await deadline.sleep(wait).catch(() => {
-        throw new GenerationError(
-          failure.stage,
-          `${failure.message}; then, waiting to retry: ${
-            (deadline.signal.reason as Error).message
-          }`,
-          { ...failure.details, cause: deadline.cause() },
-        );
-      });
-    }
+    },
+  });
+  if (!attempted.ok) {
+    const { failure, diagnosis, attempts } = attempted;
+    return {
+      ok: false,
+      result: failureResult(failure, context, { diagnosis, ...listed(attempts) }),
+    };
+  }
+  const outcome = attempted.value;
+  try {
+    const path = await file.commit(outcome.info.extension);
+    return { ok: true, outcome: { ...outcome, path, attempts: attempted.attempts } };
+  } catch (error) {
+    const { requestId, droppedParams } = outcome;
+    const extras = { requestId, droppedParams, ...listed(attempted.attempts) };
+    return { ok: false, result: failureResult(error, context, extras) };
+  }
+}
+
+/**
+ * Builds the success and delivers it while the image is open. Whatever fails from here on, the
+ * image does not stay without its success reported.
+ */
+async function deliverSuccess(
+  file: ImageFile,
+  outcome: SavedImageOutcome,
+  params: GenerationParams,
+  context: CallContext,
+  deliver: Deliver,
+): Promise<GenerationResult> {
+  const extras = {
+    requestId: outcome.requestId,
+    droppedParams: outcome.droppedParams,
+    ...(params.max_retries > 0 ? { attempts: outcome.attempts } : {}),
+  };
+  try {
+    const result = successResult(
+      { path: outcome.path, bytes: file.bytes, info: outcome.info },
+      outcome.answer,
+      context,
+      extras,
+    );
+    await deliver(result, file);
+    return result;
+  } catch (error) {
+    await file.withdraw();
+    if (error instanceof ResultCutShort) throw error;
+    const failure = new GenerationError(
+      "response",
+      `The image was saved but its result could not be made, so it was removed: ${
+        errorMessage(error)
+      }`,
+      { httpStatus: outcome.status },
+    );
+    const result = failureResult(failure, context, extras);
+    await deliver(result, null);
+    return result;
   }
 }
 
@@ -200,18 +252,6 @@ function withAnswerFacts(
   if (requestId !== null && !error.details.requestId) error.details.requestId = requestId;
   error.details.httpStatus ??= status;
   return error;
-}
-
-/** How long to wait before the next attempt, or null when there is to be none. */
-function retryWait(
-  diagnosis: Diagnosis,
-  retriesLeft: number,
-  attempt: number,
-  deadline: Deadline,
-): number | null {
-  if (retriesLeft <= 0 || !diagnosis.retryable) return null;
-  const wait = diagnosis.retry_after_ms ?? backoffMs(attempt);
-  return wait < deadline.remainingMs() ? wait : null;
 }
 
 /** Any error as a stage failure; one that is not yet is an abort, or else a fault of this side. */

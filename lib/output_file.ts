@@ -1,6 +1,7 @@
 import { errorMessage, GenerationError } from "./errors.ts";
 import { inFolder } from "./paths.ts";
 import { SNIFF_BYTES } from "./image_type.ts";
+import { writeAll } from "./bytes.ts";
 
 /** File names stay under common file-system limits, counted in UTF-8 bytes. */
 const MAX_TASK_NAME_BYTES = 180;
@@ -11,16 +12,30 @@ const MAX_NAME_ATTEMPTS = 1000;
  * to a worker thread that costs more than copying the bytes.
  */
 const GATHER_BYTES = 1 << 20;
+/** Temporary files are `.{stem}.{8 hex digits}.img2-part`, so that a sweep knows them for ours. */
+const PART_SUFFIX = ".img2-part";
+const PART_NAME = /^\..*\.[0-9a-f]{8}\.img2-part$/;
+/**
+ * A temporary file is swept only when it is older than this AND no process holds its lock. The
+ * lock is what tells a live run (a stalled upstream may keep one waiting for as long as
+ * timeout_ms, up to 24 days); the age covers the moment between creating a file and locking it,
+ * and file systems where locks are not shared between processes.
+ */
+export const ABANDONED_AFTER_MS = 24 * 60 * 60 * 1000;
+/** Permission bits: writable by group or others; the sticky bit. */
+const WRITABLE_BY_OTHERS = 0o022;
+const STICKY = 0o1000;
 
 /**
  * The image on its way to disk. It is written to a hidden temporary file in `output_dir` (opened
  * before any request, which proves the folder writable) and moved to its final name only once
  * complete, never over an existing file. Until then nothing shows under the final name, and
- * `discard()` leaves nothing behind.
+ * `discard()` leaves nothing behind. The file stays open after the move, so that the bytes read
+ * back are the bytes written, whatever is done to the name meanwhile.
  */
 export class ImageFile {
   readonly dir: string;
-  readonly #taskName: string;
+  readonly #stem: string;
   readonly #tempPath: string;
   #file: Deno.FsFile | null;
   #head = new Uint8Array(SNIFF_BYTES);
@@ -30,33 +45,51 @@ export class ImageFile {
   #gatheredLength = 0;
   #finalPath: string | null = null;
 
-  private constructor(dir: string, taskName: string, tempPath: string, file: Deno.FsFile) {
+  private constructor(dir: string, stem: string, tempPath: string, file: Deno.FsFile) {
     this.dir = dir;
-    this.#taskName = taskName;
+    this.#stem = stem;
     this.#tempPath = tempPath;
     this.#file = file;
   }
 
-  static async create(dir: string, taskName: string): Promise<ImageFile> {
+  /**
+   * Creates `dir` (mode 0700, with its parents) and the temporary file (mode 0600) in it, refuses
+   * a folder that others could change, and sweeps temporary files abandoned there by killed runs
+   * (stopping early when `signal` fires).
+   */
+  static async create(dir: string, taskName: string, signal?: AbortSignal): Promise<ImageFile> {
     try {
-      await Deno.mkdir(dir, { recursive: true });
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new GenerationError(
         "save",
         `Cannot create output_dir "${dir}": ${errorMessage(error)}`,
       );
     }
-    const safeName = safeFileStem(taskName);
-    const tempPath = inFolder(dir, `.${safeName}.${crypto.randomUUID().slice(0, 8)}.part`);
+    const stem = safeFileStem(taskName);
+    const tempPath = inFolder(dir, `.${stem}.${crypto.randomUUID().slice(0, 8)}${PART_SUFFIX}`);
+    let file: Deno.FsFile;
     try {
-      const file = await Deno.open(tempPath, { createNew: true, write: true, read: true });
-      return new ImageFile(dir, safeName, tempPath, file);
+      file = await Deno.open(tempPath, { createNew: true, write: true, read: true, mode: 0o600 });
     } catch (error) {
       throw new GenerationError(
         "save",
         `Cannot write in output_dir "${dir}": ${errorMessage(error)}`,
       );
     }
+    const image = new ImageFile(dir, stem, tempPath, file);
+    try {
+      // Held until the file is closed: it tells a sweep by another run that this one is alive.
+      await file.lock(true).catch(() => {/* not supported here: the sweep's age still holds */});
+      // The new file's owner is this process's user, without asking for a permission to know it.
+      const self = (await file.stat()).uid;
+      await refuseSharedFolder(dir, self);
+      await sweepAbandonedParts(dir, self, signal);
+    } catch (error) {
+      await image.discard();
+      throw error;
+    }
+    return image;
   }
 
   get bytes(): number {
@@ -69,7 +102,7 @@ export class ImageFile {
   }
 
   readonly write = async (bytes: Uint8Array): Promise<void> => {
-    const file = this.#open();
+    const file = this.#writable();
     if (this.#headLength < SNIFF_BYTES) {
       const take = Math.min(bytes.length, SNIFF_BYTES - this.#headLength);
       this.#head.set(bytes.subarray(0, take), this.#headLength);
@@ -77,7 +110,7 @@ export class ImageFile {
     }
     if (bytes.length >= GATHER_BYTES) {
       await this.#flush(file);
-      await writeAll(file, bytes);
+      await writeToImage(file, bytes);
     } else {
       if (this.#gatheredLength + bytes.length > GATHER_BYTES) await this.#flush(file);
       this.#gathered ??= new Uint8Array(GATHER_BYTES);
@@ -92,12 +125,12 @@ export class ImageFile {
     if (this.#gatheredLength === 0) return;
     const length = this.#gatheredLength;
     this.#gatheredLength = 0;
-    await writeAll(file, this.#gathered!.subarray(0, length));
+    await writeToImage(file, this.#gathered!.subarray(0, length));
   }
 
   /** Empties the file for another attempt. */
   async reset(): Promise<void> {
-    const file = this.#open();
+    const file = this.#writable();
     this.#gatheredLength = 0;
     await file.truncate(0);
     await file.seek(0, Deno.SeekMode.Start);
@@ -105,22 +138,38 @@ export class ImageFile {
     this.#bytes = 0;
   }
 
-  async readAll(): Promise<Uint8Array> {
-    if (this.#file !== null) await this.#flush(this.#file);
-    return await Deno.readFile(this.#finalPath ?? this.#tempPath);
+  /**
+   * The image read back through the file written, never by its name: `size` bytes at a time
+   * (the last piece may be shorter), each piece a view of one buffer that the next one reuses.
+   */
+  async *pieces(size: number): AsyncGenerator<Uint8Array> {
+    const file = this.#opened();
+    await this.#flush(file);
+    await file.seek(0, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(size);
+    while (true) {
+      let filled = 0;
+      while (filled < size) {
+        const read = await file.read(buffer.subarray(filled));
+        if (read === null) break;
+        filled += read;
+      }
+      if (filled > 0) yield buffer.subarray(0, filled);
+      if (filled < size) return;
+    }
   }
 
   /** Moves the finished image to `{task_name}-{YYYYMMDD-HHMMSS}[-N].{extension}` and returns that path. */
   async commit(extension: string, now = new Date()): Promise<string> {
-    const file = this.#open();
+    const file = this.#writable();
     try {
       await this.#flush(file);
       await file.sync();
-    } finally {
-      file.close();
-      this.#file = null;
+    } catch (error) {
+      if (error instanceof GenerationError) throw error;
+      throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
     }
-    const stem = `${this.#taskName}-${timestamp(now)}`;
+    const stem = `${this.#stem}-${timestamp(now)}`;
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
       const candidate = inFolder(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
       try {
@@ -141,7 +190,20 @@ export class ImageFile {
     );
   }
 
-  /** Removes the temporary file unless the image was committed. Never throws. */
+  /**
+   * Takes a committed image back: removes its name, if the name still holds this file (a name
+   * changed by someone else is theirs). Never throws.
+   */
+  async withdraw(): Promise<void> {
+    const path = this.#finalPath;
+    if (path === null || this.#file === null) return;
+    try {
+      const [mine, named] = await Promise.all([this.#file.stat(), Deno.lstat(path)]);
+      if (mine.dev === named.dev && mine.ino === named.ino) await Deno.remove(path);
+    } catch { /* gone already */ }
+  }
+
+  /** Closes the file, and removes the temporary file unless the image was committed. Never throws. */
   async discard(): Promise<void> {
     try {
       this.#file?.close();
@@ -153,10 +215,72 @@ export class ImageFile {
     await Deno.remove(this.#tempPath).catch(() => {});
   }
 
-  #open(): Deno.FsFile {
+  /** The open file, before or after commit. */
+  #opened(): Deno.FsFile {
     if (this.#file === null) throw new GenerationError("save", "The image file is already closed");
     return this.#file;
   }
+
+  /** The open file, while it may still be written. */
+  #writable(): Deno.FsFile {
+    if (this.#finalPath !== null) {
+      throw new GenerationError("save", "The image file is already committed");
+    }
+    return this.#opened();
+  }
+}
+
+/**
+ * Refuses a folder where another user could replace the image or its name: one writable by group
+ * or others without the sticky bit, or one owned by another user than this one or root (its owner
+ * may rename anything in it, sticky bit or not).
+ */
+async function refuseSharedFolder(dir: string, self: number | null): Promise<void> {
+  const info = await Deno.stat(dir);
+  if (self !== null && info.uid !== null && info.uid !== self && info.uid !== 0) {
+    throw new GenerationError(
+      "save",
+      `Refusing output_dir "${dir}": it belongs to another user (uid ${info.uid}), who could replace the image; use a folder of your own`,
+    );
+  }
+  if (info.mode !== null && (info.mode & WRITABLE_BY_OTHERS) !== 0 && (info.mode & STICKY) === 0) {
+    const mode = (info.mode & 0o7777).toString(8).padStart(4, "0");
+    throw new GenerationError(
+      "save",
+      `Refusing output_dir "${dir}": others may write in it (mode ${mode}) without the sticky bit, so they could replace the image; run chmod go-w on it or use another folder`,
+    );
+  }
+}
+
+/**
+ * Removes the temporary files that killed runs left in `dir`: regular files of this user, named
+ * like ours, older than ABANDONED_AFTER_MS, whose lock no live run holds. Symbolic links are
+ * never followed (lstat, and a file only this user or root could have put there). Never throws.
+ */
+export async function sweepAbandonedParts(
+  dir: string,
+  self: number | null,
+  signal?: AbortSignal,
+  now: number = Date.now(),
+): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (signal?.aborted) return;
+      if (entry.isSymlink || entry.isDirectory || !PART_NAME.test(entry.name)) continue;
+      await removeIfAbandoned(inFolder(dir, entry.name), self, now);
+    }
+  } catch { /* a sweep is a courtesy: it never fails the run */ }
+}
+
+async function removeIfAbandoned(path: string, self: number | null, now: number): Promise<void> {
+  try {
+    const info = await Deno.lstat(path);
+    if (!info.isFile || info.uid !== self || info.mtime === null) return;
+    if (now - info.mtime.getTime() < ABANDONED_AFTER_MS) return;
+    using file = await Deno.open(path, { read: true });
+    const unlocked = await file.tryLock(true).catch(() => true);
+    if (unlocked) await Deno.remove(path);
+  } catch { /* gone, or not ours to remove */ }
 }
 
 /**
@@ -193,18 +317,37 @@ async function reserveAndRename(from: string, to: string): Promise<boolean> {
 }
 
 /**
- * A task name as a file-name stem: path separators, control and reserved characters become "_",
- * ".." and leading dots are neutralised, and the length is bounded. Other Unicode is kept.
+ * A task name as a file-name stem: lone surrogates become U+FFFD (so the name printed is the
+ * name on disk), path separators, control and reserved characters become "_", ".." and leading
+ * dots are neutralised, and the length is bounded. Other Unicode is kept. Linear in the length.
  */
 export function safeFileStem(taskName: string): string {
-  let stem = taskName.trim()
+  const replaced = taskName.toWellFormed().trim()
     .replace(/[\p{Cc}\p{Cf}/\\:*?"<>|]/gu, "_")
     .replace(/\.{2,}/g, "_")
-    .replace(/^\.+/, "_")
-    .replace(/[. ]+$/, "");
-  const encoder = new TextEncoder();
-  while (encoder.encode(stem).length > MAX_TASK_NAME_BYTES) stem = [...stem].slice(0, -1).join("");
+    .replace(/^\.+/, "_");
+  const stem = withoutTrailingDotsAndSpaces(utf8Prefix(replaced, MAX_TASK_NAME_BYTES));
   return stem === "" ? "image" : stem;
+}
+
+/** The longest prefix of whole characters that fits in `maxBytes` of UTF-8. */
+function utf8Prefix(text: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes > maxBytes) break;
+    end += char.length;
+  }
+  return text.slice(0, end);
+}
+
+/** A regular expression anchored at the end would retry from every dot and space: quadratic. */
+function withoutTrailingDotsAndSpaces(text: string): string {
+  let end = text.length;
+  while (end > 0 && (text[end - 1] === "." || text[end - 1] === " ")) end--;
+  return text.slice(0, end);
 }
 
 /** Local time as YYYYMMDD-HHMMSS. */
@@ -214,10 +357,9 @@ export function timestamp(date: Date): string {
     `${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
+async function writeToImage(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   try {
-    while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+    await writeAll(file, bytes);
   } catch (error) {
     throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
   }

@@ -59,8 +59,13 @@ export interface CallContext {
   startedAt: number;
 }
 
+/** The fields of a call's input (or of its validated parameters) that every result repeats. */
+export type ContextSource = {
+  readonly [name in "base_url" | "model" | "size" | "task_name" | "lang" | "api_key"]?: unknown;
+};
+
 /** The context of a call, read from its input before (or without) validation. */
-export function callContext(input: Record<string, unknown>): CallContext {
+export function callContext(input: ContextSource): CallContext {
   return {
     base_url: input.base_url,
     model: input.model,
@@ -78,11 +83,16 @@ export interface CallExtras {
   attempts?: Attempt[];
 }
 
+export interface FailureExtras extends CallExtras {
+  /** The diagnosis already made of this failure (by the retry loop), so it is made once. */
+  diagnosis?: Diagnosis;
+}
+
 /** The one place where a failure, of any kind and at any stage, becomes the result object. */
 export function failureResult(
   error: unknown,
   context: CallContext,
-  extras: CallExtras = {},
+  { diagnosis, ...extras }: FailureExtras = {},
 ): FailureResult {
   const failure = error instanceof GenerationError
     ? error
@@ -97,7 +107,7 @@ export function failureResult(
     upstream_error_message: shown(upstream?.message ?? null),
     upstream_error_code: shown(upstream?.code ?? null),
     error: shown(failure.message),
-    diagnosis: diagnose(factsOf(failure), context.lang),
+    diagnosis: diagnosis ?? diagnose(factsOf(failure), context.lang),
     ...commonFields(context, {
       ...extras,
       requestId: extras.requestId ?? failure.details.requestId,
@@ -168,36 +178,60 @@ function elapsedSince(startedAt: number): number {
 /** Bytes of image per piece of base64: a multiple of 3, so that the pieces join without padding. */
 const BASE64_PIECE_BYTES = 3 << 20;
 
-export interface WriteOptions {
-  /**
-   * Write `b64` from the saved image rather than from `result.b64`, a piece at a time, so that
-   * the image is never held as one base64 string (the command's way with return_base64).
-   */
-  base64FromFile?: boolean;
+/** A saved image, read back in pieces of a given size (see ImageFile). */
+export interface SavedImage {
+  pieces(size: number): AsyncIterable<Uint8Array>;
 }
 
-/** Writes a result as 2-space indented JSON; a `b64` field is written in pieces. */
+/**
+ * Writing a result failed after its first byte was written: standard output holds part of a
+ * JSON object, and nothing more may be written after it.
+ */
+export class ResultCutShort extends Error {
+  override name = "ResultCutShort";
+}
+
+/**
+ * Writes a result as 2-space indented JSON. With `image`, a success carries the image as `b64`,
+ * read from it and written a piece at a time, so that it is never held as one string. Everything
+ * that can fail before the first byte (JSON.stringify) is done before it; a failure after it is
+ * a ResultCutShort.
+ */
 export async function writeResult(
   result: GenerationResult,
   write: (bytes: Uint8Array) => Promise<void>,
-  options: WriteOptions = {},
+  image: SavedImage | null = null,
 ): Promise<void> {
   const encoder = new TextEncoder();
-  const withBase64 = result.ok && (result.b64 !== undefined || options.base64FromFile === true);
-  if (!withBase64) {
-    await write(encoder.encode(JSON.stringify(result, null, 2) + "\n"));
+  if (!result.ok || (result.b64 === undefined && image === null)) {
+    const text = encoder.encode(JSON.stringify(result, null, 2) + "\n");
+    await cutShortOnFailure(() => write(text));
     return;
   }
   const { b64, ...rest } = result;
-  const head = JSON.stringify(rest, null, 2);
-  await write(encoder.encode(`${head.slice(0, -2)},\n  "b64": "`));
-  const buffer = new Uint8Array((BASE64_PIECE_BYTES / 3) * 4);
-  const pieces = b64 === undefined ? base64OfFile(result.image_path) : slices(b64, buffer.length);
-  for await (const piece of pieces) {
-    const { written } = encoder.encodeInto(piece, buffer);
-    await write(buffer.subarray(0, written));
+  const head = encoder.encode(`${JSON.stringify(rest, null, 2).slice(0, -2)},\n  "b64": "`);
+  await cutShortOnFailure(async () => {
+    await write(head);
+    const buffer = new Uint8Array((BASE64_PIECE_BYTES / 3) * 4);
+    for await (const piece of b64 === undefined ? base64Of(image!) : slices(b64, buffer.length)) {
+      const { written } = encoder.encodeInto(piece, buffer);
+      await write(buffer.subarray(0, written));
+    }
+    await write(encoder.encode(`"\n}\n`));
+  });
+}
+
+async function cutShortOnFailure(writing: () => Promise<void>): Promise<void> {
+  try {
+    await writing();
+  } catch (error) {
+    throw new ResultCutShort(`The result was cut short: ${errorMessage(error)}`, { cause: error });
   }
-  await write(encoder.encode(`"\n}\n`));
+}
+
+/** The image as base64, a piece at a time. */
+export async function* base64Of(image: SavedImage): AsyncGenerator<string> {
+  for await (const piece of image.pieces(BASE64_PIECE_BYTES)) yield piece.toBase64();
 }
 
 function* slices(text: string, size: number): Generator<string> {
@@ -206,17 +240,11 @@ function* slices(text: string, size: number): Generator<string> {
   }
 }
 
-async function* base64OfFile(path: string): AsyncGenerator<string> {
-  using file = await Deno.open(path);
-  const buffer = new Uint8Array(BASE64_PIECE_BYTES);
-  while (true) {
-    let filled = 0;
-    while (filled < buffer.length) {
-      const read = await file.read(buffer.subarray(filled));
-      if (read === null) break;
-      filled += read;
-    }
-    if (filled > 0) yield buffer.subarray(0, filled).toBase64();
-    if (filled < buffer.length) return;
-  }
+/**
+ * `MEDIA:<path>` and a line break, or null when the path would not stay on that one line (a line
+ * break in it could forge a second MEDIA line) or would not be printed as it is named.
+ */
+export function mediaLine(path: string): string | null {
+  if (!path.isWellFormed() || /[\p{Cc}\u2028\u2029]/u.test(path)) return null;
+  return `MEDIA:${path}\n`;
 }

@@ -622,6 +622,104 @@ testEachTarget(
   },
 );
 
+/** The files of `dir` that are not hidden, once there is one, looking every 10 ms for 20 s. */
+async function shownFiles(dir: string): Promise<string[]> {
+  for (let tries = 0; tries < 2000; tries++) {
+    const shown = (await listDir(dir)).filter((name) => !name.startsWith("."));
+    if (shown.length > 0) return shown;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`No image appeared in ${dir}`);
+}
+
+for (
+  const [what, meddle] of [
+    [
+      "its name is swapped for a link to a secret",
+      async (path: string, secret: string) => {
+        await Deno.remove(path);
+        await Deno.symlink(secret, path);
+      },
+    ],
+    ["it is deleted", (path: string) => Deno.remove(path)],
+  ] as const
+) {
+  testEachTarget(
+    `prints the saved bytes as b64, in one whole JSON object, when ${what} before b64 is written`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      // A result larger than a pipe holds: writing it waits for this test to read standard output,
+      // so the name can be meddled with after the image is named and before b64 is written.
+      upstream.route("large-result", () =>
+        new Response(
+          JSON.stringify({
+            data: [{ b64_json: PNG_64.toBase64(), revised_prompt: "long ".repeat(40_000) }],
+          }),
+          { headers: { "content-type": "application/json" } },
+        ));
+      await withTempDir(async (root) => {
+        const secret = join(root, "secret.txt");
+        await Deno.writeTextFile(secret, "TOP SECRET");
+        const dir = join(root, "out");
+        await Deno.mkdir(dir, { mode: 0o700 });
+        const input = inputFor(upstream, "large-result", dir, { return_base64: true });
+        const [command, ...leading] = target.argv!;
+        const child = new Deno.Command(command!, {
+          args: [...leading, JSON.stringify(input)],
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        // Standard output is not read until the name has been meddled with.
+        let name: string | undefined;
+        try {
+          [name] = await shownFiles(dir);
+          await meddle(join(dir, name!), secret);
+        } finally {
+          if (name === undefined) child.kill();
+        }
+        const { code, stdout } = await child.output();
+        const result = onlyJson(new TextDecoder().decode(stdout));
+        assert.equal(code, 0);
+        assert.equal(result.image_path, join(dir, name!));
+        assert.equal(result.b64, PNG_64.toBase64());
+      });
+    },
+  );
+}
+
+testEachTarget(
+  "leaves a recognisable temporary file when killed, which a later run sweeps once old",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const arrived = upstream.nextArrival();
+      const killed = await runTarget(
+        target,
+        [JSON.stringify(inputFor(upstream, "stall-body", dir, { timeout_ms: 60_000 }))],
+        {
+          whileRunning: async (child) => {
+            await arrived;
+            child.kill("SIGKILL");
+          },
+        },
+      );
+      assert.equal(killed.stdout, "");
+      const [left, ...more] = await listDir(dir);
+      assert.deepEqual(more, []);
+      assert.match(left!, /^\.cat\.[0-9a-f]{8}\.img2-part$/);
+
+      const run = async () =>
+        onlyJson((await runTarget(target, [JSON.stringify(inputFor(upstream, "ok", dir))])).stdout);
+      assert.equal((await run()).ok, true);
+      assert.ok((await listDir(dir)).includes(left!), "a recent temporary file is kept");
+      const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+      await Deno.utime(join(dir, left!), twoDaysAgo, twoDaysAgo);
+      assert.equal((await run()).ok, true);
+      assert.ok(!(await listDir(dir)).includes(left!), "an old one is swept");
+    });
+  },
+);
+
 testEachTarget("refuses a deeply nested extra_body in --dry-run and in a run", async (target) => {
   await using upstream = startFakeUpstream();
   await withTempDir(async (dir) => {
@@ -680,4 +778,20 @@ testEachTarget("never quotes an unknown option that holds the key", async (targe
   const run = await runTarget(target, [`--api-key ${TEST_KEY}`, '{"model": "m"}']);
   assert.match(inputFailure(run).error, /^Unknown option "--api-key…"/);
   assert.ok(!run.stdout.includes(TEST_KEY.slice(3)), run.stdout);
+});
+testEachTarget("keeps to timeout_ms with a task_name of 50 000 characters", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const started = performance.now();
+    const taskName = "猫 .".repeat(12_500);
+    const input = inputFor(upstream, "stall-headers", dir, {
+      task_name: taskName,
+      timeout_ms: 1000,
+    });
+    const run = await runTarget(target, ["-"], { stdin: JSON.stringify(input) });
+    const elapsed = performance.now() - started;
+    assert.equal((onlyJson(run.stdout).diagnosis as { category: string }).category, "timeout");
+    // Far more than the run needs, far less than the quadratic naming took (half a minute).
+    assert.ok(elapsed < 10_000, `answered after ${Math.round(elapsed)} ms`);
+  });
 });

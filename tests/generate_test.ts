@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { generateFromParams } from "../lib/generate.ts";
 import { generateImage } from "../lib/mod.ts";
+import { validateParams } from "../lib/params.ts";
+import { ResultCutShort } from "../lib/result.ts";
 import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
@@ -640,5 +643,81 @@ Deno.test("generateImage() reports an image redirect to an invalid URL at stage 
     const result = failure(await generateImage(inputFor(upstream, "bad-hop", dir)));
     assert.equal(result.stage, "download");
     assert.equal(result.diagnosis.category, "download_failed");
+  });
+});
+
+/** An answer whose usage is nested `depth` objects deep, written without recursion. */
+function deeplyNestedUsage(depth: number): Response {
+  const text = `{"data": [{"b64_json": "${PNG_64.toBase64()}"}], "usage": ${
+    '{"a":'.repeat(depth)
+  }1${"}".repeat(depth)}}`;
+  return new Response(text, { headers: { "content-type": "application/json" } });
+}
+
+Deno.test("generateImage() reports success or leaves no image when usage is nested 100 000 deep", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("deep-usage", () => deeplyNestedUsage(100_000));
+  await withTempDir(async (dir) => {
+    const result = await generateImage(inputFor(upstream, "deep-usage", dir));
+    if (result.ok) {
+      assert.deepEqual(await listDir(dir), [result.image_path.slice(dir.length + 1)]);
+    } else {
+      assert.deepEqual(await listDir(dir), []);
+      assert.match(result.error, /removed|nest|deep/i);
+    }
+  });
+});
+
+Deno.test("generateFromParams() removes the image and delivers a failure when the success cannot be delivered", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const delivered: GenerationResult[] = [];
+    const result = await generateFromParams(
+      validateParams(inputFor(upstream, "ok", dir)),
+      {},
+      (result) => {
+        delivered.push(structuredClone(result));
+        if (result.ok) throw new RangeError("Maximum call stack size exceeded");
+        return Promise.resolve();
+      },
+    );
+    assert.deepEqual(delivered.map((each) => each.ok), [true, false]);
+    assert.deepEqual(delivered[1], structuredClone(result));
+    assert.match(
+      failure(result).error,
+      /^The image was saved but its result could not be made, so it was removed: Maximum call stack/,
+    );
+    assert.equal(failure(result).request_id, "req_fake_1");
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateFromParams() removes the image and writes nothing more when the success is cut short", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    let deliveries = 0;
+    const generating = generateFromParams(
+      validateParams(inputFor(upstream, "ok", dir)),
+      {},
+      () => {
+        deliveries++;
+        return Promise.reject(new ResultCutShort("The result was cut short: Broken pipe"));
+      },
+    );
+    await assert.rejects(generating, ResultCutShort);
+    assert.equal(deliveries, 1);
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("generateImage() names in image_path the file it saved, for a task_name with lone surrogates", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir, { task_name: "\ud800cat\udc00" });
+    const result = success(await generateImage(input));
+    const name = result.image_path.slice(dir.length + 1);
+    assert.ok(result.image_path.isWellFormed(), result.image_path);
+    assert.deepEqual(await listDir(dir), [name]);
+    assert.match(name, /^\ufffdcat\ufffd-\d{8}-\d{6}\.png$/);
   });
 });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GenerationError } from "../lib/errors.ts";
-import { ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
-import { withTempDir } from "./_helpers.ts";
+import { ABANDONED_AFTER_MS, ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
+import { concat, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** 2025-03-04 05:06:07 local time. */
@@ -27,6 +27,13 @@ async function failureOf(promise: Promise<unknown>): Promise<GenerationError> {
 }
 
 const utf8Bytes = (text: string) => encoder.encode(text).length;
+
+/** The pieces copied as they come: each is a view of a buffer that the next one reuses. */
+async function readBack(file: ImageFile, size: number): Promise<Uint8Array> {
+  const pieces: Uint8Array[] = [];
+  for await (const piece of file.pieces(size)) pieces.push(piece.slice());
+  return concat(pieces);
+}
 
 Deno.test("safeFileStem() keeps Chinese and other Unicode", () => {
   assert.equal(safeFileStem("橘猫-海报"), "橘猫-海报");
@@ -105,6 +112,24 @@ Deno.test("safeFileStem() bounds an emoji name without splitting a surrogate pai
   const stem = safeFileStem("🐱".repeat(100));
   assert.equal(stem, "🐱".repeat(45));
   assert.equal(stem.isWellFormed(), true);
+});
+
+Deno.test("safeFileStem() makes a name with lone surrogates well-formed", () => {
+  assert.equal(safeFileStem("\ud800cat\udfff"), "\ufffdcat\ufffd");
+  assert.equal(safeFileStem("猫".repeat(59) + "\ud83d"), "猫".repeat(59) + "\ufffd");
+});
+
+Deno.test("safeFileStem() drops a trailing dot or space left by the length bound", () => {
+  assert.equal(safeFileStem("a".repeat(179) + ". b"), "a".repeat(179));
+  assert.equal(safeFileStem("a".repeat(178) + " .b"), "a".repeat(178));
+});
+
+Deno.test("safeFileStem() names 50 000 characters of dots, spaces and Chinese as expected", () => {
+  // Cut to "a . . … . ", whose trailing dots and spaces all go.
+  assert.equal(safeFileStem("a" + " .".repeat(25000) + "b"), "a");
+  assert.equal(safeFileStem("ab" + " .".repeat(25000) + "b"), "ab");
+  assert.equal(safeFileStem("猫".repeat(50000)), "猫".repeat(60));
+  assert.equal(safeFileStem(" x".repeat(25000)), "x" + " x".repeat(89));
 });
 
 Deno.test("timestamp() writes local time as YYYYMMDD-HHMMSS", () => {
@@ -204,7 +229,7 @@ Deno.test("ImageFile shows nothing under the final name before commit", async ()
       await file.write(PNG_HEAD);
       const names = await namesIn(dir);
       assert.equal(names.length, 1);
-      assert.match(names[0]!, /^\.cat\.[0-9a-f]{8}\.part$/);
+      assert.match(names[0]!, /^\.cat\.[0-9a-f]{8}\.img2-part$/);
     } finally {
       await file.discard();
     }
@@ -258,7 +283,7 @@ Deno.test("ImageFile keeps only the first 256 KiB as its head", async () => {
       assert.deepEqual(file.head, big.subarray(0, 256 * 1024));
       const path = await file.commit("png", NOW);
       assert.deepEqual(await Deno.readFile(path), big);
-      assert.deepEqual(await file.readAll(), big);
+      assert.deepEqual(await readBack(file, 3 * 1024), big);
     } finally {
       await file.discard();
     }
@@ -280,15 +305,52 @@ Deno.test("ImageFile.reset() empties the file for another attempt", async () => 
   });
 });
 
-Deno.test("ImageFile.readAll() reads the temporary file before commit", async () => {
+Deno.test("ImageFile.pieces() reads the temporary file before commit", async () => {
   await withTempDir(async (dir) => {
     const file = await ImageFile.create(dir, "cat");
     try {
       await file.write(PNG_HEAD);
-      assert.deepEqual(await file.readAll(), PNG_HEAD);
+      assert.deepEqual(await readBack(file, 4), PNG_HEAD);
     } finally {
       await file.discard();
     }
+  });
+});
+
+Deno.test("ImageFile.pieces() reads what was written, not what the name holds now", async () => {
+  await withTempDir(async (dir) => {
+    const secret = join(dir, "secret.txt");
+    await Deno.writeTextFile(secret, "not the image");
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      const path = await file.commit("png", NOW);
+      await Deno.remove(path);
+      await Deno.symlink(secret, path);
+      assert.deepEqual(await readBack(file, 3), PNG_HEAD);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile.withdraw() removes the committed image, but not a name swapped since", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    await file.write(PNG_HEAD);
+    await file.commit("png", NOW);
+    await file.withdraw();
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), []);
+
+    const swapped = await ImageFile.create(dir, "cat");
+    await swapped.write(PNG_HEAD);
+    const path = await swapped.commit("png", NOW);
+    await Deno.remove(path);
+    await Deno.writeTextFile(path, "someone else's");
+    await swapped.withdraw();
+    await swapped.discard();
+    assert.equal(await Deno.readTextFile(path), "someone else's");
   });
 });
 
@@ -299,7 +361,7 @@ Deno.test("ImageFile refuses to write or commit after commit", async () => {
     await file.commit("png", NOW);
     const write = await failureOf(file.write(PNG_HEAD));
     assert.equal(write.stage, "save");
-    assert.equal(write.message, "The image file is already closed");
+    assert.equal(write.message, "The image file is already committed");
     assert.equal((await failureOf(file.commit("png", NOW))).stage, "save");
     await file.discard();
     assert.deepEqual(await namesIn(dir), ["cat-20250304-050607.png"]);
@@ -314,6 +376,116 @@ Deno.test("ImageFile.create() makes output_dir with its parents", async () => {
     assert.equal((await Deno.stat(nested)).isDirectory, true);
     assert.deepEqual(await namesIn(nested), []);
   });
+});
+
+Deno.test("ImageFile.create() makes output_dir and its parents private (0700), the file 0600", async () => {
+  await withTempDir(async (dir) => {
+    const nested = join(dir, "a", "b");
+    const file = await ImageFile.create(nested, "cat");
+    try {
+      assert.equal((await Deno.stat(join(dir, "a"))).mode! & 0o777, 0o700);
+      assert.equal((await Deno.stat(nested)).mode! & 0o777, 0o700);
+      const [temp] = await namesIn(nested);
+      assert.match(temp!, /^\.cat\.[0-9a-f]{8}\.img2-part$/);
+      assert.equal((await Deno.stat(join(nested, temp!))).mode! & 0o777, 0o600);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test("ImageFile.create() refuses a folder others may write in without the sticky bit", async () => {
+  await withTempDir(async (dir) => {
+    for (const mode of [0o777, 0o775, 0o757]) {
+      await Deno.chmod(dir, mode);
+      const failure = await failureOf(ImageFile.create(dir, "cat"));
+      assert.equal(failure.stage, "save");
+      assert.match(
+        failure.message,
+        /^Refusing output_dir "[^"]+": others may write in it \(mode 0\d{3}\) without the sticky bit/,
+      );
+      assert.deepEqual(await namesIn(dir), []);
+    }
+    await Deno.chmod(dir, 0o1777);
+    await (await ImageFile.create(dir, "cat")).discard();
+    await Deno.chmod(dir, 0o755);
+    await (await ImageFile.create(dir, "cat")).discard();
+  });
+});
+
+Deno.test({
+  name: "ImageFile.create() refuses a folder that belongs to another user",
+  ignore: Deno.build.os === "windows" || Deno.uid() !== 0,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const theirs = join(dir, "theirs");
+      await Deno.mkdir(theirs, { mode: 0o755 });
+      await Deno.chown(theirs, 4242, 4242);
+      const failure = await failureOf(ImageFile.create(theirs, "cat"));
+      assert.equal(failure.stage, "save");
+      assert.match(failure.message, /belongs to another user \(uid 4242\)/);
+      assert.deepEqual(await namesIn(theirs), []);
+    });
+  },
+});
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A file named as a temporary file of ours, last changed `ageMs` ago. */
+async function partFile(dir: string, name: string, ageMs: number): Promise<string> {
+  const path = join(dir, name);
+  await Deno.writeFile(path, PNG_HEAD);
+  const then = new Date(Date.now() - ageMs);
+  await Deno.utime(path, then, then);
+  return path;
+}
+
+Deno.test("ImageFile.create() sweeps temporary files abandoned by killed runs", async () => {
+  await withTempDir(async (dir) => {
+    await partFile(dir, ".cat.0123abcd.img2-part", 2 * DAY_MS);
+    await partFile(dir, ".dog.89abcdef.img2-part", ABANDONED_AFTER_MS + 60_000);
+    const file = await ImageFile.create(dir, "cat");
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), []);
+  });
+});
+
+Deno.test("ImageFile.create() keeps what the sweep cannot prove abandoned, and follows no link", async () => {
+  await withTempDir(async (dir) => {
+    const outside = join(dir, "outside");
+    await Deno.mkdir(outside);
+    const target = await partFile(outside, ".x.00000000.img2-part", 2 * DAY_MS);
+    const out = join(dir, "out");
+    await Deno.mkdir(out, { mode: 0o700 });
+    await partFile(out, ".recent.0123abcd.img2-part", ABANDONED_AFTER_MS - 60_000);
+    await partFile(out, ".cat.part", 2 * DAY_MS);
+    await partFile(out, "cat-20250304-050607.png", 2 * DAY_MS);
+    await partFile(out, ".cat.0123abcg.img2-part", 2 * DAY_MS);
+    await Deno.symlink(target, join(out, ".link.0123abcd.img2-part"));
+    await Deno.mkdir(join(out, ".folder.0123abcd.img2-part"));
+    // A live run holds the lock of its temporary file however long its upstream stalls.
+    const live = await partFile(out, ".live.0123abcd.img2-part", 2 * DAY_MS);
+    using holder = await Deno.open(live, { read: true });
+    await holder.lock(true);
+    const before = await namesIn(out);
+    const file = await ImageFile.create(out, "cat");
+    await file.discard();
+    assert.deepEqual(await namesIn(out), before);
+    assert.deepEqual(await Deno.readFile(target), PNG_HEAD);
+  });
+});
+
+Deno.test({
+  name: "ImageFile.create() leaves another user's temporary files alone",
+  ignore: Deno.build.os === "windows" || Deno.uid() !== 0,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const theirs = await partFile(dir, ".cat.0123abcd.img2-part", 2 * DAY_MS);
+      await Deno.chown(theirs, 4242, 4242);
+      await (await ImageFile.create(dir, "cat")).discard();
+      assert.deepEqual(await namesIn(dir), [".cat.0123abcd.img2-part"]);
+    });
+  },
 });
 
 Deno.test("ImageFile.create() fails at stage save for a folder under a regular file", async () => {

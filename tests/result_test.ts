@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { type SuccessResult, writeResult } from "../lib/result.ts";
-import { randomBytes, withTempDir } from "./_helpers.ts";
+import {
+  mediaLine,
+  ResultCutShort,
+  type SavedImage,
+  type SuccessResult,
+  writeResult,
+} from "../lib/result.ts";
+import { concat, randomBytes } from "./_helpers.ts";
+
+const PNG_HEAD = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 function success(imagePath: string, extra: Partial<SuccessResult> = {}): SuccessResult {
   return {
@@ -22,14 +30,14 @@ function success(imagePath: string, extra: Partial<SuccessResult> = {}): Success
 
 async function written(
   result: SuccessResult,
-  options: Parameters<typeof writeResult>[2] = {},
+  image: SavedImage | null = null,
 ): Promise<{ text: string; writes: number; largest: number }> {
   const parts: Uint8Array[] = [];
   await writeResult(result, (bytes) => {
     parts.push(bytes.slice());
     return Promise.resolve();
-  }, options);
-  const text = new TextDecoder().decode(new Uint8Array(parts.flatMap((part) => [...part])));
+  }, image);
+  const text = new TextDecoder().decode(concat(parts));
   return { text, writes: parts.length, largest: Math.max(...parts.map((part) => part.length)) };
 }
 
@@ -39,17 +47,71 @@ Deno.test("writeResult() prints 2-space JSON and one newline", async () => {
   assert.equal(text, JSON.stringify(result, null, 2) + "\n");
 });
 
-Deno.test("writeResult() writes b64 from the saved file in pieces, as JSON.stringify would", async () => {
-  await withTempDir(async (dir) => {
-    const image = randomBytes(7 * 1024 * 1024 + 1, 3);
-    const path = `${dir}/x.png`;
-    await Deno.writeFile(path, image);
-    const result = success(path);
-    const { text, writes, largest } = await written(result, { base64FromFile: true });
-    assert.equal(text, JSON.stringify({ ...result, b64: image.toBase64() }, null, 2) + "\n");
-    assert.ok(writes >= 4, `${writes} writes`);
-    assert.ok(largest <= 4 * 1024 * 1024, `largest write ${largest}`);
-  });
+/** An image read back in pieces of the size asked for, as ImageFile does. */
+function savedImage(bytes: Uint8Array): SavedImage {
+  return {
+    async *pieces(size: number) {
+      for (let offset = 0; offset < bytes.length; offset += size) {
+        yield await Promise.resolve(bytes.subarray(offset, offset + size));
+      }
+    },
+  };
+}
+
+Deno.test("writeResult() writes b64 from the saved image in pieces, as JSON.stringify would", async () => {
+  const image = randomBytes(7 * 1024 * 1024 + 1, 3);
+  const result = success("/tmp/x.png");
+  const { text, writes, largest } = await written(result, savedImage(image));
+  assert.equal(text, JSON.stringify({ ...result, b64: image.toBase64() }, null, 2) + "\n");
+  assert.ok(writes >= 4, `${writes} writes`);
+  assert.ok(largest <= 4 * 1024 * 1024, `largest write ${largest}`);
+});
+
+Deno.test("writeResult() writes nothing when the result cannot be made into JSON", async () => {
+  const usage: Record<string, unknown> = {};
+  usage.self = usage;
+  let writes = 0;
+  const writing = writeResult(success("/tmp/x.png", { usage }), () => {
+    writes++;
+    return Promise.resolve();
+  }, savedImage(PNG_HEAD));
+  await assert.rejects(writing, (error) => error instanceof TypeError);
+  assert.equal(writes, 0);
+});
+
+Deno.test("writeResult() reports a failure after the first byte as cut short", async () => {
+  const broken: SavedImage = {
+    // deno-lint-ignore require-yield
+    async *pieces() {
+      throw await Promise.resolve(new Error("Input/output error"));
+    },
+  };
+  const parts: Uint8Array[] = [];
+  const writing = writeResult(success("/tmp/x.png"), (bytes) => {
+    parts.push(bytes);
+    return Promise.resolve();
+  }, broken);
+  await assert.rejects(writing, ResultCutShort);
+  assert.equal(parts.length, 1);
+});
+
+Deno.test("mediaLine() prints MEDIA:<path> only for a path that stays on its line", () => {
+  assert.equal(
+    mediaLine("/tmp/images/cat-20250304-050607.png"),
+    "MEDIA:/tmp/images/cat-20250304-050607.png\n",
+  );
+  assert.equal(mediaLine("/tmp/橘猫/cat.png"), "MEDIA:/tmp/橘猫/cat.png\n");
+  for (
+    const forged of [
+      "/tmp/a\nMEDIA:/etc/passwd\n/x.png",
+      "/tmp/a\rMEDIA:/x.png",
+      "/tmp/a\u2028b.png",
+      "/tmp/a\u0085b.png",
+      "/tmp/\ud800.png",
+    ]
+  ) {
+    assert.equal(mediaLine(forged), null, JSON.stringify(forged));
+  }
 });
 
 Deno.test("writeResult() writes a b64 string given in the result the same way", async () => {
