@@ -1,6 +1,6 @@
 import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
-import { GenerationError } from "./errors.ts";
+import { type FailureDetails, GenerationError } from "./errors.ts";
 import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */
@@ -20,22 +20,26 @@ export interface Answer {
 export async function readAnswer(
   body: ReadableStream<Uint8Array> | null,
   sink: ByteSink,
+  facts: FailureDetails = {},
 ): Promise<Answer> {
-  const scanner = new AnswerScanner(new Base64StreamDecoder(sink));
+  const scanner = new AnswerScanner(new Base64StreamDecoder(sink), facts);
   if (body !== null) {
     for await (const chunk of body) await scanner.push(chunk);
   }
-  return interpretAnswer(await scanner.finish());
+  return interpretAnswer(await scanner.finish(), facts);
 }
 
-/** Picks the image out of an answer's JSON: `data` as an array or a single object. */
-export function interpretAnswer(text: string): Answer {
+/**
+ * Picks the image out of an answer's JSON: `data` as an array or a single object. `facts` (the
+ * answer's status and request id) go into every failure.
+ */
+export function interpretAnswer(text: string, facts: FailureDetails = {}): Answer {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
     const shown = text.trim() === "" ? "it is empty" : clip(htmlSummary(text));
-    throw new GenerationError("response", `The answer is not JSON: ${shown}`);
+    throw new GenerationError("response", `The answer is not JSON: ${shown}`, facts);
   }
   const record = typeof json === "object" && json !== null ? json as Record<string, unknown> : {};
   const items = Array.isArray(record.data) ? record.data : [record.data];
@@ -51,13 +55,17 @@ export function interpretAnswer(text: string): Answer {
         "request",
         `The upstream answered with an error: ${upstream.message}`,
         {
-          httpStatus: 200,
+          httpStatus: facts.httpStatus ?? 200,
           upstream,
-          requestId: requestIdOf(null, upstream.message),
+          requestId: requestIdOf(null, upstream.message) ?? facts.requestId ?? null,
         },
       );
     }
-    throw new GenerationError("response", "The answer holds no image: no b64_json or url in data");
+    throw new GenerationError(
+      "response",
+      "The answer holds no image: no b64_json or url in data",
+      facts,
+    );
   }
 
   const revisedPrompt = typeof item.revised_prompt === "string" ? item.revised_prompt : null;
@@ -68,7 +76,7 @@ export function interpretAnswer(text: string): Answer {
   if (nonEmpty(item.url) && item.url !== SKIPPED && !nonEmpty(item.b64_json)) {
     return { source: { kind: "url", url: item.url }, ...common };
   }
-  throw new GenerationError("response", "The answer holds more than one image text");
+  throw new GenerationError("response", "The answer holds more than one image text", facts);
 }
 
 function nonEmpty(value: unknown): value is string {

@@ -1,5 +1,5 @@
 import { Base64Error, type Base64StreamDecoder } from "./base64_stream.ts";
-import { GenerationError } from "./errors.ts";
+import { type FailureDetails, GenerationError } from "./errors.ts";
 
 /** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
 const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
@@ -52,14 +52,22 @@ export class AnswerScanner {
   /** A JSON escape inside the image text (\/ and \n are legal there), possibly cut by a chunk. */
   #escape: string | null = null;
 
-  constructor(decoder: Base64StreamDecoder) {
+  /** The answer's status and request id, for every failure made here. */
+  readonly #facts: FailureDetails;
+
+  constructor(decoder: Base64StreamDecoder, facts: FailureDetails = {}) {
     this.#decoder = decoder;
+    this.#facts = facts;
   }
 
   async push(chunk: Uint8Array): Promise<void> {
     this.#totalBytes += chunk.length;
     if (this.#totalBytes > MAX_ANSWER_BYTES) {
-      throw new GenerationError("response", `The answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+      throw new GenerationError(
+        "response",
+        `The answer is larger than ${MAX_ANSWER_BYTES} bytes`,
+        this.#facts,
+      );
     }
     let i = 0;
     while (i < chunk.length) {
@@ -92,11 +100,17 @@ export class AnswerScanner {
       if (text === null) await this.#decoder.finish();
       else await this.#decoder.push(text);
     } catch (error) {
-      if (error instanceof Base64Error) throw new GenerationError("decode", error.message);
+      if (error instanceof Base64Error) {
+        throw new GenerationError("decode", error.message, this.#facts);
+      }
       throw error;
     }
     if (this.#decoder.bytesWritten > MAX_IMAGE_BYTES) {
-      throw new GenerationError("response", `The image is larger than ${MAX_IMAGE_BYTES} bytes`);
+      throw new GenerationError(
+        "response",
+        `The image is larger than ${MAX_IMAGE_BYTES} bytes`,
+        this.#facts,
+      );
     }
   }
 
@@ -107,6 +121,7 @@ export class AnswerScanner {
       throw new GenerationError(
         "response",
         `The answer has more than ${MAX_SKELETON_BYTES} bytes outside its image`,
+        this.#facts,
       );
     }
     this.#kept.push(bytes.slice());

@@ -210,12 +210,12 @@ async function attemptOnce(
   onProgress?.(`requesting ${params.model} ${params.size} (timeout ${params.timeout_ms} ms)`);
   const { response, droppedParams } = await sendImageRequest(params, deadline);
   const requestId = requestIdOf(response.headers, null);
+  const facts = { httpStatus: response.status, requestId };
   let answer: Answer;
   try {
-    answer = await readAnswer(response.body, file.write);
+    answer = await readAnswer(response.body, file.write, facts);
   } catch (error) {
-    const failure = transportFailure("response", error, deadline, "Reading the answer");
-    throw withAnswerFacts(failure, response.status, requestId);
+    throw transportFailure("response", error, deadline, "Reading the answer", facts);
   }
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
@@ -234,24 +234,10 @@ async function attemptOnce(
     throw new GenerationError(
       "decode",
       `The bytes received are not a PNG, JPEG, WebP or GIF image`,
-      {
-        httpStatus: response.status,
-        requestId,
-      },
+      facts,
     );
   }
   return { status: response.status, answer, info, requestId, droppedParams };
-}
-
-/** The answer's status and request id, on a failure that does not carry its own. */
-function withAnswerFacts(
-  error: GenerationError,
-  status: number,
-  requestId: string | null,
-): GenerationError {
-  if (requestId !== null && !error.details.requestId) error.details.requestId = requestId;
-  error.details.httpStatus ??= status;
-  return error;
 }
 
 /** Any error as a stage failure; one that is not yet is an abort, or else a fault of this side. */

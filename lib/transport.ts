@@ -3,7 +3,7 @@
  * fails, a deadline that passes, or a non-2xx answer read into the upstream's own words.
  */
 import type { Deadline } from "./deadline.ts";
-import { GenerationError } from "./errors.ts";
+import { type FailureDetails, GenerationError } from "./errors.ts";
 import {
   parseUpstreamError,
   readTextCapped,
@@ -26,20 +26,25 @@ export async function fetchOrFail(
   }
 }
 
-/** A failure of the connection or of the deadline, while sending or while reading. */
+/**
+ * A failure of the connection or of the deadline, while sending or while reading; `facts` are
+ * those of an answer being read (its status and request id).
+ */
 export function transportFailure(
   stage: "request" | "response" | "download",
   error: unknown,
   deadline: Deadline,
   what: string,
+  facts: FailureDetails = {},
 ): GenerationError {
   if (error instanceof GenerationError) return error;
   const cause = deadline.cause();
   if (cause !== null) {
     const reason = (deadline.signal.reason as Error).message;
-    return new GenerationError(stage, `${what}: ${reason}`, { cause });
+    return new GenerationError(stage, `${what}: ${reason}`, { ...facts, cause });
   }
   return new GenerationError(stage, `${what}: ${describeNetworkError(error)}`, {
+    ...facts,
     cause: "network",
   });
 }
@@ -55,9 +60,9 @@ export async function httpFailure(
     text = await readTextCapped(response.body);
   } catch (error) {
     if (deadline.cause() !== null) {
-      const failure = transportFailure(stage, error, deadline, "Reading the error");
-      failure.details.httpStatus = response.status;
-      throw failure;
+      throw transportFailure(stage, error, deadline, "Reading the error", {
+        httpStatus: response.status,
+      });
     }
   }
   const upstream = parseUpstreamError(text);

@@ -721,3 +721,31 @@ Deno.test("generateImage() names in image_path the file it saved, for a task_nam
     assert.match(name, /^\ufffdcat\ufffd-\d{8}-\d{6}\.png$/);
   });
 });
+
+Deno.test("generateImage() gives a failure in the answer's body the answer's status and request id", async () => {
+  await using upstream = startFakeUpstream();
+  const answer = (text: string) => () =>
+    new Response(text, {
+      status: 201,
+      headers: { "content-type": "application/json", "x-request-id": "req_body_1" },
+    });
+  upstream.route("bad-base64-201", answer('{"data": [{"b64_json": "iVBORw0KGgo!!!!"}]}'));
+  upstream.route("no-image-201", answer('{"data": []}'));
+  upstream.route("error-201", answer('{"error": {"message": "quota used up", "type": "x"}}'));
+  await withTempDir(async (dir) => {
+    for (
+      const [scenario, stage] of [
+        ["bad-base64-201", "decode"],
+        ["no-image-201", "response"],
+        ["error-201", "request"],
+      ]
+    ) {
+      const result = failure(await generateImage(inputFor(upstream, scenario!, dir)));
+      assert.deepEqual(
+        [result.stage, result.http_status, result.request_id],
+        [stage, 201, "req_body_1"],
+        scenario,
+      );
+    }
+  });
+});
