@@ -687,6 +687,24 @@ for (
   );
 }
 
+testEachTarget("keeps no image whose success it could not print", async (target) => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const [command, ...leading] = target.argv!;
+    const child = new Deno.Command(command!, {
+      args: [...leading, JSON.stringify(inputFor(upstream, "ok", dir))],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // The reader goes away before anything is printed: the success reaches no one.
+    await child.stdout.cancel();
+    const { code } = await child.output();
+    assert.equal(code, 1);
+    assert.equal(upstream.requests.length, 1);
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
 testEachTarget(
   "leaves a recognisable temporary file when killed, which a later run sweeps once old",
   async (target) => {
