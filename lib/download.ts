@@ -3,6 +3,7 @@ import type { Deadline } from "./deadline.ts";
 import { GenerationError } from "./errors.ts";
 import { clip } from "./redact.ts";
 import { MAX_IMAGE_BYTES } from "./answer_scanner.ts";
+import { withHeaders } from "./headers.ts";
 import { USER_AGENT } from "./request.ts";
 import { fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
 
@@ -10,19 +11,20 @@ const MAX_REDIRECTS = 5;
 
 /**
  * Fetches the image an answer points to, within the same deadline, and streams it into `sink`.
- * Redirects are followed by hand so that the API key goes only to the API's own origin.
+ * Redirects are followed by hand so that `apiHeaders` (the key, the extra headers) go only to
+ * the API's own origin, at every hop.
  */
 export async function downloadImage(
   imageUrl: string,
   apiOrigin: string,
-  apiKey: string,
+  apiHeaders: Record<string, string>,
   deadline: Deadline,
   sink: ByteSink,
 ): Promise<void> {
   let url = parseHttpUrl(imageUrl);
   for (let redirects = 0;; redirects++) {
-    const headers: Record<string, string> = { "User-Agent": USER_AGENT };
-    if (url.origin === apiOrigin) headers.Authorization = `Bearer ${apiKey}`;
+    const ownHeaders = { "User-Agent": USER_AGENT };
+    const headers = url.origin === apiOrigin ? withHeaders(ownHeaders, apiHeaders) : ownHeaders;
     const response = await fetchOrFail("download", url, deadline, { headers, redirect: "manual" });
     const location = response.headers.get("location");
     if (response.status >= 300 && response.status < 400 && location !== null) {

@@ -1,5 +1,6 @@
 import { safeFileStem } from "./output_file.ts";
 import type { GenerationParams } from "./params.ts";
+import { authHeaderOf } from "./headers.ts";
 import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
 import { endpointOf, requestBody, requestHeaders } from "./request.ts";
 
@@ -11,13 +12,16 @@ export interface DryRunReport {
 }
 
 /**
- * What a call would send and where it would save, with the key and the credentials of base_url
- * masked wherever they occur (a careless extra_body may repeat them); nothing is sent.
+ * What a call would send and where it would save, with the key, every extra header's value and
+ * the credentials of base_url masked wherever they occur (a careless extra_body may repeat them);
+ * nothing is sent.
  */
 export function dryRunReport(params: GenerationParams): DryRunReport {
-  const headers = requestHeaders(params.api_key);
-  headers.Authorization = "Bearer ***";
-  const secrets = secretsOf(params.api_key, params.base_url);
+  const headers = requestHeaders(params);
+  const [keyHeader, maskedKey] = authHeaderOf(params.auth_header, "***");
+  headers[keyHeader] = maskedKey;
+  for (const name of Object.keys(params.extra_headers)) headers[name] = "***";
+  const secrets = secretsOf(params.api_key, params.base_url, params.extra_headers);
   const report: DryRunReport = {
     ok: true,
     dry_run: true,

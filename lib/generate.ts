@@ -5,7 +5,7 @@ import { errorMessage, GenerationError, InputError } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
-import { endpointOf, sendImageRequest } from "./request.ts";
+import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
 import { transportFailure } from "./transport.ts";
 import { MAX_FIELD_CHARS, requestIdOf } from "./upstream_error.ts";
 import { maskThenClip } from "./redact.ts";
@@ -224,7 +224,7 @@ async function attemptOnce(
     await downloadImage(
       answer.source.url,
       endpointOf(params.base_url).origin,
-      params.api_key,
+      credentialHeaders(params),
       deadline,
       file.write,
     );

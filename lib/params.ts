@@ -1,4 +1,5 @@
 import { InputError } from "./errors.ts";
+import { AUTH_HEADERS, type AuthHeader, extraHeadersProblems } from "./headers.ts";
 import { absolutePath } from "./paths.ts";
 import { maskThenClip, secretsOf } from "./redact.ts";
 import type { Lang } from "./types.ts";
@@ -27,6 +28,10 @@ export interface GenerationParams {
   /** OpenAI's optional request fields that were given, in the order of PASSTHROUGH_NAMES. */
   passthrough: Record<string, string | number>;
   extra_body: Record<string, unknown>;
+  /** The header that carries api_key. */
+  auth_header: AuthHeader;
+  /** Sent with the request as given; never printed. */
+  extra_headers: Record<string, string>;
 }
 
 export const DEFAULT_OUTPUT_DIR = "/tmp/generated-images";
@@ -46,7 +51,7 @@ type Rule =
   | { kind: "integer"; min: number; max: number }
   | { kind: "boolean" }
   | { kind: "enum"; values: readonly string[] }
-  | { kind: "object"; maxDepth: number }
+  | { kind: "object"; maxDepth: number; secretValues?: boolean }
   | { kind: "folder" };
 
 interface ParamSpec {
@@ -134,6 +139,15 @@ export const PARAM_SPECS = {
     rule: { kind: "object", maxDepth: MAX_EXTRA_BODY_DEPTH },
     help: "JSON object merged into the request body, for gateway-specific fields",
   },
+  extra_headers: {
+    // Depth 2, so that an object given as a value is refused as not a string, by name.
+    rule: { kind: "object", maxDepth: 2, secretValues: true },
+    help: "JSON object of header name to value, sent with the request (values never printed)",
+  },
+  auth_header: {
+    rule: { kind: "enum", values: AUTH_HEADERS },
+    help: "header for api_key: authorization (Bearer, default) or api-key (Azure OpenAI)",
+  },
   lang: {
     rule: { kind: "enum", values: ["zh", "en"] },
     help: "language of human_reason: zh or en",
@@ -162,7 +176,7 @@ export function isParamName(name: string): name is ParamName {
 
 /** Checks every parameter, reports every problem at once, and fills in the defaults. */
 export function validateParams(input: GenerationInput): GenerationParams {
-  const secrets = secretsOf(input.api_key, input.base_url);
+  const secrets = secretsOf(input.api_key, input.base_url, input.extra_headers);
   const show = (value: unknown) => shownValue(value, secrets);
   const problems: string[] = [];
   const values: Partial<Record<ParamName, unknown>> = {};
@@ -200,6 +214,10 @@ export function validateParams(input: GenerationInput): GenerationParams {
     );
   }
 
+  const authHeader = (values.auth_header as AuthHeader | undefined) ?? "authorization";
+  const extraHeaders = (values.extra_headers ?? {}) as Record<string, string>;
+  problems.push(...extraHeadersProblems(extraHeaders, authHeader));
+
   if (problems.length > 0) throw new InputError(problems.join("; "));
 
   const passthrough: Record<string, string | number> = {};
@@ -225,6 +243,8 @@ export function validateParams(input: GenerationInput): GenerationParams {
     media_line: (values.media_line as boolean | undefined) ?? false,
     passthrough,
     extra_body: extraBody,
+    auth_header: authHeader,
+    extra_headers: extraHeaders,
   };
 }
 
@@ -250,7 +270,8 @@ function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked
         : { problem: `Invalid ${name} ${show(raw)}: expected one of ${rule.values.join(", ")}` };
     case "object":
       if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-        return { problem: `Invalid ${name} ${show(raw)}: expected a JSON object` };
+        const shown = rule.secretValues ? "" : ` ${show(raw)}`;
+        return { problem: `Invalid ${name}${shown}: expected a JSON object` };
       }
       return objectShapeProblem(raw, rule.maxDepth, name) ?? { value: raw };
     case "folder":

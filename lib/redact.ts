@@ -28,8 +28,11 @@ const KEY_HEADER_TOKEN = new RegExp(
   "g",
 );
 
-/** The values that must never be printed: the API key and any credentials in base_url. */
-export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
+/**
+ * The values that must never be printed: the API key, any credentials in base_url, and the
+ * values of extra_headers (with the tokens inside them).
+ */
+export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unknown): string[] {
   const secrets = new Set<string>();
   if (typeof apiKey === "string") {
     // The key is sent trimmed (one read from a file ends in a line break), and echoed so.
@@ -38,6 +41,16 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown): string[] {
   if (typeof baseUrl === "string") {
     for (const value of urlCredentials(baseUrl).found) {
       for (const form of [...formsOf(value), ...formsOf(decodedOrSelf(value))]) secrets.add(form);
+    }
+  }
+  if (typeof extraHeaders === "object" && extraHeaders !== null) {
+    for (const value of Object.values(extraHeaders)) {
+      if (typeof value !== "string") continue;
+      // The whole value, and each token in it: the part after "Bearer", a key in a JSON config.
+      const tokens = value.split(/[\s"'`,;{}[\]]+/).filter((part) =>
+        part.length >= SHORT_SECRET_CHARS
+      );
+      for (const part of [value, ...tokens]) for (const form of formsOf(part)) secrets.add(form);
     }
   }
   secrets.delete("");

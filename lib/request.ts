@@ -1,5 +1,6 @@
 import type { Deadline } from "./deadline.ts";
 import type { UpstreamError } from "./errors.ts";
+import { authHeaderOf, withHeaders } from "./headers.ts";
 import type { GenerationParams } from "./params.ts";
 import { fetchOrFail, httpFailure } from "./transport.ts";
 import { VERSION } from "./version.ts";
@@ -7,11 +8,15 @@ import { VERSION } from "./version.ts";
 const ENDPOINT_PATH = "/images/generations";
 export const USER_AGENT = `img2-generate/${VERSION} (Deno ${Deno.version.deno})`;
 
-/** `{base_url}/images/generations`, trailing slashes trimmed; a full endpoint is kept as is. */
+/**
+ * `{base_url}/images/generations`, trailing slashes trimmed; a full endpoint is kept as is. A
+ * query (Azure's `?api-version=`) stays after the path; a fragment, never sent, is dropped.
+ */
 export function endpointOf(baseUrl: string): URL {
   const url = new URL(baseUrl);
   const path = url.pathname.replace(/\/+$/, "");
   url.pathname = path.endsWith(ENDPOINT_PATH) ? path : path + ENDPOINT_PATH;
+  url.hash = "";
   return url;
 }
 
@@ -33,13 +38,18 @@ export function requestBody(
   return body;
 }
 
-export function requestHeaders(apiKey: string): Record<string, string> {
-  return {
-    "Authorization": `Bearer ${apiKey}`,
+export function requestHeaders(params: GenerationParams): Record<string, string> {
+  return withHeaders({
     "Content-Type": "application/json",
     "Accept": "application/json",
     "User-Agent": USER_AGENT,
-  };
+  }, credentialHeaders(params));
+}
+
+/** The key in its header and the extra headers: what only the API's own origin may see. */
+export function credentialHeaders(params: GenerationParams): Record<string, string> {
+  const [name, value] = authHeaderOf(params.auth_header, params.api_key);
+  return { [name]: value, ...params.extra_headers };
 }
 
 /** The fields an upstream may refuse without harm, so that the request is repeated without them. */
@@ -72,7 +82,7 @@ export async function sendImageRequest(
     const body = requestBody(params, dropped);
     const response = await fetchOrFail("request", endpoint, deadline, {
       method: "POST",
-      headers: requestHeaders(params.api_key),
+      headers: requestHeaders(params),
       body: JSON.stringify(body),
       redirect: "manual",
     });

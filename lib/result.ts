@@ -72,7 +72,7 @@ export function callContext(input: ContextSource): CallContext {
     size: input.size,
     task_name: input.task_name,
     lang: input.lang === "en" ? "en" : "zh",
-    secrets: secretsOf(input.api_key, input.base_url),
+    secrets: secretsOf(input.api_key, input.base_url, input.extra_headers),
     startedAt: performance.now(),
   };
 }

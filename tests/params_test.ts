@@ -51,6 +51,8 @@ Deno.test("validateParams() fills in every default for the required parameters a
     media_line: false,
     passthrough: {},
     extra_body: {},
+    auth_header: "authorization",
+    extra_headers: {},
   });
 });
 
