@@ -401,7 +401,8 @@ Deno.test("generateImage() masks extra header values in an input error", async (
 Deno.test("dryRunReport() shows the final URL with its query and every header, values masked", () => {
   const report = dryRunReport(validateParams({
     ...VALID,
-    base_url: "https://res.openai.azure.com/openai/deployments/img/?api-version=2025-04-01-preview",
+    base_url:
+      "https://res.openai.azure.com/openai/deployments/img/?api-version=2025-04-01-preview#top",
     api_key: TEST_KEY,
     auth_header: "api-key",
     extra_headers: { ...SECRET_HEADERS, "X-Title": "Cat studio" },
