@@ -28,7 +28,7 @@ ${optional.map(optionLine).join("\n")}
 
 Tool options:
   --input FILE           read the JSON object from FILE
-  --dry-run              validate and print the request that would be sent (key masked); send nothing
+  --dry-run              validate and print the request that would be sent (secrets masked); send nothing
   --help, -h             this text
   --version, -V          the version
 
