@@ -134,6 +134,7 @@ Deno.test("validateParams() refuses header values that are not plain one-line AS
   const cases: [unknown, RegExp][] = [
     [42, /expected a string value/],
     [null, /expected a string value/],
+    [{ token: "s3cr3t" }, /expected a string value/],
     ["", /its value is empty/],
     ["s3cr3t\r\nX-Injected: 1", /line breaks or control characters/],
     ["s3cr3t\u0000", /line breaks or control characters/],
@@ -163,9 +164,11 @@ Deno.test("validateParams() refuses the same header twice in different cases, an
 });
 
 Deno.test("validateParams() refuses an extra_headers that is not an object without quoting it", () => {
-  const message = problemOf({ extra_headers: ["cf-aig-authorization: Bearer s3cr3t-t0ken"] });
-  assert.match(message, /Invalid extra_headers: expected a JSON object/);
-  assert.ok(!message.includes("s3cr3t"), message);
+  for (const given of ["x-portkey-api-key: s3cr3t", ["cf-aig-authorization: Bearer s3cr3t"]]) {
+    const message = problemOf({ extra_headers: given });
+    assert.match(message, /Invalid extra_headers: expected a JSON object/);
+    assert.ok(!message.includes("s3cr3t"), message);
+  }
 });
 
 Deno.test("secretsOf() holds each extra header value and the tokens inside it", () => {
@@ -427,11 +430,14 @@ Deno.test("--dry-run of main.ts masks the extra headers and sends nothing", asyn
   await using upstream = startFakeUpstream();
   await withTempDir(async (dir) => {
     const input = inputFor(upstream, "ok", dir, { extra_headers: SECRET_HEADERS });
-    const run = await runTarget(TARGETS[0]!, ["--dry-run", "-"], { stdin: JSON.stringify(input) });
+    const run = await runTarget(TARGETS[0]!, ["--dry-run", "-", "--auth-header", "api-key"], {
+      stdin: JSON.stringify(input),
+    });
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout);
     assert.equal(report.request.headers["cf-aig-authorization"], "***");
-    assert.equal(report.request.headers.Authorization, "Bearer ***");
+    assert.equal(report.request.headers["api-key"], "***");
+    assert.equal(report.request.headers.Authorization, undefined);
     assertNoHeaderSecret(run.stdout + run.stderr);
     assert.equal(upstream.requests.length, 0);
   });
