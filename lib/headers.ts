@@ -8,6 +8,8 @@ export type AuthHeader = (typeof AUTH_HEADERS)[number];
 
 export const MAX_EXTRA_HEADERS = 64;
 export const MAX_HEADER_VALUE_CHARS = 8192;
+/** Names and values together: servers refuse large header sections (nginx, lines over 8 KiB). */
+export const MAX_EXTRA_HEADERS_CHARS = 16384;
 
 /** RFC 9110 token characters, the only ones a header name may have. */
 const NAME_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
@@ -45,6 +47,15 @@ export function extraHeadersProblems(
   if (names.length > MAX_EXTRA_HEADERS) {
     problems.push(
       `extra_headers has ${names.length} headers, at most ${MAX_EXTRA_HEADERS} allowed`,
+    );
+  }
+  const size = Object.entries(headers).reduce(
+    (sum, [name, value]) => sum + name.length + (typeof value === "string" ? value.length : 0),
+    0,
+  );
+  if (size > MAX_EXTRA_HEADERS_CHARS) {
+    problems.push(
+      `extra_headers has ${size} characters of names and values, at most ${MAX_EXTRA_HEADERS_CHARS} allowed`,
     );
   }
   const seen = new Map<string, string>();

@@ -29,6 +29,14 @@ const KEY_HEADER_TOKEN = new RegExp(
 );
 
 /**
+ * Bounds on what extra_headers add to the secrets, so that the pattern made of them compiles (the
+ * regex engine refuses one literal of 32 Ki characters or more). Valid headers (16 KiB of ASCII in
+ * all) stay well inside; only input that validation refuses, and so never sends, can pass them.
+ */
+const MAX_HEADER_FORM_CHARS = 24 * 1024;
+const MAX_HEADER_SECRETS_CHARS = 128 * 1024;
+
+/**
  * The values that must never be printed: the API key, any credentials in base_url, and the
  * values of extra_headers (with the tokens inside them).
  */
@@ -44,13 +52,22 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unkn
     }
   }
   if (typeof extraHeaders === "object" && extraHeaders !== null) {
+    let budget = MAX_HEADER_SECRETS_CHARS;
     for (const value of Object.values(extraHeaders)) {
       if (typeof value !== "string") continue;
       // The whole value, and each token in it: the part after "Bearer", a key in a JSON config.
       const tokens = value.split(/[\s"'`,;{}[\]]+/).filter((part) =>
         part.length >= SHORT_SECRET_CHARS
       );
-      for (const part of [value, ...tokens]) for (const form of formsOf(part)) secrets.add(form);
+      for (const part of [value, ...tokens]) {
+        for (const form of formsOf(part)) {
+          if (secrets.has(form) || form.length > MAX_HEADER_FORM_CHARS || form.length > budget) {
+            continue;
+          }
+          secrets.add(form);
+          budget -= form.length;
+        }
+      }
     }
   }
   secrets.delete("");

@@ -10,13 +10,12 @@ export const USER_AGENT = `img2-generate/${VERSION} (Deno ${Deno.version.deno})`
 
 /**
  * `{base_url}/images/generations`, trailing slashes trimmed; a full endpoint is kept as is. A
- * query (Azure's `?api-version=`) stays after the path; a fragment, never sent, is dropped.
+ * query (Azure's `?api-version=`) stays after the path.
  */
 export function endpointOf(baseUrl: string): URL {
   const url = new URL(baseUrl);
   const path = url.pathname.replace(/\/+$/, "");
   url.pathname = path.endsWith(ENDPOINT_PATH) ? path : path + ENDPOINT_PATH;
-  url.hash = "";
   return url;
 }
 

@@ -8,7 +8,7 @@ import { InputError } from "../lib/errors.ts";
 import { MAX_EXTRA_HEADERS, MAX_HEADER_VALUE_CHARS } from "../lib/headers.ts";
 import { type FailureResult, generateImage } from "../lib/mod.ts";
 import { type GenerationInput, validateParams } from "../lib/params.ts";
-import { secretsOf } from "../lib/redact.ts";
+import { redactText, secretsOf } from "../lib/redact.ts";
 import { USER_AGENT } from "../lib/request.ts";
 import { runTarget, TARGETS } from "./_command.ts";
 import { inputFor, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
@@ -161,6 +161,12 @@ Deno.test("validateParams() refuses the same header twice in different cases, an
     Array.from({ length: MAX_EXTRA_HEADERS + 1 }, (_, i) => [`x-h${i}`, "v"]),
   );
   assert.match(problemOf({ extra_headers: many }), /65 headers, at most 64 allowed/);
+  const large = { "x-a": "a".repeat(MAX_HEADER_VALUE_CHARS), "x-b": "b".repeat(8187) };
+  assert.match(
+    problemOf({ extra_headers: large }),
+    /extra_headers has 16385 characters of names and values, at most 16384 allowed/,
+  );
+  validateParams({ ...VALID, extra_headers: { ...large, "x-b": "b".repeat(8186) } });
 });
 
 Deno.test("validateParams() refuses an extra_headers that is not an object without quoting it", () => {
@@ -180,9 +186,23 @@ Deno.test("secretsOf() holds each extra header value and the tokens inside it", 
   assert.ok(secrets.includes(`Bearer ${CF_TOKEN}`));
   assert.ok(secrets.includes(CF_TOKEN));
   assert.ok(secrets.includes("sk-inner-0123456789"));
-  // Too short to be a credential: masking it would blot out every "on" in a message.
-  assert.ok(!secrets.includes("on"));
   assert.ok(!secrets.includes("Bearer"));
+  // A short value is masked as a whole word only, as a short key is.
+  assert.equal(redactText("turn it on, online", secrets), "turn it ***, online");
+});
+
+Deno.test("generateImage() answers for header values no validation would pass, however large", async () => {
+  const hostile = [
+    { "X-Long": "s3cr3t".repeat(8000) },
+    { "X-Wide": "猫".repeat(8192) },
+    Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`x-h${i}`, `${i}`.repeat(8192)])),
+  ];
+  for (const extra_headers of hostile) {
+    const result = await generateImage({ ...VALID, extra_headers });
+    assert.equal(result.ok, false);
+    assert.equal(result.stage, "input");
+    assert.match((result as FailureResult).error, /extra_headers/);
+  }
 });
 
 // --- the request as sent --------------------------------------------------------------------
@@ -404,8 +424,7 @@ Deno.test("generateImage() masks extra header values in an input error", async (
 Deno.test("dryRunReport() shows the final URL with its query and every header, values masked", () => {
   const report = dryRunReport(validateParams({
     ...VALID,
-    base_url:
-      "https://res.openai.azure.com/openai/deployments/img/?api-version=2025-04-01-preview#top",
+    base_url: "https://res.openai.azure.com/openai/deployments/img/?api-version=2025-04-01-preview",
     api_key: TEST_KEY,
     auth_header: "api-key",
     extra_headers: { ...SECRET_HEADERS, "X-Title": "Cat studio" },
