@@ -45,9 +45,8 @@ export function extraHeadersProblems(
   const problems: string[] = [];
   const names = Object.keys(headers);
   if (names.length > MAX_EXTRA_HEADERS) {
-    problems.push(
-      `extra_headers has ${names.length} headers, at most ${MAX_EXTRA_HEADERS} allowed`,
-    );
+    // One problem, not one for each of what may be thousands of names.
+    return [`extra_headers has ${names.length} headers, at most ${MAX_EXTRA_HEADERS} allowed`];
   }
   const size = Object.entries(headers).reduce(
     (sum, [name, value]) => sum + name.length + (typeof value === "string" ? value.length : 0),

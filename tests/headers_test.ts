@@ -160,7 +160,10 @@ Deno.test("validateParams() refuses the same header twice in different cases, an
   const many = Object.fromEntries(
     Array.from({ length: MAX_EXTRA_HEADERS + 1 }, (_, i) => [`x-h${i}`, "v"]),
   );
-  assert.match(problemOf({ extra_headers: many }), /65 headers, at most 64 allowed/);
+  assert.equal(
+    problemOf({ extra_headers: { ...many, "Host": "h", "bad name": "v" } }),
+    "extra_headers has 67 headers, at most 64 allowed",
+  );
   const large = { "x-a": "a".repeat(MAX_HEADER_VALUE_CHARS), "x-b": "b".repeat(8187) };
   assert.match(
     problemOf({ extra_headers: large }),
