@@ -1,6 +1,6 @@
 import { safeFileStem } from "./output_file.ts";
 import type { GenerationParams } from "./params.ts";
-import { authHeaderOf } from "./headers.ts";
+import { authHeaderOf, maskedHeaderValues } from "./headers.ts";
 import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
 import { endpointOf, requestBody, requestHeaders } from "./request.ts";
 
@@ -20,7 +20,7 @@ export function dryRunReport(params: GenerationParams): DryRunReport {
   const headers = requestHeaders(params);
   const [keyHeader, maskedKey] = authHeaderOf(params.auth_header, "***");
   headers[keyHeader] = maskedKey;
-  for (const name of Object.keys(params.extra_headers)) headers[name] = "***";
+  Object.assign(headers, maskedHeaderValues(params.extra_headers));
   const secrets = secretsOf(params.api_key, params.base_url, params.extra_headers);
   const report: DryRunReport = {
     ok: true,

@@ -106,6 +106,11 @@ function headerValueProblem(value: unknown): string | null {
   return null;
 }
 
+/** The names of `headers`, each value masked: how extra_headers may be shown. */
+export function maskedHeaderValues(headers: object): Record<string, string> {
+  return Object.fromEntries(Object.keys(headers).map((name) => [name, "***"]));
+}
+
 /** `base` with `extra` on top, a name in `extra` replacing the same name in any case. */
 export function withHeaders(
   base: Record<string, string>,

@@ -10,8 +10,9 @@ import { type FailureResult, generateImage } from "../lib/mod.ts";
 import { type GenerationInput, validateParams } from "../lib/params.ts";
 import { redactText, secretsOf } from "../lib/redact.ts";
 import { USER_AGENT } from "../lib/request.ts";
+import { BATCH_TARGETS, promptJobs, runBatch, sharedFlags, writeJobs } from "./batch_command.ts";
 import { runTarget, TARGETS } from "./_command.ts";
-import { inputFor, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 
 const AZURE_REF = "learn.microsoft.com/azure/ai-services/openai/reference";
@@ -525,5 +526,37 @@ Deno.test("generateImage() sends the key and extra headers to a download on the 
       );
       assertNoHeaderSecret([...headers.values()].join("\n"));
     }
+  });
+});
+
+// --- batches --------------------------------------------------------------------------------
+
+Deno.test("img2-batch sends extra_headers and writes their values to no file or output", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("echo-headers", (request) =>
+    Response.json({
+      error: { message: `Rejected ${request.headers.get("cf-aig-authorization")}` },
+    }, { status: 401 }));
+  await withTempDir(async (dir) => {
+    const jobs = await writeJobs(`${dir}/gw.jsonl`, promptJobs(2));
+    const run = await runBatch(BATCH_TARGETS[0]!, [
+      jobs,
+      "--keep-going",
+      "--events",
+      "-",
+      "--extra-headers",
+      JSON.stringify(SECRET_HEADERS),
+      ...sharedFlags(upstream, "echo-headers", dir),
+    ]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.equal(
+      upstream.requests[0]!.headers.get("cf-aig-authorization"),
+      `Bearer ${CF_TOKEN}`,
+    );
+    const runDir = `${dir}/out/.img2-batch/gw`;
+    const written = await Promise.all(
+      (await listDir(runDir)).map((name) => Deno.readTextFile(`${runDir}/${name}`)),
+    );
+    assertNoHeaderSecret([run.stdout, run.stderr, ...written].join("\n"));
   });
 });

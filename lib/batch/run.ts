@@ -15,6 +15,7 @@ import {
   InputError,
   resolveFolder,
 } from "../mod.ts";
+import { maskedHeaderValues } from "../headers.ts";
 import { findAdoptable } from "./adopt.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
@@ -322,6 +323,9 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
 /** The settings as state.json shows them: shared parameters without the key. */
 function settingsOf(setup: Setup): Record<string, unknown> {
   const { api_key: _key, ...shared } = setup.shared;
+  if (typeof shared.extra_headers === "object" && shared.extra_headers !== null) {
+    shared.extra_headers = maskedHeaderValues(shared.extra_headers);
+  }
   const { options } = setup;
   return {
     concurrency: options.concurrency,
