@@ -61,7 +61,9 @@ export interface CallContext {
 
 /** The fields of a call's input (or of its validated parameters) that every result repeats. */
 export type ContextSource = {
-  readonly [name in "base_url" | "model" | "size" | "task_name" | "lang" | "api_key"]?: unknown;
+  readonly [
+    name in "base_url" | "model" | "size" | "task_name" | "lang" | "api_key" | "extra_headers"
+  ]?: unknown;
 };
 
 /** The context of a call, read from its input before (or without) validation. */
