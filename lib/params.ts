@@ -36,6 +36,8 @@ export interface GenerationParams {
 
 export const DEFAULT_OUTPUT_DIR = "/tmp/generated-images";
 export const MAX_PROMPT_CHARS = 32000;
+/** Keys are tens of characters, signed tokens a few thousand; a header line is at most 8 KiB. */
+export const MAX_API_KEY_CHARS = 8192;
 export const MAX_RETRIES = 10;
 /** Deep enough for any gateway's fields, shallow enough to walk and print without a deep stack. */
 export const MAX_EXTRA_BODY_DEPTH = 32;
@@ -75,7 +77,7 @@ export const PARAM_SPECS = {
     help: "API base, e.g. https://api.example.com/v1 (the command adds /images/generations)",
   },
   api_key: {
-    rule: { kind: "text", secret: true },
+    rule: { kind: "text", secret: true, maxChars: MAX_API_KEY_CHARS },
     required: true,
     help: "API key, sent as a Bearer token (safer in the JSON on stdin, with -)",
   },
@@ -301,16 +303,15 @@ function checkText(
         : "a character that is not printable ASCII";
       return { problem: `Invalid ${name}: it contains ${what} (at position ${bad.index + 1})` };
     }
-    return { value: text };
   }
   if (rule.maxChars !== undefined) {
     let chars = 0;
-    for (const _ of raw) chars++;
+    for (const _ of text) chars++;
     if (chars > rule.maxChars) {
       return { problem: `Invalid ${name}: ${chars} characters, at most ${rule.maxChars} allowed` };
     }
   }
-  return { value: raw };
+  return { value: text };
 }
 
 function checkUrl(name: string, raw: unknown): Checked {

@@ -29,14 +29,6 @@ const KEY_HEADER_TOKEN = new RegExp(
 );
 
 /**
- * Bounds on what extra_headers add to the secrets, so that the pattern made of them compiles (the
- * regex engine refuses one literal of 32 Ki characters or more). Valid headers (16 KiB of ASCII in
- * all) stay well inside; only input that validation refuses, and so never sends, can pass them.
- */
-const MAX_HEADER_FORM_CHARS = 24 * 1024;
-const MAX_HEADER_SECRETS_CHARS = 128 * 1024;
-
-/**
  * The values that must never be printed: the API key, any credentials in base_url, and the
  * values of extra_headers (with the tokens inside them).
  */
@@ -52,7 +44,6 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unkn
     }
   }
   if (typeof extraHeaders === "object" && extraHeaders !== null) {
-    let budget = MAX_HEADER_SECRETS_CHARS;
     for (const value of Object.values(extraHeaders)) {
       if (typeof value !== "string") continue;
       // The whole value, and each token in it: the part after "Bearer", a key in a JSON config.
@@ -60,13 +51,7 @@ export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unkn
         part.length >= SHORT_SECRET_CHARS
       );
       for (const part of [value, ...tokens]) {
-        for (const form of formsOf(part)) {
-          if (secrets.has(form) || form.length > MAX_HEADER_FORM_CHARS || form.length > budget) {
-            continue;
-          }
-          secrets.add(form);
-          budget -= form.length;
-        }
+        for (const form of formsOf(part)) secrets.add(form);
       }
     }
   }
@@ -296,16 +281,20 @@ function maskerOf(secrets: readonly string[]): Masker {
 
 function buildMasker(secrets: readonly string[]): Masker {
   const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
-  const whole = longestFirst.length === 0
-    ? null
-    : new RegExp(longestFirst.map(wholePattern).join("|"), "gu");
+  // Long secrets are plain text to replace; only short ones need a pattern (whole words only),
+  // which keeps the pattern small whatever the length of a key.
+  const long = longestFirst.filter((secret) => secret.length >= SHORT_SECRET_CHARS);
+  const short = longestFirst.filter((secret) => secret.length < SHORT_SECRET_CHARS);
+  const whole = short.length === 0 ? null : new RegExp(short.map(wholePattern).join("|"), "gu");
   const parts: SecretParts[] = longestFirst.map((secret) => ({
     forward: new PartFinder(secret),
     backward: new PartFinder([...secret].reverse().join("")),
   }));
   return {
     mask(text: string): string {
-      let result = whole === null ? text : text.replace(whole, MASK);
+      let result = text;
+      for (const secret of long) result = result.replaceAll(secret, MASK);
+      if (whole !== null) result = result.replace(whole, MASK);
       if (parts.length > 0 && (result.includes("…") || /\.{3}|\*{3}/.test(result))) {
         result = maskPartsAtEllipses(result, parts);
       }
@@ -317,7 +306,6 @@ function buildMasker(secrets: readonly string[]): Masker {
 
 function wholePattern(secret: string): string {
   const escaped = secret.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
-  if (secret.length >= SHORT_SECRET_CHARS) return escaped;
   const before = WORD_CHAR.test(secret[0]!) ? String.raw`(?<![\p{L}\p{N}_])` : "";
   const after = WORD_CHAR.test(secret.at(-1)!) ? String.raw`(?![\p{L}\p{N}_])` : "";
   return before + escaped + after;

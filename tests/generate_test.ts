@@ -749,3 +749,16 @@ Deno.test("generateImage() gives a failure in the answer's body the answer's sta
     }
   });
 });
+
+Deno.test("generateImage() answers an api_key of 40 000 characters with an input failure, sending nothing", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = await generateImage(
+      inputFor(upstream, "ok", dir, { api_key: "k".repeat(40_000) }),
+    ) as FailureResult;
+    assert.equal(result.ok, false);
+    assert.equal(result.stage, "input");
+    assert.match(result.error, /api_key: 40000 characters, at most 8192 allowed/);
+    assert.equal(upstream.requests.length, 0);
+  });
+});

@@ -458,3 +458,10 @@ Deno.test("secretsOf() and redactText() take a key with a lone surrogate", () =>
     'bad key *** and "***"',
   );
 });
+
+Deno.test("redactText() masks secrets of any length, as long as a regular expression may not be", () => {
+  const key = "k".repeat(40_000) + "9";
+  const header = "v".repeat(30_000) + "1";
+  const secrets = secretsOf(key, "https://api.example.com/v1", { "x-token": header });
+  assert.equal(redactText(`key ${key}, header ${header}.`, secrets), "key ***, header ***.");
+});
