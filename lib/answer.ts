@@ -6,10 +6,22 @@ import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.
 /** Where the image of an answer is. */
 export type ImageSource = { kind: "streamed" } | { kind: "url"; url: string };
 
+/** The settings an answer says the image was made with, as far as it says. */
+export type UpstreamSettings = Partial<Record<(typeof SETTING_NAMES)[number], string>>;
+const SETTING_NAMES = ["size", "quality", "output_format", "background"] as const;
+
 export interface Answer {
   source: ImageSource;
   revisedPrompt: string | null;
   usage: unknown;
+  settings: UpstreamSettings;
+  /** How many partial images a streamed answer sent before its image. */
+  partialImages?: number;
+}
+
+/** A 2xx answer whose `data` is an empty list, as some relays answer a parameter they dislike. */
+export class EmptyAnswerError extends GenerationError {
+  override name = "EmptyAnswerError";
 }
 
 /**
@@ -61,22 +73,43 @@ export function interpretAnswer(text: string, facts: FailureDetails = {}): Answe
         },
       );
     }
+    if (Array.isArray(record.data) && record.data.length === 0) {
+      throw new EmptyAnswerError("response", "The answer holds no image: its data is empty", facts);
+    }
     throw new GenerationError(
       "response",
       "The answer holds no image: no b64_json or url in data",
       facts,
     );
   }
+  const answer = answerFromItem(item, record);
+  if (answer === null) {
+    throw new GenerationError("response", "The answer holds more than one image text", facts);
+  }
+  return answer;
+}
 
+/**
+ * The answer that `item` makes, with `record` the object around it (the answer, or a stream's
+ * completed event, which is its own item); null when the item holds no single image.
+ */
+export function answerFromItem(
+  item: Record<string, unknown>,
+  record: Record<string, unknown>,
+): Answer | null {
   const revisedPrompt = typeof item.revised_prompt === "string" ? item.revised_prompt : null;
-  const common = { revisedPrompt, usage: record.usage ?? null };
+  const settings: UpstreamSettings = {};
+  for (const name of SETTING_NAMES) {
+    if (nonEmpty(record[name])) settings[name] = record[name];
+  }
+  const common = { revisedPrompt, usage: record.usage ?? null, settings };
   if (item.b64_json === STREAMED || item.url === STREAMED) {
     return { source: { kind: "streamed" }, ...common };
   }
   if (nonEmpty(item.url) && item.url !== SKIPPED && !nonEmpty(item.b64_json)) {
     return { source: { kind: "url", url: item.url }, ...common };
   }
-  throw new GenerationError("response", "The answer holds more than one image text", facts);
+  return null;
 }
 
 function nonEmpty(value: unknown): value is string {

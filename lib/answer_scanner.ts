@@ -6,7 +6,7 @@ const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
 /** The largest image accepted, in bytes once decoded (or downloaded). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 /** The largest answer: such an image in base64, and the rest of the JSON. */
-const MAX_ANSWER_BYTES = Math.ceil(MAX_IMAGE_BYTES / 3) * 4 + MAX_SKELETON_BYTES;
+export const MAX_ANSWER_BYTES = Math.ceil(MAX_IMAGE_BYTES / 3) * 4 + MAX_SKELETON_BYTES;
 
 /** What the kept JSON holds in place of the image text that went to the decoder. */
 export const STREAMED = "\u0000streamed";
@@ -284,7 +284,7 @@ const utf8 = new TextDecoder();
  * only when it proves the bytes ASCII: as many characters as bytes and no U+FFFD (any other
  * byte either joins a longer sequence or becomes U+FFFD).
  */
-function asciiOrLatin1(bytes: Uint8Array): string {
+export function asciiOrLatin1(bytes: Uint8Array): string {
   const text = utf8.decode(bytes);
   return text.length === bytes.length && !text.includes("\ufffd") ? text : latin1.decode(bytes);
 }

@@ -1,9 +1,11 @@
 import { type Answer, readAnswer } from "./answer.ts";
+import { type EventImageTarget, isEventStream, readEventStream } from "./event_stream.ts";
 import { Deadline } from "./deadline.ts";
 import { downloadImage } from "./download.ts";
 import { errorMessage, GenerationError, InputError } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
+import { PartialImages } from "./partial_images.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
 import { transportFailure } from "./transport.ts";
@@ -86,11 +88,12 @@ export async function generateFromParams(
       } catch { /* ignored */ }
     });
   let file: ImageFile | null = null;
+  const partials = new PartialImages(params.save_partials ? params.partial_images ?? 0 : 0);
   try {
     let saved: SavedOutcome;
     try {
       file = await ImageFile.create(params.output_dir, params.task_name, deadline.signal);
-      saved = await saveImage(file, params, deadline, context, onProgress);
+      saved = await saveImage(file, partials, params, deadline, context, onProgress);
     } catch (error) {
       saved = { ok: false, result: failureResult(asFailure(error, deadline), context) };
     } finally {
@@ -100,13 +103,18 @@ export async function generateFromParams(
       await deliver(saved.result, null);
       return saved.result;
     }
-    return await deliverSuccess(file!, saved.outcome, params, context, deliver);
+    return await deliverSuccess(file!, partials, saved.outcome, params, context, deliver);
   } finally {
     await file?.discard();
+    await partials.discard();
   }
 }
 
-type SavedImageOutcome = AttemptOutcome & { path: string; attempts: Attempt[] };
+type SavedImageOutcome = AttemptOutcome & {
+  path: string;
+  attempts: Attempt[];
+  partialPaths: string[];
+};
 type SavedOutcome =
   | { ok: true; outcome: SavedImageOutcome }
   | { ok: false; result: GenerationResult };
@@ -114,13 +122,15 @@ type SavedOutcome =
 /** The attempts, then the move into place; a failure of either as a failure result. */
 async function saveImage(
   file: ImageFile,
+  partials: PartialImages,
   params: GenerationParams,
   deadline: Deadline,
   context: CallContext,
   onProgress: GenerateOptions["onProgress"],
 ): Promise<SavedOutcome> {
   const listed = (attempts: Attempt[]) => params.max_retries > 0 ? { attempts } : {};
-  const attempted = await withRetries(() => attemptOnce(params, deadline, file, onProgress), {
+  const attempt = () => attemptOnce(params, deadline, file, partials, onProgress);
+  const attempted = await withRetries(attempt, {
     maxRetries: params.max_retries,
     lang: params.lang,
     deadline,
@@ -132,6 +142,7 @@ async function saveImage(
         }); retrying in ${wait} ms`,
       );
       await file.reset();
+      await partials.discard();
     },
   });
   if (!attempted.ok) {
@@ -144,7 +155,8 @@ async function saveImage(
   const outcome = attempted.value;
   try {
     const path = await file.commit(outcome.info.extension);
-    return { ok: true, outcome: { ...outcome, path, attempts: attempted.attempts } };
+    const partialPaths = await partials.commitBeside(path);
+    return { ok: true, outcome: { ...outcome, path, attempts: attempted.attempts, partialPaths } };
   } catch (error) {
     const { requestId, droppedParams } = outcome;
     const extras = { requestId, droppedParams, ...listed(attempted.attempts) };
@@ -158,6 +170,7 @@ async function saveImage(
  */
 async function deliverSuccess(
   file: ImageFile,
+  partials: PartialImages,
   outcome: SavedImageOutcome,
   params: GenerationParams,
   context: CallContext,
@@ -168,17 +181,22 @@ async function deliverSuccess(
     droppedParams: outcome.droppedParams,
     ...(params.max_retries > 0 ? { attempts: outcome.attempts } : {}),
   };
+  const streamed = {
+    ...(params.stream ? { partialImages: outcome.answer.partialImages ?? 0 } : {}),
+    ...(params.save_partials ? { partialPaths: outcome.partialPaths } : {}),
+  };
   try {
     const result = successResult(
       { path: outcome.path, bytes: file.bytes, info: outcome.info },
       outcome.answer,
       context,
-      extras,
+      { ...extras, ...streamed },
     );
     await deliver(result, file);
     return result;
   } catch (error) {
     await file.withdraw();
+    await partials.withdraw();
     if (error instanceof ResultCutShort) throw error;
     const failure = new GenerationError(
       "response",
@@ -205,18 +223,35 @@ async function attemptOnce(
   params: GenerationParams,
   deadline: Deadline,
   file: ImageFile,
+  partials: PartialImages,
   onProgress: GenerateOptions["onProgress"],
 ): Promise<AttemptOutcome> {
   onProgress?.(`requesting ${params.model} ${params.size} (timeout ${params.timeout_ms} ms)`);
-  const { response, droppedParams } = await sendImageRequest(params, deadline);
+  // A streamed answer's partial images pass through the image file on their way.
+  const events: EventImageTarget = {
+    write: file.write,
+    partial: async (index) => {
+      onProgress?.(`partial image ${index + 1} received`);
+      await partials.take(file, index);
+    },
+    drop: () => file.reset(),
+  };
+  const { response, answer, droppedParams } = await sendImageRequest(
+    params,
+    deadline,
+    async (response) => {
+      const facts = { httpStatus: response.status, requestId: requestIdOf(response.headers, null) };
+      try {
+        return isEventStream(response.headers)
+          ? await readEventStream(response.body, events, facts)
+          : await readAnswer(response.body, file.write, facts);
+      } catch (error) {
+        throw transportFailure("response", error, deadline, "Reading the answer", facts);
+      }
+    },
+  );
   const requestId = requestIdOf(response.headers, null);
   const facts = { httpStatus: response.status, requestId };
-  let answer: Answer;
-  try {
-    answer = await readAnswer(response.body, file.write, facts);
-  } catch (error) {
-    throw transportFailure("response", error, deadline, "Reading the answer", facts);
-  }
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
     // Bytes are here only when a later item of the answer carried base64 as well.

@@ -161,6 +161,11 @@ export class ImageFile {
 
   /** Moves the finished image to `{task_name}-{YYYYMMDD-HHMMSS}[-N].{extension}` and returns that path. */
   async commit(extension: string, now = new Date()): Promise<string> {
+    return await this.commitAs(`${this.#stem}-${timestamp(now)}`, extension);
+  }
+
+  /** Moves the finished file to `{stem}[-N].{extension}` in its folder and returns that path. */
+  async commitAs(stem: string, extension: string): Promise<string> {
     const file = this.#writable();
     try {
       await this.#flush(file);
@@ -169,7 +174,6 @@ export class ImageFile {
       if (error instanceof GenerationError) throw error;
       throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
     }
-    const stem = `${this.#stem}-${timestamp(now)}`;
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
       const candidate = inFolder(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
       try {
@@ -188,6 +192,22 @@ export class ImageFile {
       "save",
       `Cannot find a free file name for "${stem}" in "${this.dir}"`,
     );
+  }
+
+  /** A new temporary file beside this one, holding the same bytes (a partial image kept aside). */
+  async copy(): Promise<ImageFile> {
+    await this.#flush(this.#writable());
+    const copy = await ImageFile.create(this.dir, this.#stem);
+    try {
+      await Deno.copyFile(this.#tempPath, copy.#tempPath);
+    } catch (error) {
+      await copy.discard();
+      throw new GenerationError("save", `Cannot copy the image: ${errorMessage(error)}`);
+    }
+    copy.#head.set(this.head);
+    copy.#headLength = this.#headLength;
+    copy.#bytes = this.#bytes;
+    return copy;
   }
 
   /**

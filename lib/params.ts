@@ -25,6 +25,10 @@ export interface GenerationParams {
   lang: Lang;
   max_retries: number;
   media_line: boolean;
+  stream: boolean;
+  /** Partial images asked of a stream, 0 to 3; null when not given (not sent). */
+  partial_images: number | null;
+  save_partials: boolean;
   /** OpenAI's optional request fields that were given, in the order of PASSTHROUGH_NAMES. */
   passthrough: Record<string, string | number>;
   extra_body: Record<string, unknown>;
@@ -43,6 +47,7 @@ export const MAX_RETRIES = 10;
 export const MAX_EXTRA_BODY_DEPTH = 32;
 /** More than 1 MiB of JSON can hold; met only by an object built in code that shares its parts. */
 const MAX_EXTRA_BODY_VALUES = 1024 * 1024;
+export const MAX_PARTIAL_IMAGES = 3;
 /** The longest timer the runtime can arm. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -137,6 +142,19 @@ export const PARAM_SPECS = {
     help: "vivid or natural (dall-e-3)",
   },
   user: { rule: { kind: "text", nonBlank: true }, passthrough: true, help: "end-user identifier" },
+  stream: {
+    rule: { kind: "boolean" },
+    help: "true streams the answer as server-sent events, past a gateway's cut (default false)",
+  },
+  partial_images: {
+    rule: { kind: "integer", min: 0, max: MAX_PARTIAL_IMAGES },
+    help: "0 to 3 partial images sent while the image is made; needs stream true",
+  },
+  save_partials: {
+    rule: { kind: "boolean" },
+    help:
+      "save each partial image beside the final one as {name}.partial-{i}.{ext} (default false)",
+  },
   extra_body: {
     rule: { kind: "object", maxDepth: MAX_EXTRA_BODY_DEPTH },
     help: "JSON object merged into the request body, for gateway-specific fields",
@@ -170,7 +188,15 @@ export const REQUIRED_NAMES = PARAM_NAMES.filter((name) => "required" in PARAM_S
 export const PASSTHROUGH_NAMES = PARAM_NAMES.filter((name) => "passthrough" in PARAM_SPECS[name]);
 
 /** Fields the request body always carries, which extra_body may not replace. */
-const CORE_BODY_FIELDS = ["model", "prompt", "size", "n", "response_format"];
+const CORE_BODY_FIELDS = [
+  "model",
+  "prompt",
+  "size",
+  "n",
+  "response_format",
+  "stream",
+  "partial_images",
+];
 
 export function isParamName(name: string): name is ParamName {
   return Object.hasOwn(PARAM_SPECS, name);
@@ -219,6 +245,7 @@ export function validateParams(input: GenerationInput): GenerationParams {
   const authHeader = (values.auth_header as AuthHeader | undefined) ?? "authorization";
   const extraHeaders = (values.extra_headers ?? {}) as Record<string, string>;
   problems.push(...extraHeadersProblems(extraHeaders, authHeader));
+  problems.push(...streamProblems(values));
 
   if (problems.length > 0) throw new InputError(problems.join("; "));
 
@@ -243,11 +270,26 @@ export function validateParams(input: GenerationInput): GenerationParams {
     lang: (values.lang as Lang | undefined) ?? "zh",
     max_retries: (values.max_retries as number | undefined) ?? 0,
     media_line: (values.media_line as boolean | undefined) ?? false,
+    stream: (values.stream as boolean | undefined) ?? false,
+    partial_images: (values.partial_images as number | undefined) ?? null,
+    save_partials: (values.save_partials as boolean | undefined) ?? false,
     passthrough,
     extra_body: extraBody,
     auth_header: authHeader,
     extra_headers: extraHeaders,
   };
+}
+
+/** partial_images and save_partials mean something only for a stream that sends partial images. */
+function streamProblems(values: Partial<Record<ParamName, unknown>>): string[] {
+  const problems: string[] = [];
+  if (values.partial_images !== undefined && values.stream !== true) {
+    problems.push(`partial_images needs stream: true (partial images come only in a stream)`);
+  }
+  if (values.save_partials === true && !((values.partial_images as number | undefined) ?? 0)) {
+    problems.push(`save_partials needs partial_images from 1 to ${MAX_PARTIAL_IMAGES}`);
+  }
+  return problems;
 }
 
 type Checked = { value: unknown } | { problem: string };

@@ -1,4 +1,5 @@
 import type { Deadline } from "./deadline.ts";
+import { EmptyAnswerError } from "./answer.ts";
 import type { UpstreamError } from "./errors.ts";
 import { authHeaderOf, withHeaders } from "./headers.ts";
 import type { GenerationParams } from "./params.ts";
@@ -19,17 +20,26 @@ export function endpointOf(baseUrl: string): URL {
   return url;
 }
 
-/** The body of the request: the fixed fields, the passthroughs given, extra_body, minus `omit`. */
+/**
+ * The body of the request: the fixed fields, the passthroughs given, extra_body, minus `omit`.
+ * GPT image models always answer base64 and refuse `response_format`, so they are sent it only
+ * to ask for a `url`.
+ */
 export function requestBody(
   params: GenerationParams,
   omit: ReadonlySet<string> = new Set(),
 ): Record<string, unknown> {
+  const sendsFormat = !isGptImageModel(params.model) || params.response_format !== "b64_json";
   const body: Record<string, unknown> = {
     model: params.model,
     prompt: params.prompt,
     size: params.size,
     n: params.n,
-    response_format: params.response_format,
+    ...(sendsFormat ? { response_format: params.response_format } : {}),
+    ...(params.stream ? { stream: true } : {}),
+    ...(params.stream && params.partial_images !== null
+      ? { partial_images: params.partial_images }
+      : {}),
     ...params.passthrough,
     ...params.extra_body,
   };
@@ -37,10 +47,16 @@ export function requestBody(
   return body;
 }
 
-export function requestHeaders(params: GenerationParams): Record<string, string> {
+/** `gpt-image-1`, `gpt-image-2`, and the same behind a gateway's prefix (`openai/gpt-image-1`). */
+export function isGptImageModel(model: string): boolean {
+  return /(?:^|\/)gpt-image-/i.test(model);
+}
+
+/** The headers; a streamed request asks for server-sent events. */
+export function requestHeaders(params: GenerationParams, streamed = false): Record<string, string> {
   return withHeaders({
     "Content-Type": "application/json",
-    "Accept": "application/json",
+    "Accept": streamed ? "text/event-stream" : "application/json",
     "User-Agent": USER_AGENT,
   }, credentialHeaders(params));
 }
@@ -55,25 +71,33 @@ export function credentialHeaders(params: GenerationParams): Record<string, stri
 function optionalFields(params: GenerationParams): Set<string> {
   return new Set([
     "response_format",
+    "stream",
+    "partial_images",
     ...Object.keys(params.passthrough),
     ...Object.keys(params.extra_body),
   ]);
 }
 
-export interface AcceptedRequest {
+export interface AcceptedRequest<T> {
   response: Response;
-  /** Optional fields the upstream refused as unknown, left out of the request that succeeded. */
+  /** What `read` made of the response. */
+  answer: T;
+  /** Optional fields the upstream refused, left out of the request that succeeded. */
   droppedParams: string[];
 }
 
 /**
- * POSTs the request and returns the 2xx response with its body unread. A 4xx that names an
- * optional field as unknown or unsupported is answered at once by the same request without it.
+ * POSTs the request and hands the 2xx response to `read`. A 4xx that names an optional field as
+ * unknown or unsupported is answered at once by the same request without it (without
+ * `partial_images` too when it is `stream`); so is a 2xx with an empty `data` list (an
+ * `EmptyAnswerError` from `read`) to a request that held `response_format`, as some relays answer
+ * a parameter they dislike. Both come before any image is made, so they cost nothing.
  */
-export async function sendImageRequest(
+export async function sendImageRequest<T>(
   params: GenerationParams,
   deadline: Deadline,
-): Promise<AcceptedRequest> {
+  read: (response: Response) => Promise<T>,
+): Promise<AcceptedRequest<T>> {
   const endpoint = endpointOf(params.base_url);
   const optional = optionalFields(params);
   const dropped = new Set<string>();
@@ -81,16 +105,25 @@ export async function sendImageRequest(
     const body = requestBody(params, dropped);
     const response = await fetchOrFail("request", endpoint, deadline, {
       method: "POST",
-      headers: requestHeaders(params),
+      headers: requestHeaders(params, body.stream === true),
       body: JSON.stringify(body),
       redirect: "manual",
     });
-    if (response.ok) return { response, droppedParams: [...dropped] };
+    if (response.ok) {
+      try {
+        return { response, answer: await read(response), droppedParams: [...dropped] };
+      } catch (error) {
+        if (!(error instanceof EmptyAnswerError && "response_format" in body)) throw error;
+        dropped.add("response_format");
+        continue;
+      }
+    }
 
     const failure = await httpFailure("request", response, deadline);
     const refused = refusedOptionalField(failure.details.upstream ?? null, optional, dropped);
     if (response.status >= 400 && response.status < 500 && refused !== null) {
       dropped.add(refused);
+      if (refused === "stream" && "partial_images" in body) dropped.add("partial_images");
       continue;
     }
     throw failure;

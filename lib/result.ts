@@ -1,3 +1,4 @@
+import type { Answer, UpstreamSettings } from "./answer.ts";
 import { diagnose } from "./diagnosis.ts";
 import { errorMessage, factsOf, GenerationError } from "./errors.ts";
 import type { ImageInfo } from "./image_type.ts";
@@ -31,7 +32,16 @@ export interface SuccessResult extends Common {
   width: number | null;
   height: number | null;
   revised_prompt?: string;
+  /** The settings the upstream says it used, when its answer says them. */
+  upstream_size?: string;
+  upstream_quality?: string;
+  upstream_output_format?: string;
+  upstream_background?: string;
   usage?: unknown;
+  /** With stream: the partial images the stream sent. */
+  partial_images_received?: number;
+  /** With save_partials: where they were saved. */
+  partial_paths?: string[];
   b64?: string;
 }
 
@@ -83,6 +93,8 @@ export interface CallExtras {
   requestId?: string | null;
   droppedParams?: string[];
   attempts?: Attempt[];
+  partialImages?: number;
+  partialPaths?: string[];
 }
 
 export interface FailureExtras extends CallExtras {
@@ -119,11 +131,12 @@ export function failureResult(
 
 export function successResult(
   image: { path: string; bytes: number; info: ImageInfo },
-  answer: { revisedPrompt: string | null; usage: unknown },
+  answer: Pick<Answer, "revisedPrompt" | "usage" | "settings">,
   context: CallContext,
   extras: CallExtras,
 ): SuccessResult {
   const { request_id, dropped_params, attempts, ...common } = commonFields(context, extras);
+  const shown = shownText(context.secrets);
   const result: SuccessResult = {
     ok: true,
     stage: "done",
@@ -139,9 +152,14 @@ export function successResult(
   if (answer.revisedPrompt !== null) {
     result.revised_prompt = redactText(answer.revisedPrompt, context.secrets);
   }
+  for (const [name, value] of Object.entries(answer.settings)) {
+    result[`upstream_${name as keyof UpstreamSettings}`] = shown(value);
+  }
   if (answer.usage !== null && answer.usage !== undefined) {
     result.usage = redact(answer.usage, context.secrets);
   }
+  if (extras.partialImages !== undefined) result.partial_images_received = extras.partialImages;
+  if (extras.partialPaths !== undefined) result.partial_paths = extras.partialPaths;
   if (dropped_params !== undefined) result.dropped_params = dropped_params;
   if (attempts !== undefined) result.attempts = attempts;
   return result;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Answer, interpretAnswer, readAnswer } from "../lib/answer.ts";
+import { type Answer, EmptyAnswerError, interpretAnswer, readAnswer } from "../lib/answer.ts";
 import { GenerationError } from "../lib/errors.ts";
 import { concat, randomBytes, randomSource } from "./_helpers.ts";
 
@@ -99,7 +99,12 @@ async function failureOf(json: string | Uint8Array, cuts: number[] = []): Promis
   assert.fail("expected readAnswer() to fail");
 }
 
-const STREAMED: Answer = { source: { kind: "streamed" }, revisedPrompt: null, usage: null };
+const STREAMED: Answer = {
+  source: { kind: "streamed" },
+  revisedPrompt: null,
+  usage: null,
+  settings: {},
+};
 const IMAGE = jpegLike(48, 1);
 const IMAGE_B64 = IMAGE.toBase64();
 
@@ -166,7 +171,12 @@ Deno.test("readAnswer() decodes a data URL url written with \\/ escapes", async 
 
 Deno.test("readAnswer() returns an http url to download and writes nothing", async () => {
   const url = "https://cdn.example.com/images/abc.png?sig=x%2By&e=1";
-  const expected: Answer = { source: { kind: "url", url }, revisedPrompt: null, usage: null };
+  const expected: Answer = {
+    source: { kind: "url", url },
+    revisedPrompt: null,
+    usage: null,
+    settings: {},
+  };
   await assertEveryCut(`{"data":[{"url":"${url}"}]}`, new Uint8Array(), expected);
 });
 
@@ -176,6 +186,7 @@ Deno.test("readAnswer() unescapes an http url written with \\/ escapes", async (
     source: { kind: "url", url: "https://cdn.example.com/a.png" },
     revisedPrompt: null,
     usage: null,
+    settings: {},
   };
   await assertEveryCut(json, new Uint8Array(), expected);
 });
@@ -186,6 +197,7 @@ Deno.test("readAnswer() keeps a url that starts like data: but is not one", asyn
     source: { kind: "url", url: "dat.example/x.png" },
     revisedPrompt: null,
     usage: null,
+    settings: {},
   };
   await assertEveryCut(json, new Uint8Array(), expected);
 });
@@ -200,7 +212,7 @@ Deno.test("readAnswer() keeps a url with non-ASCII characters byte for byte", as
   assert.deepEqual(kept, urls);
 });
 
-Deno.test("readAnswer() keeps revised_prompt and usage", async () => {
+Deno.test("readAnswer() keeps revised_prompt, usage and the settings the answer echoes", async () => {
   const usage = {
     total_tokens: 4270,
     input_tokens: 110,
@@ -211,12 +223,17 @@ Deno.test("readAnswer() keeps revised_prompt and usage", async () => {
   const json = JSON.stringify({
     created: 1713833628,
     data: [{ revised_prompt: revised, b64_json: IMAGE_B64, url: "" }],
+    background: "opaque",
+    output_format: "png",
+    size: "1024x1024",
+    quality: "high",
     usage,
   });
   await assertEveryCut(json, IMAGE, {
     source: { kind: "streamed" },
     revisedPrompt: revised,
     usage,
+    settings: { size: "1024x1024", quality: "high", output_format: "png", background: "opaque" },
   });
 });
 
@@ -307,9 +324,15 @@ Deno.test("readAnswer() reports a gateway's success:false answer at stage reques
   assert.equal(failure.details.upstream?.message, "额度不足");
 });
 
+Deno.test("readAnswer() reports an empty data list apart, for the request to be repeated", async () => {
+  const failure = await failureOf(`{"created":1,"data":[]}`);
+  assert.ok(failure instanceof EmptyAnswerError);
+  assert.equal(failure.stage, "response");
+  assert.equal(failure.message, "The answer holds no image: its data is empty");
+});
+
 Deno.test("readAnswer() reports an answer without an image at stage response", async () => {
   const answers = [
-    `{"data":[]}`,
     `{"data":[{}]}`,
     `{"data":[{"b64_json":"","url":""}]}`,
     `{"data":null}`,
@@ -449,6 +472,7 @@ Deno.test("interpretAnswer() finds a url in data as an array or a single object"
     source: { kind: "url", url: "https://x.example/a.png" },
     revisedPrompt: "a cat",
     usage: { total_tokens: 1 },
+    settings: {},
   };
   assert.deepEqual(
     interpretAnswer(

@@ -42,7 +42,7 @@ Deno.test("generateImage() saves the image and reports it with the seed's fields
   });
 });
 
-Deno.test("generateImage() sends the key, JSON and its name to {base_url}/images/generations", async () => {
+Deno.test("generateImage() sends the key, JSON and its name to {base_url}/images/generations, no response_format to a GPT image model", async () => {
   await using upstream = startFakeUpstream();
   await withTempDir(async (dir) => {
     success(
@@ -61,7 +61,6 @@ Deno.test("generateImage() sends the key, JSON and its name to {base_url}/images
       prompt: "an orange cat by the window",
       size: "1024x1024",
       n: 1,
-      response_format: "b64_json",
       quality: "high",
     });
   });
@@ -232,7 +231,8 @@ Deno.test("generateImage() masks credentials in base_url", async () => {
 Deno.test("generateImage() repeats the request without a parameter the upstream calls unknown", async () => {
   await using upstream = startFakeUpstream();
   await withTempDir(async (dir) => {
-    const result = success(await generateImage(inputFor(upstream, "refuses-response-format", dir)));
+    const input = inputFor(upstream, "refuses-response-format", dir, { model: "dall-e-3" });
+    const result = success(await generateImage(input));
     assert.deepEqual(result.dropped_params, ["response_format"]);
     assert.equal(upstream.requests.length, 2);
     assert.equal(upstream.requests[0]?.body?.response_format, "b64_json");
@@ -563,7 +563,6 @@ Deno.test("generateImage() merges extra_body into the request and sends passthro
       prompt: "an orange cat by the window",
       size: "1024x1024",
       n: 1,
-      response_format: "b64_json",
       background: "opaque",
       output_compression: 80,
       watermark: false,
