@@ -30,3 +30,53 @@ export function randomBytes(length: number, seed: number): Uint8Array {
 }
 
 export { concat } from "../lib/bytes.ts";
+
+/** A stream that hands out `bytes` cut at the given offsets, and records whether it was cancelled. */
+export class ChunkedBody {
+  cancelled = false;
+  readonly stream: ReadableStream<Uint8Array>;
+
+  constructor(bytes: Uint8Array, cuts: number[]) {
+    const pieces: Uint8Array[] = [];
+    let start = 0;
+    for (const cut of [...cuts, bytes.length]) {
+      pieces.push(bytes.slice(start, cut));
+      start = cut;
+    }
+    let index = 0;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        const piece = pieces[index++];
+        if (piece === undefined) controller.close();
+        else controller.enqueue(piece);
+      },
+      cancel: () => {
+        this.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+  }
+}
+
+/** Every cut of `text` in two, and the cut into single bytes. */
+export function everyCut(text: string): number[][] {
+  const length = new TextEncoder().encode(text).length;
+  const cuts: number[][] = [];
+  for (let i = 0; i <= length; i++) cuts.push([i]);
+  cuts.push(Array.from({ length: length - 1 }, (_, i) => i + 1));
+  return cuts;
+}
+
+/** Offsets that cut `length` bytes into random pieces of 1 to `maxPiece` bytes. */
+export function randomCuts(length: number, maxPiece: number, seed: number): number[] {
+  const random = randomSource(seed);
+  const cuts: number[] = [];
+  for (let at = 1 + Math.floor(random() * maxPiece); at < length;) {
+    cuts.push(at);
+    at += 1 + Math.floor(random() * maxPiece);
+  }
+  return cuts;
+}
+
+export function sameBytes(actual: Uint8Array, expected: Uint8Array): boolean {
+  return actual.length === expected.length && actual.every((byte, i) => byte === expected[i]);
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Answer, EmptyAnswerError, interpretAnswer, readAnswer } from "../lib/answer.ts";
 import { GenerationError } from "../lib/errors.ts";
-import { concat, randomBytes, randomSource } from "./_helpers.ts";
+import { ChunkedBody, concat, everyCut, randomBytes, randomCuts, sameBytes } from "./_helpers.ts";
 
 const MIB = 1 << 20;
 const encoder = new TextEncoder();
@@ -11,32 +11,6 @@ function jpegLike(length: number, seed: number): Uint8Array {
   const bytes = randomBytes(length, seed);
   bytes.set([0xff, 0xd8, 0xff, 0xe0]);
   return bytes;
-}
-
-/** A stream that hands out `bytes` cut at the given offsets, and records whether it was cancelled. */
-class ChunkedBody {
-  cancelled = false;
-  readonly stream: ReadableStream<Uint8Array>;
-
-  constructor(bytes: Uint8Array, cuts: number[]) {
-    const pieces: Uint8Array[] = [];
-    let start = 0;
-    for (const cut of [...cuts, bytes.length]) {
-      pieces.push(bytes.slice(start, cut));
-      start = cut;
-    }
-    let index = 0;
-    this.stream = new ReadableStream<Uint8Array>({
-      pull: (controller) => {
-        const piece = pieces[index++];
-        if (piece === undefined) controller.close();
-        else controller.enqueue(piece);
-      },
-      cancel: () => {
-        this.cancelled = true;
-      },
-    }, { highWaterMark: 0 });
-  }
 }
 
 interface Read {
@@ -54,29 +28,6 @@ async function readCut(json: string | Uint8Array, cuts: number[] = []): Promise<
     return Promise.resolve();
   });
   return { answer, bytes: concat(chunks), chunkSizes: chunks.map((chunk) => chunk.length) };
-}
-
-/** Every cut of `json` in two, and the cut into single bytes. */
-function everyCut(json: string): number[][] {
-  const length = encoder.encode(json).length;
-  const cuts: number[][] = [];
-  for (let i = 0; i <= length; i++) cuts.push([i]);
-  cuts.push(Array.from({ length: length - 1 }, (_, i) => i + 1));
-  return cuts;
-}
-
-function randomCuts(length: number, maxPiece: number, seed: number): number[] {
-  const random = randomSource(seed);
-  const cuts: number[] = [];
-  for (let at = 1 + Math.floor(random() * maxPiece); at < length;) {
-    cuts.push(at);
-    at += 1 + Math.floor(random() * maxPiece);
-  }
-  return cuts;
-}
-
-function sameBytes(actual: Uint8Array, expected: Uint8Array): boolean {
-  return actual.length === expected.length && actual.every((byte, i) => byte === expected[i]);
 }
 
 /** Asserts that `json`, cut anywhere, gives `expected` bytes and the same answer each time. */
