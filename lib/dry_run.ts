@@ -17,7 +17,7 @@ export interface DryRunReport {
  * nothing is sent.
  */
 export function dryRunReport(params: GenerationParams): DryRunReport {
-  const headers = requestHeaders(params);
+  const headers = requestHeaders(params, params.stream);
   const [keyHeader, maskedKey] = authHeaderOf(params.auth_header, "***");
   headers[keyHeader] = maskedKey;
   Object.assign(headers, maskedHeaderValues(params.extra_headers));

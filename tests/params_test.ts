@@ -711,3 +711,48 @@ Deno.test("validateParams() does not change its input", () => {
   validateParams(input);
   assert.deepEqual(input, copy);
 });
+
+Deno.test("validateParams() takes stream, partial_images and save_partials as the spec bounds them", () => {
+  const params = validateParams(
+    withInput({ stream: "true", partial_images: "3", save_partials: true }),
+  );
+  assert.equal(params.stream, true);
+  assert.equal(params.partial_images, 3);
+  assert.equal(params.save_partials, true);
+  assert.equal(validateParams(withInput({ stream: true, partial_images: 0 })).partial_images, 0);
+  assert.equal(
+    problemOf(withInput({ stream: true, partial_images: 4 })),
+    "Invalid partial_images 4: expected an integer from 0 to 3",
+  );
+  assert.equal(
+    problemOf(withInput({ stream: "yes" })),
+    'Invalid stream "yes": expected true or false',
+  );
+});
+
+Deno.test("validateParams() refuses partial_images without stream, and save_partials without partial images", () => {
+  assert.equal(
+    problemOf(withInput({ partial_images: 2 })),
+    "partial_images needs stream: true (partial images come only in a stream)",
+  );
+  assert.equal(
+    problemOf(withInput({ stream: false, partial_images: 1 })),
+    "partial_images needs stream: true (partial images come only in a stream)",
+  );
+  assert.equal(
+    problemOf(withInput({ stream: true, save_partials: true })),
+    "save_partials needs partial_images from 1 to 3",
+  );
+  assert.equal(
+    problemOf(withInput({ stream: true, partial_images: 0, save_partials: true })),
+    "save_partials needs partial_images from 1 to 3",
+  );
+  assert.equal(validateParams(withInput({ save_partials: false })).save_partials, false);
+});
+
+Deno.test("validateParams() keeps stream and partial_images out of extra_body", () => {
+  assert.equal(
+    problemOf(withInput({ extra_body: { stream: true, partial_images: 1 } })),
+    'extra_body may not set "stream", "partial_images": give them as parameters instead',
+  );
+});
