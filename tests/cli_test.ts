@@ -393,10 +393,25 @@ function emptyRunPeakRss(): Promise<number> {
   return emptyRun;
 }
 
+/** A JSON answer, or with `stream: true` a partial image event then the completed one. */
+function largeAnswerFraming(overrides: Record<string, unknown>, block: string) {
+  if (overrides.stream !== true) {
+    return { type: "application/json", head: '{"data": [{"b64_json": "', tail: '"}]}' };
+  }
+  const event = (type: string) => `event: ${type}\ndata: {"type":"${type}","b64_json":"`;
+  return {
+    type: "text/event-stream",
+    head: `: keep-alive\n\n${event("image_generation.partial_image")}${block}"}\n\n` +
+      event("image_generation.completed"),
+    tail: '","usage":{"total_tokens":1}}\n\n',
+  };
+}
+
 /** Serves an answer of BLOCKS random blocks, made as it is sent, and runs the command on it. */
 async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string, unknown>) {
   const block = crypto.getRandomValues(new Uint8Array(BLOCK_BYTES / 64)).toBase64().repeat(64);
   const first = PNG_64.subarray(0, 33).toBase64() + block.slice(44);
+  const framing = largeAnswerFraming(overrides, block);
   await using upstream = startFakeUpstream();
   upstream.route("large", () => {
     let sent = 0;
@@ -404,16 +419,16 @@ async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string,
     return new Response(
       new ReadableStream({
         pull(controller) {
-          if (sent === 0) controller.enqueue(encoder.encode('{"data": [{"b64_json": "' + first));
+          if (sent === 0) controller.enqueue(encoder.encode(framing.head + first));
           else if (sent < BLOCKS) controller.enqueue(encoder.encode(block));
           else {
-            controller.enqueue(encoder.encode('"}]}'));
+            controller.enqueue(encoder.encode(framing.tail));
             controller.close();
           }
           sent++;
         },
       }),
-      { headers: { "content-type": "application/json" } },
+      { headers: { "content-type": framing.type } },
     );
   });
   let run: RunOutput | null = null;
@@ -427,22 +442,25 @@ async function runOnLargeAnswer(target: CommandTarget, overrides: Record<string,
   return { run: run!, first, block };
 }
 
-testEachTarget(
-  `decodes a ${BLOCKS * 3} MiB image in pieces under a ${HEAP_CAP_MB} MB heap cap`,
-  async (target) => {
-    const { run, block } = await runOnLargeAnswer(target, {});
-    assert.equal(run.code, 0, run.stdout + run.stderr);
-    const result = onlyJson(run.stdout);
-    const imageBytes = (block.length / 4) * 3 * BLOCKS;
-    assert.equal(result.bytes, imageBytes);
-    // The heap cap sees strings only; the image or the answer held whole as bytes shows here.
-    if (run.peakRssBytes !== undefined) {
-      const allowed = await emptyRunPeakRss() + imageBytes * 0.75;
-      assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
-    }
-    assert.equal(result.width, 64);
-  },
-);
+for (const [what, overrides] of [["", {}], [", streamed,", { stream: true }]] as const) {
+  testEachTarget(
+    `decodes a ${BLOCKS * 3} MiB image${what} in pieces under a ${HEAP_CAP_MB} MB heap cap`,
+    async (target) => {
+      const { run, block } = await runOnLargeAnswer(target, overrides);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const result = onlyJson(run.stdout);
+      const imageBytes = (block.length / 4) * 3 * BLOCKS;
+      assert.equal(result.bytes, imageBytes);
+      // The heap cap sees strings only; the image or the answer held whole as bytes shows here.
+      if (run.peakRssBytes !== undefined) {
+        const allowed = await emptyRunPeakRss() + imageBytes * 0.75;
+        assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
+      }
+      assert.equal(result.width, 64);
+      if (overrides.stream) assert.equal(result.partial_images_received, 1);
+    },
+  );
+}
 
 testEachTarget(
   `prints return_base64 of a ${BLOCKS * 3} MiB image under a ${HEAP_CAP_MB} MB heap cap`,
