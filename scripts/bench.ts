@@ -316,6 +316,8 @@ async function prepareCase(
   await Deno.mkdir(caseDir);
   const answerPath = join(caseDir, "answer.json");
   await Deno.writeFile(answerPath, answer);
+  const eventsPath = join(caseDir, "answer.sse");
+  await Deno.writeFile(eventsPath, eventStreamBytes(base64));
   const requestPath = join(caseDir, "request.json");
   await Deno.writeTextFile(
     requestPath,
@@ -342,7 +344,7 @@ async function prepareCase(
     } MiB answer; starting the upstream`,
   );
 
-  const upstream = await startUpstream(answerPath, env);
+  const upstream = await startUpstream(answerPath, eventsPath, env);
   try {
     await checkUpstream(upstream.baseUrl, answer);
   } catch (error) {
@@ -387,6 +389,17 @@ async function prepareCase(
       argv: [...denoRun, ...RUN_PERMISSIONS, MAIN, input("main")],
       cwd: ROOT,
       verify: (run) => verifyResult(run, image, outDir("main")),
+    },
+    {
+      id: "bundle_stream",
+      argv: [
+        ...denoRun,
+        "--no-config",
+        ...RUN_PERMISSIONS,
+        BUNDLE,
+        input("bundle_stream", { stream: true }),
+      ],
+      verify: (run) => verifyResult(run, image, outDir("bundle_stream")),
     },
   ];
   if (name === "large") {
@@ -458,7 +471,18 @@ async function prepareCase(
 /** The answer an images endpoint gives, as bytes: the base64 is written once, not copied. */
 function answerBytes(base64: string): Uint8Array<ArrayBuffer> {
   const head = `{"created":${Math.floor(Date.now() / 1000)},"data":[{"b64_json":"`;
-  const tail = `"}]}`;
+  return framedBytes(head, base64, `"}]}`);
+}
+
+/** The same image streamed, as OpenAI sends it: one completed event, its image in one line. */
+function eventStreamBytes(base64: string): Uint8Array<ArrayBuffer> {
+  const type = "image_generation.completed";
+  const head = `event: ${type}\ndata: {"type":"${type}","b64_json":"`;
+  const tail = `","created_at":${Math.floor(Date.now() / 1000)},"usage":{"total_tokens":1}}\n\n`;
+  return framedBytes(head, base64, tail);
+}
+
+function framedBytes(head: string, base64: string, tail: string): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(head.length + base64.length + tail.length);
   const encoder = new TextEncoder();
   encoder.encodeInto(head, bytes);

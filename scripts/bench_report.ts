@@ -13,6 +13,7 @@ export type ContenderId =
   | "pipeline"
   | "floor"
   | "bundle_b64"
+  | "bundle_stream"
   | "empty"
   | "version";
 
@@ -23,6 +24,7 @@ export const CONTENDER_LABELS: Record<ContenderId, string> = {
   pipeline: "curl | jq | base64 -d",
   floor: "curl -o /dev/null (floor)",
   bundle_b64: "bundle, return_base64: true",
+  bundle_stream: "bundle, stream: true",
   empty: "empty deno run",
   version: "bundle --version",
 };
@@ -182,6 +184,12 @@ export function checkTargets(
     memory(
       "bundle",
       "large: bundle peak RSS ≤ empty deno run + 1.5 × image",
+      1.5 * image,
+      `1.5 × ${fmt(image)} MiB image`,
+    );
+    memory(
+      "bundle_stream",
+      "large: bundle, stream: true peak RSS ≤ empty deno run + 1.5 × image",
       1.5 * image,
       `1.5 × ${fmt(image)} MiB image`,
     );

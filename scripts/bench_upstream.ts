@@ -3,14 +3,15 @@
  * The benchmark's upstream: the offline upstream (scripts/mock.ts) with one route, `/bench`,
  * that answers every request (`POST /bench/v1/images/generations`, `GET /bench/v1/answer.json`)
  * with one answer read from a file once and kept as bytes, after reading the request's body as
- * a real upstream would.
+ * a real upstream would; a request with `"stream": true` gets the same image as server-sent
+ * events, read from a second file.
  *
  * It runs as a process of its own: on two cores it then gets a core of its own scheduling, and
  * its event loop, its garbage collector and its copy of the answer never share a heap with the
  * benchmark that is waiting for, and checking, the processes it times. Serving prebuilt bytes
  * costs the same for every contender, whatever the client.
  *
- *   deno run --no-config --allow-net=127.0.0.1 --allow-read scripts/bench_upstream.ts ANSWER
+ *   deno run --no-config --allow-net=127.0.0.1 --allow-read scripts/bench_upstream.ts ANSWER EVENTS
  *
  * prints `{"port":N}` once it listens and stops when its standard input closes or on SIGTERM.
  */
@@ -21,11 +22,22 @@ import { MockUpstream } from "./mock.ts";
 const ROUTE = "bench";
 export const ANSWER_PATH = `/${ROUTE}/v1/answer.json`;
 
-/** Serves `answer` on a free loopback port until `signal` aborts. */
-export function serveAnswer(answer: Uint8Array<ArrayBuffer>, signal: AbortSignal): MockUpstream {
+/** Serves `answer`, or `events` to a streamed request, on a free loopback port until `signal` aborts. */
+export function serveAnswer(
+  answer: Uint8Array<ArrayBuffer>,
+  events: Uint8Array<ArrayBuffer>,
+  signal: AbortSignal,
+): MockUpstream {
   const headers = { "content-type": "application/json" };
+  const eventHeaders = { "content-type": "text/event-stream" };
   return new MockUpstream({ port: 0, signal })
-    .route(ROUTE, () => new Response(answer, { headers }));
+    .route(
+      ROUTE,
+      (_request, body) =>
+        body?.stream === true
+          ? new Response(events, { headers: eventHeaders })
+          : new Response(answer, { headers }),
+    );
 }
 
 /** The upstream as seen from the benchmark: its base URL and a way to stop it. */
@@ -35,9 +47,10 @@ export interface RunningUpstream {
   stop(): Promise<void>;
 }
 
-/** Starts this file as a subprocess serving the answer stored at `answerPath`. */
+/** Starts this file as a subprocess serving the answers stored at `answerPath` and `eventsPath`. */
 export async function startUpstream(
   answerPath: string,
+  eventsPath: string,
   env: Record<string, string>,
 ): Promise<RunningUpstream> {
   const child = new Deno.Command(Deno.execPath(), {
@@ -45,9 +58,10 @@ export async function startUpstream(
       "run",
       "--no-config",
       "--allow-net=127.0.0.1",
-      `--allow-read=${answerPath}`,
+      `--allow-read=${answerPath},${eventsPath}`,
       fileURLToPath(import.meta.url),
       answerPath,
+      eventsPath,
     ],
     clearEnv: true,
     env,
@@ -80,16 +94,17 @@ export async function startUpstream(
 }
 
 if (import.meta.main) {
-  const path = Deno.args[0];
-  if (path === undefined) {
-    console.error("usage: bench_upstream.ts ANSWER_FILE");
+  const [path, eventsPath] = Deno.args;
+  if (path === undefined || eventsPath === undefined) {
+    console.error("usage: bench_upstream.ts ANSWER_FILE EVENTS_FILE");
     Deno.exit(2);
   }
   const answer = await Deno.readFile(path);
+  const events = await Deno.readFile(eventsPath);
   const controller = new AbortController();
   const stop = () => controller.abort();
   Deno.addSignalListener("SIGTERM", stop);
-  const upstream = serveAnswer(answer, controller.signal);
+  const upstream = serveAnswer(answer, events, controller.signal);
   console.log(JSON.stringify({ port: Number(new URL(upstream.origin).port) }));
   // The benchmark closes our standard input to stop us; so does its death.
   (async () => {
