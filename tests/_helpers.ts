@@ -1,4 +1,18 @@
 /** Small things several test files need. */
+import assert from "node:assert/strict";
+import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
+
+/** The result, which must be a success (the whole result shows when it is not). */
+export function success(result: GenerationResult): SuccessResult {
+  assert.equal(result.ok, true, JSON.stringify(result, null, 2));
+  return result as SuccessResult;
+}
+
+/** The result, which must be a failure. */
+export function failure(result: GenerationResult): FailureResult {
+  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
+  return result as FailureResult;
+}
 
 /** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
 export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {

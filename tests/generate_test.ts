@@ -4,19 +4,9 @@ import { generateFromParams } from "../lib/generate.ts";
 import { generateImage } from "../lib/mod.ts";
 import { validateParams } from "../lib/params.ts";
 import { ResultCutShort } from "../lib/result.ts";
-import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
+import type { FailureResult, GenerationResult } from "../lib/mod.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
-import { withTempDir } from "./_helpers.ts";
-
-function success(result: GenerationResult): SuccessResult {
-  assert.equal(result.ok, true, JSON.stringify(result, null, 2));
-  return result as SuccessResult;
-}
-
-function failure(result: GenerationResult): FailureResult {
-  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
-  return result as FailureResult;
-}
+import { failure, success, withTempDir } from "./_helpers.ts";
 
 Deno.test("generateImage() saves the image and reports it with the seed's fields", async () => {
   await using upstream = startFakeUpstream();

@@ -8,20 +8,9 @@ import assert from "node:assert/strict";
 import { dryRunReport } from "../lib/dry_run.ts";
 import { generateImage } from "../lib/mod.ts";
 import { validateParams } from "../lib/params.ts";
-import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
 import { encodePng, renderPicture } from "../scripts/png.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
-import { withTempDir } from "./_helpers.ts";
-
-function success(result: GenerationResult): SuccessResult {
-  assert.equal(result.ok, true, JSON.stringify(result, null, 2));
-  return result as SuccessResult;
-}
-
-function failure(result: GenerationResult): FailureResult {
-  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
-  return result as FailureResult;
-}
+import { failure, success, withTempDir } from "./_helpers.ts";
 
 const PARTIALS = [
   encodePng(32, 24, renderPicture(32, 24, "p0")),
