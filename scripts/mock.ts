@@ -16,6 +16,12 @@
  * - {@link MockUpstream.route} adds a prefix of the caller's own, answered by its handler.
  * - A stall lasts `stallMs` (60 s by default; `x-mock-stall-ms: <ms>` shortens it for one
  *   request) and ends at once when the server shuts down, so nothing hangs forever.
+ * - `"stream": true` gets the answer as server-sent events, as OpenAI sends them:
+ *   `partial_images` events `image_generation.partial_image`, then `image_generation.completed`.
+ * - The `cut-after-100s` scenario is a generation longer than the wait of the Cloudflare in front
+ *   of it (`cutMs`, 100 s by default; `x-mock-cut-ms: <ms>` for one request): a request that is
+ *   not streamed gets the 524 page when the wait ends, a streamed one keeps the connection alive
+ *   and gets its image.
  *
  * `mock-image-1` answers like a new-api gateway (`url: ""` beside `b64_json`, `revised_prompt`).
  * `mock-image-strict` answers like the official API for GPT image models: it rejects
@@ -44,6 +50,15 @@ export const DEFAULT_HOSTNAME = "127.0.0.1";
 export const DEFAULT_PORT = 8787;
 /** The longest any stall or delay lasts unless the server is told otherwise. */
 export const DEFAULT_STALL_MS = 60_000;
+/** How long Cloudflare waits for an origin's answer before it sends 524. */
+export const DEFAULT_CUT_MS = 100_000;
+/** A cut generation takes this much longer than the gateway waits. */
+const CUT_GENERATION_FACTOR = 1.5;
+/** Keep-alive comments of a slow stream, this many per gateway wait. */
+const KEEP_ALIVES_PER_CUT = 10;
+const MAX_PARTIAL_IMAGES = 3;
+/** The longest gateway wait a request may ask for. */
+const MAX_CUT_MS = 600_000;
 
 const FAIL_PREFIX = "mock-fail-";
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -65,6 +80,8 @@ export interface MockUpstreamOptions {
   signal?: AbortSignal;
   /** Cap on every stall and delay, in milliseconds (default 60 000) */
   stallMs?: number;
+  /** How long the gateway of the cut scenario waits, in milliseconds (default 100 000) */
+  cutMs?: number;
   /** Receives one line per request */
   log?: (line: string) => void;
   /** Keeps every request in {@link MockUpstream.requests}; off, the server keeps none */
@@ -97,6 +114,7 @@ interface FileEntry {
 interface State {
   lifetime: AbortSignal;
   stallMs: number;
+  cutMs: number;
   files: Map<string, FileEntry>;
   renders: Map<string, Uint8Array<ArrayBuffer>>;
 }
@@ -147,10 +165,15 @@ export class MockUpstream {
     if (!Number.isFinite(stallMs) || stallMs < 0) {
       throw new Error(`Cannot use stallMs "${stallMs}": expected a non-negative number`);
     }
+    const cutMs = options.cutMs ?? DEFAULT_CUT_MS;
+    if (!Number.isFinite(cutMs) || cutMs < 0) {
+      throw new Error(`Cannot use cutMs "${cutMs}": expected a non-negative number`);
+    }
     this.#record = options.record ?? false;
     this.#state = {
       lifetime: this.#lifetime.signal,
       stallMs,
+      cutMs,
       files: new Map(),
       renders: new Map(),
     };
@@ -356,7 +379,7 @@ function models(): Response {
 }
 
 async function generations(call: Call, state: State): Promise<Response> {
-  const { request: req, url, json } = call;
+  const { request: req, json } = call;
   const token = bearerToken(req);
   if (!token) {
     return openaiJson(
@@ -408,6 +431,19 @@ async function generations(call: Call, state: State): Promise<Response> {
     return withNote(await playScenario(scenario, call, state), `model=${model} scenario=${name}`);
   }
 
+  return await rendered(call, state, model);
+}
+
+/** How a streamed answer is spread over time: its events over `totalMs`, kept alive meanwhile. */
+interface Pacing {
+  totalMs: number;
+  keepAliveMs: number;
+}
+
+/** The rendered image(s) for a request that passed validation, as JSON or as a stream. */
+function rendered(call: Call, state: State, model: string, pacing?: Pacing): Response {
+  const { url } = call;
+  const body = call.body!;
   const request = validate(body, model);
   if (request instanceof Response) return withNote(request, `model=${model}`);
 
@@ -445,12 +481,83 @@ async function generations(call: Call, state: State): Promise<Response> {
       total_tokens: inputTokens + outputTokens * request.n,
     },
   };
-  return withNote(
-    Response.json(answer, {
-      headers: { "x-request-id": openaiRequestId(), "openai-processing-ms": "1" },
-    }),
-    `model=${model} size=${answer.size} format=${request.responseFormat}`,
-  );
+  const headers = { "x-request-id": openaiRequestId(), "openai-processing-ms": "1" };
+  const note = `model=${model} size=${answer.size} format=${request.responseFormat}`;
+  if (body.stream === true) {
+    const b64 = render(state, request.prompt, request.width, request.height).toBase64();
+    const events = imageEvents(b64, request.partialImages, answer, created);
+    return withNote(eventStream(events, headers, pacing, state.lifetime), `${note} stream`);
+  }
+  return withNote(Response.json(answer, { headers }), note);
+}
+
+/**
+ * The events of a streamed generation, as OpenAI's images API sends them: the partial images,
+ * then the completed one with the usage. The mock's partial images are the final one.
+ */
+function imageEvents(
+  b64: string,
+  partialImages: number,
+  answer: Record<string, unknown>,
+  created: number,
+): string[] {
+  const { background, output_format, quality, size, usage } = answer;
+  const common = { created_at: created, size, quality, background, output_format };
+  const event = (type: string, fields: Record<string, unknown>) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, b64_json: b64, ...common, ...fields })}\n\n`;
+  return [
+    ...Array.from(
+      { length: partialImages },
+      (_, index) => event("image_generation.partial_image", { partial_image_index: index }),
+    ),
+    event("image_generation.completed", { usage }),
+  ];
+}
+
+/** Sends `events` at once, or with `pacing` spread over its time with keep-alive comments. */
+function eventStream(
+  events: string[],
+  headers: Record<string, string>,
+  pacing: Pacing | undefined,
+  lifetime: AbortSignal,
+): Response {
+  const streamHeaders = { ...headers, "content-type": "text/event-stream; charset=utf-8" };
+  if (pacing === undefined) return new Response(events.join(""), { headers: streamHeaders });
+  const stop = new AbortController();
+  const encoder = new TextEncoder();
+  const paced = pacedEvents(events, pacing, [lifetime, stop.signal]);
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await paced.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
+    },
+    cancel() {
+      stop.abort();
+    },
+  });
+  return new Response(body, { headers: streamHeaders });
+}
+
+/** The events due one after another over `totalMs`, and a comment whenever nothing else is. */
+async function* pacedEvents(
+  events: string[],
+  { totalMs, keepAliveMs }: Pacing,
+  signals: AbortSignal[],
+): AsyncGenerator<string> {
+  const started = performance.now();
+  yield ": generating\n\n";
+  for (let next = 0; next < events.length;) {
+    const due = totalMs * (next + 1) / events.length;
+    const left = due - (performance.now() - started);
+    if (left <= 0) {
+      yield events[next++]!;
+      continue;
+    }
+    await wait(Math.min(keepAliveMs, left), signals);
+    if (signals.some((signal) => signal.aborted)) return;
+    if (performance.now() - started < due) yield ": keep-alive\n\n";
+  }
 }
 
 interface ImageRequest {
@@ -459,6 +566,7 @@ interface ImageRequest {
   height: number;
   n: number;
   responseFormat: "b64_json" | "url";
+  partialImages: number;
 }
 
 function validate(body: Record<string, unknown>, model: string): ImageRequest | Response {
@@ -535,7 +643,18 @@ function validate(body: Record<string, unknown>, model: string): ImageRequest | 
       { param: "response_format", code: "invalid_value" },
     );
   }
-  return { prompt, width, height, n, responseFormat: format };
+  const partialImages = body.partial_images ?? 0;
+  if (
+    typeof partialImages !== "number" || !Number.isInteger(partialImages) || partialImages < 0 ||
+    partialImages > MAX_PARTIAL_IMAGES
+  ) {
+    return openaiJson(
+      400,
+      `Invalid 'partial_images': expected an integer from 0 to ${MAX_PARTIAL_IMAGES}.`,
+      { param: "partial_images", code: "invalid_value" },
+    );
+  }
+  return { prompt, width, height, n, responseFormat: format, partialImages };
 }
 
 /** OpenAI's answer to `response_format` for GPT image models. */
@@ -580,6 +699,17 @@ async function playScenario(scenario: MockScenario, call: Call, state: State): P
       return partialResponse(scenario, values, state, stallMs());
     case "reset":
       return partialResponse(scenario, values, state, RESET_AFTER_MS);
+    case "cut": {
+      const cutMs = boundedMs(call.request.headers.get("x-mock-cut-ms"), MAX_CUT_MS, state.cutMs);
+      if (call.body?.stream === true) {
+        return rendered(call, state, MOCK_MODEL, {
+          totalMs: cutMs * CUT_GENERATION_FACTOR,
+          keepAliveMs: Math.max(10, cutMs / KEEP_ALIVES_PER_CUT),
+        });
+      }
+      await wait(cutMs, [state.lifetime]);
+      return respond(scenario, values);
+    }
     case "missing_download": {
       const id = `expired${crypto.randomUUID().replaceAll("-", "")}`;
       return Response.json({
@@ -841,7 +971,7 @@ function wait(ms: number, signals: AbortSignal[]): Promise<void> {
 }
 
 const HELP =
-  `Usage: deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000] [--quiet]
+  `Usage: deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000] [--cut-ms 100000] [--quiet]
 
 An OpenAI-compatible image upstream on loopback, for trying img2-generate offline.
 
@@ -849,6 +979,7 @@ Options:
   --port N        Port to listen on; 0 picks any free port (default ${DEFAULT_PORT})
   --hostname H    127.0.0.1, localhost or ::1 (default ${DEFAULT_HOSTNAME})
   --stall-ms MS   Longest a stall or a delay lasts (default ${DEFAULT_STALL_MS})
+  --cut-ms MS     How long the gateway of cut-after-100s waits (default ${DEFAULT_CUT_MS})
   --quiet         Do not log requests
   -h, --help      Show this help
 
@@ -871,12 +1002,14 @@ async function main(args: string[]): Promise<number> {
     port: { type: "string" },
     hostname: { type: "string" },
     "stall-ms": { type: "string" },
+    "cut-ms": { type: "string" },
     quiet: { type: "boolean" },
   }, HELP);
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   const stallMs = values["stall-ms"] === undefined ? DEFAULT_STALL_MS : Number(values["stall-ms"]);
+  const cutMs = values["cut-ms"] === undefined ? DEFAULT_CUT_MS : Number(values["cut-ms"]);
 
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -887,6 +1020,7 @@ async function main(args: string[]): Promise<number> {
       hostname: values.hostname,
       port,
       stallMs,
+      cutMs,
       signal: stop.signal,
       log: values.quiet ? undefined : (line) => console.error(line),
     });

@@ -33,7 +33,13 @@ export type MockScenarioKind =
   /** send the status and headers and the start of `body`, then drop the connection */
   | "reset"
   /** answer 200 with a `url` whose download fails with `status`, `headers` and `body` */
-  | "missing_download";
+  | "missing_download"
+  /**
+   * a generation that takes longer than the gateway in front waits for an answer: a streamed
+   * request gets its events (the image in the end), any other `status`, `headers` and `body`
+   * when the gateway's wait ends (the server's `cutMs`, or the request's `x-mock-cut-ms`)
+   */
+  | "cut";
 
 export interface MockScenario {
   kind: MockScenarioKind;
@@ -141,6 +147,14 @@ function nginxPage(status: string): string {
 const NGINX_HEADERS = { "content-type": "text/html", server: "nginx" } as const;
 
 /** Cloudflare's 524 page, trimmed of styles and scripts; title, headings and footer as served. */
+const CLOUDFLARE_HEADERS = {
+  "content-type": "text/html; charset=UTF-8",
+  server: "cloudflare",
+  "cf-ray": "{{ray_id}}",
+  "cache-control":
+    "private, max-age=0, no-store, no-cache, must-revalidate, post-check=0, pre-check=0",
+};
+
 const CLOUDFLARE_524 = `<!DOCTYPE html>
 <!--[if lt IE 7]> <html class="no-js ie6 oldie" lang="en-US"> <![endif]-->
 <!--[if IE 7]>    <html class="no-js ie7 oldie" lang="en-US"> <![endif]-->
@@ -458,15 +472,19 @@ export const MOCK_SCENARIOS = {
     summary: "Cloudflare gave up waiting for the origin (100 s)",
     expectedCategory: "upstream_failure",
     status: 524,
-    headers: {
-      "content-type": "text/html; charset=UTF-8",
-      server: "cloudflare",
-      "cf-ray": "{{ray_id}}",
-      "cache-control":
-        "private, max-age=0, no-store, no-cache, must-revalidate, post-check=0, pre-check=0",
-    },
+    headers: CLOUDFLARE_HEADERS,
     body: CLOUDFLARE_524,
     source: 'Cloudflare 524 error page ("<host> | 524: A timeout occurred")',
+  },
+  "cut-after-100s": {
+    kind: "cut",
+    summary: "Cloudflare cuts a generation longer than 100 s; with stream: true it succeeds",
+    expectedCategory: "upstream_failure",
+    status: 524,
+    headers: CLOUDFLARE_HEADERS,
+    body: CLOUDFLARE_524,
+    source:
+      "Cloudflare's 100-second proxy read timeout (524), which a streamed answer's first bytes avoid",
   },
   "error-200": {
     kind: "respond",

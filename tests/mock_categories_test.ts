@@ -24,7 +24,7 @@ Deno.test("the mock upstream can rehearse every category an upstream can cause",
 for (const name of FAILURE_SCENARIO_NAMES) {
   const scenario = MOCK_SCENARIOS[name];
   Deno.test(`generateImage() diagnoses the mock's ${name} scenario as ${scenario.expectedCategory}`, async () => {
-    const mock = startMockUpstream({ port: 0, stallMs: 5000, log: () => {} });
+    const mock = startMockUpstream({ port: 0, stallMs: 5000, cutMs: 100, log: () => {} });
     const dir = await Deno.makeTempDir({ prefix: "img2-mock-" });
     try {
       const result = await generateImage({

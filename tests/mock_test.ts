@@ -561,3 +561,61 @@ Deno.test("startMockUpstream() refuses to listen beyond loopback", () => {
   assert.throws(() => startMockUpstream({ hostname: "0.0.0.0", port: 0 }), /loopback only/);
   assert.throws(() => startMockUpstream({ hostname: "127.0.0.1", port: -1 }), /port/);
 });
+
+/** The events of a server-sent stream: each one's name and parsed data, comments left out. */
+function parseEvents(text: string): { event: string | null; data: Record<string, unknown> }[] {
+  return text.split("\n\n").filter((block) => /^(event|data):/m.test(block)).map((block) => {
+    const field = (name: string) =>
+      block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+    return { event: field("event") ?? null, data: JSON.parse(field("data") ?? "null") };
+  });
+}
+
+Deno.test("a streamed request gets OpenAI's events: the partial images, then the completed one", async () => {
+  await withMock({}, async (mock) => {
+    const body = { prompt: "a lighthouse", size: "64x48", stream: true, partial_images: 2 };
+    const res = await generate(mock, body);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = parseEvents(await res.text());
+    assert.deepEqual(events.map((e) => e.event), [
+      "image_generation.partial_image",
+      "image_generation.partial_image",
+      "image_generation.completed",
+    ]);
+    assert.deepEqual(events.map((e) => e.data.type), events.map((e) => e.event));
+    assert.deepEqual(events.map((e) => e.data.partial_image_index), [0, 1, undefined]);
+    const completed = events[2]!.data;
+    assert.equal(completed.size, "64x48");
+    assert.equal(typeof (completed.usage as { total_tokens: number }).total_tokens, "number");
+    const json = await (await generate(mock, { prompt: "a lighthouse", size: "64x48" })).json();
+    assert.equal(completed.b64_json, json.data[0].b64_json);
+  });
+});
+
+Deno.test("cut-after-100s answers a request that is not streamed with Cloudflare's 524 when the wait ends", async () => {
+  await withMock({ cutMs: 50 }, async (mock) => {
+    const res = await generate(mock, { prompt: "x", model: scenarioModel("cut-after-100s") });
+    assert.equal(res.status, 524);
+    assert.equal(res.headers.get("server"), "cloudflare");
+    assert.match(await res.text(), /524: A timeout occurred/);
+  });
+});
+
+Deno.test("cut-after-100s keeps a streamed request alive past the cut and sends its image", async () => {
+  await withMock({}, async (mock) => {
+    const res = await generate(
+      mock,
+      { prompt: "x", size: "64x48", model: scenarioModel("cut-after-100s"), stream: true },
+      { headers: { "x-mock-cut-ms": "300" } },
+    );
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /^: generating\n\n(: keep-alive\n\n)+event: image_generation\.completed/);
+    const [completed] = parseEvents(text);
+    assert.deepEqual(pngSize(Uint8Array.fromBase64(completed!.data.b64_json as string)), {
+      width: 64,
+      height: 48,
+    });
+  });
+});
