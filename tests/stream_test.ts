@@ -240,3 +240,20 @@ Deno.test("dryRunReport() shows the body and the Accept header as a streamed req
   });
   assert.equal(report.request.headers.Accept, "text/event-stream");
 });
+
+Deno.test("generateImage() tells each partial image as progress", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("sse", () => eventStream(partialEvents + completedEvent));
+  await withTempDir(async (dir) => {
+    const messages: string[] = [];
+    success(
+      await generateImage(inputFor(upstream, "sse", dir, STREAM_INPUT), {
+        onProgress: (message) => messages.push(message),
+      }),
+    );
+    assert.deepEqual(messages.filter((m) => m.startsWith("partial")), [
+      "partial image 1 received",
+      "partial image 2 received",
+    ]);
+  });
+});
