@@ -26,6 +26,8 @@ const MAX_STREAM_BYTES = (MAX_PARTIAL_IMAGES + 2) * MAX_ANSWER_BYTES;
 /** Longer event names are not ones this reads. */
 const MAX_EVENT_NAME_BYTES = 64;
 
+/** A byte order mark, which may open the stream. */
+const BOM = [0xef, 0xbb, 0xbf];
 const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
@@ -73,7 +75,8 @@ class EventStreamReader {
   readonly #target: EventImageTarget;
   readonly #facts: FailureDetails;
   #totalBytes = 0;
-  #startOfStream = true;
+  /** How much of a byte order mark the start of the stream may still hold. */
+  #bomRead = 0;
   #mode: LineMode = "name";
   #name: number[] = [];
   /** The field whose value is being read: "data", "event", or null for one that is ignored. */
@@ -103,10 +106,13 @@ class EventStreamReader {
       );
     }
     let i = 0;
-    if (this.#startOfStream && chunk.length > 0) {
-      this.#startOfStream = false;
-      // A byte order mark may open the stream.
-      if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) i = 3;
+    while (this.#bomRead < BOM.length && i < chunk.length) {
+      if (chunk[i] === BOM[this.#bomRead]) {
+        this.#bomRead++;
+        i++;
+      } else {
+        this.#bomRead = BOM.length;
+      }
     }
     // Line ends are looked for in text, one character per byte: far faster than in the bytes.
     const text = asciiOrLatin1(chunk);

@@ -117,6 +117,11 @@ Deno.test("readEventStream() reads CRLF and CR line ends as LF ones, cut at ever
   }
 });
 
+Deno.test("readEventStream() skips a byte order mark, cut at every byte", async () => {
+  const namedOnly = OPENAI_STREAM.replace(/"type":"[^"]*",/g, "");
+  await assertEveryCut("\ufeff" + namedOnly, [PARTIAL_0, PARTIAL_1]);
+});
+
 Deno.test("readEventStream() ignores comments, keep-alives, id, retry and unknown fields, cut at every byte", async () => {
   const stream = "\ufeff: connected\n\n: PING\n\nretry: 3000\n\n" +
     "id: 1\nevent: image_generation.partial_image\n:keep-alive\nx-unknown: 1\n" +
