@@ -72,6 +72,27 @@ const imageAnswer = (data: unknown) => JSON.stringify({ data });
 
 const SAMPLE_ANSWER = imageAnswer([{ b64_json: SAMPLE_B64 }]);
 
+/** One event of a streamed answer, as OpenAI sends it: its type as the event and in the data. */
+function imageEvent(type: string, fields: Record<string, unknown>): string {
+  const settings = {
+    size: "1024x1024",
+    quality: "high",
+    background: "opaque",
+    output_format: "png",
+  };
+  const data = { type, b64_json: SAMPLE_B64, created_at: 1760000000, ...settings, ...fields };
+  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+const SAMPLE_PARTIAL_EVENT = imageEvent("image_generation.partial_image", {
+  partial_image_index: 0,
+});
+
+const EVENT_STREAM_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "x-request-id": "{{openai_request_id}}",
+};
+
 /** An answer that must be saved: HTTP 200 with a JSON body. */
 function answerShape(
   fields: Pick<MockScenario, "summary" | "body" | "source"> & Partial<MockScenario>,
@@ -332,6 +353,27 @@ export const MOCK_SCENARIOS = {
     ),
     source: "OpenAI 400 moderation_blocked (type image_generation_user_error)",
   },
+  "stream-error": {
+    kind: "respond",
+    summary: "A stream that sends a partial image, then a moderation error event",
+    expectedCategory: "content_rejected",
+    status: 200,
+    headers: EVENT_STREAM_HEADERS,
+    body: SAMPLE_PARTIAL_EVENT +
+      `event: error\ndata: ${
+        JSON.stringify({
+          type: "error",
+          error: {
+            type: "image_generation_user_error",
+            code: "moderation_blocked",
+            message: "Your request was rejected by the safety system.",
+            param: null,
+          },
+        })
+      }\n\n`,
+    source:
+      "OpenAI's error object sent as an `event: error`, as the openai-python SDK's stream reads it",
+  },
   "content-policy": {
     kind: "respond",
     summary: "DALL·E content policy refuses the prompt",
@@ -582,6 +624,15 @@ export const MOCK_SCENARIOS = {
       '\uFEFF<?xml version="1.0" encoding="utf-8"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:{{uuid}}\nTime:{{now}}</Message></Error>',
     source: "Azure Blob Storage 404 BlobNotFound (where DALL·E image urls live)",
   },
+  "stream-cut": {
+    kind: "respond",
+    summary: "A stream that ends after a partial image, without image_generation.completed",
+    expectedCategory: "bad_response",
+    status: 200,
+    headers: EVENT_STREAM_HEADERS,
+    body: ": keep-alive\n\n" + SAMPLE_PARTIAL_EVENT,
+    source: "A relay that closes the stream early (the spec's ImageGenStreamEvent never completed)",
+  },
   "stall-headers": {
     kind: "stall_headers",
     summary: "The upstream accepts the request and never answers",
@@ -661,6 +712,15 @@ export const MOCK_SCENARIOS = {
     headers: { "content-encoding": "br" },
     body: SAMPLE_ANSWER,
     source: "Cloudflare's brotli compression in front of a gateway",
+  }),
+  "ok-stream": answerShape({
+    summary: "A streamed answer: a comment, a partial image, then image_generation.completed",
+    headers: EVENT_STREAM_HEADERS,
+    body: ": keep-alive\n\n" + SAMPLE_PARTIAL_EVENT +
+      imageEvent("image_generation.completed", {
+        usage: { total_tokens: 100, input_tokens: 50, output_tokens: 50 },
+      }),
+    source: "OpenAI images streaming: ImageGenPartialImageEvent, then ImageGenCompletedEvent",
   }),
   "ok-jpeg": answerShape({
     summary: "A JPEG image where a PNG is usual",

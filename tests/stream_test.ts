@@ -257,3 +257,17 @@ Deno.test("generateImage() tells each partial image as progress", async () => {
     ]);
   });
 });
+
+Deno.test("generateImage() saves the completed image of the upstream's ok-stream answer", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const result = success(
+      await generateImage(
+        inputFor(upstream, "ok-stream", dir, { stream: true, partial_images: 1 }),
+      ),
+    );
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+    assert.equal(result.partial_images_received, 1);
+    assert.equal(result.upstream_quality, "high");
+  });
+});
