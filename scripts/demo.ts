@@ -21,6 +21,13 @@ import { FAILURE_SCENARIO_NAMES, isFailureScenarioName, scenarioModel } from "./
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const DEFAULT_OUTPUT_DIR = fileURLToPath(new URL("../demo-output", import.meta.url));
 const DEFAULT_PROMPT = "一只毛茸茸的橘猫坐在窗边，真实摄影风格，阳光柔和，无文字，无水印";
+/** What the command is run with, as from a clone. */
+export const COMMAND_PERMISSIONS = [
+  "--allow-net=127.0.0.1",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+];
 const CUT_SCENARIO = "cut-after-100s";
 const DEMO_CUT_MS = 3000;
 const TIMEOUT_MS = 30_000;
@@ -127,15 +134,7 @@ async function cutThenStream(
 /** Runs main.ts with `request` on standard input; its JSON goes to standard output. */
 async function runCommand(request: Record<string, unknown>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      MAIN,
-      "-",
-    ],
+    args: ["run", ...COMMAND_PERMISSIONS, MAIN, "-"],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",

@@ -1,6 +1,7 @@
 /** `deno task demo`, run black-box as a new user would. */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { COMMAND_PERMISSIONS } from "../scripts/demo.ts";
 import { listDir } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 
@@ -8,16 +9,8 @@ const DEMO = fileURLToPath(new URL("../scripts/demo.ts", import.meta.url));
 
 async function runDemo(args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      DEMO,
-      ...args,
-    ],
+    // The demo runs the command as a subprocess: it needs what the command needs, and to run it.
+    args: ["run", ...COMMAND_PERMISSIONS, "--allow-run", DEMO, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

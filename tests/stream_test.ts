@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { dryRunReport } from "../lib/dry_run.ts";
+import { generateFromParams } from "../lib/generate.ts";
 import { generateImage } from "../lib/mod.ts";
 import { validateParams } from "../lib/params.ts";
 import { encodePng, renderPicture } from "../scripts/png.ts";
@@ -269,5 +270,21 @@ Deno.test("generateImage() saves the completed image of the upstream's ok-stream
     assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
     assert.equal(result.partial_images_received, 1);
     assert.equal(result.upstream_quality, "high");
+  });
+});
+
+Deno.test("generateFromParams() removes the partial images with the image when the success cannot be delivered", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("sse", () => eventStream(partialEvents + completedEvent));
+  await withTempDir(async (dir) => {
+    const params = validateParams(
+      inputFor(upstream, "sse", dir, { ...STREAM_INPUT, save_partials: true }),
+    );
+    const result = await generateFromParams(params, {}, (result) => {
+      if (result.ok) return Promise.reject(new RangeError("Maximum call stack size exceeded"));
+      return Promise.resolve();
+    });
+    assert.match(failure(result).error, /^The image was saved but its result could not be made/);
+    assert.deepEqual(await listDir(dir), []);
   });
 });
