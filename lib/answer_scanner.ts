@@ -1,8 +1,13 @@
 import { Base64Error, type Base64StreamDecoder } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 
-/** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
-const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
+/**
+ * Everything of an answer but its image text is kept (a revised prompt, usage, ids); beyond this
+ * it is not an images answer.
+ */
+export const MAX_SKELETON_BYTES = 1024 * 1024;
+/** Objects and arrays nest at most this deep; an images answer needs four levels. */
+export const MAX_NESTING = 64;
 /** The largest image accepted, in bytes once decoded (or downloaded). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 /** The largest answer: such an image in base64, and the rest of the JSON. */
@@ -17,6 +22,10 @@ const IMAGE_KEYS = new Set(["b64_json", "url"]);
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
 const MAX_KEY_BYTES = 16;
 
 type Mode =
@@ -33,8 +42,10 @@ type Mode =
  */
 export class AnswerScanner {
   readonly #decoder: Base64StreamDecoder;
-  readonly #kept: Uint8Array[] = [];
+  /** The skeleton, in one buffer that grows by doubling: many small pieces would cost more. */
+  #kept = new Uint8Array(4096);
   #keptBytes = 0;
+  #depth = 0;
   #totalBytes = 0;
   #mode: Mode = "structure";
   #escaped = false;
@@ -85,13 +96,7 @@ export class AnswerScanner {
 
   async finish(): Promise<string> {
     if (this.#imageTaken) await this.#decode(null);
-    const bytes = new Uint8Array(this.#keptBytes);
-    let offset = 0;
-    for (const part of this.#kept) {
-      bytes.set(part, offset);
-      offset += part.length;
-    }
-    return new TextDecoder().decode(bytes);
+    return utf8.decode(this.#kept.subarray(0, this.#keptBytes));
   }
 
   /** Feeds image text to the decoder; null ends it. */
@@ -116,15 +121,23 @@ export class AnswerScanner {
 
   #keep(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.#keptBytes += bytes.length;
-    if (this.#keptBytes > MAX_SKELETON_BYTES) {
+    const needed = this.#keptBytes + bytes.length;
+    if (needed > MAX_SKELETON_BYTES) {
       throw new GenerationError(
         "response",
         `The answer has more than ${MAX_SKELETON_BYTES} bytes outside its image`,
         this.#facts,
       );
     }
-    this.#kept.push(bytes.slice());
+    if (needed > this.#kept.length) {
+      const grown = new Uint8Array(
+        Math.min(MAX_SKELETON_BYTES, Math.max(needed, this.#kept.length * 2)),
+      );
+      grown.set(this.#kept.subarray(0, this.#keptBytes));
+      this.#kept = grown;
+    }
+    this.#kept.set(bytes, this.#keptBytes);
+    this.#keptBytes = needed;
   }
 
   #keepText(text: string): void {
@@ -146,6 +159,17 @@ export class AnswerScanner {
         this.#keyBytes = [];
         this.#keyTooLong = false;
         return i + 1;
+      }
+      if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        // JSON.parse copes with any depth, but what reads the result afterwards may recurse.
+        if (++this.#depth > MAX_NESTING) {
+          throw new GenerationError(
+            "response",
+            `The answer nests deeper than ${MAX_NESTING} levels`,
+          );
+        }
+      } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        this.#depth--;
       }
       if (byte === COLON) {
         this.#valueKey = this.#lastString !== null && IMAGE_KEYS.has(this.#lastString)
@@ -272,7 +296,9 @@ function unescapeJson(escape: string): string {
     const code = parseInt(escape.slice(1), 16);
     return Number.isNaN(code) ? "\ufffd" : String.fromCharCode(code);
   }
-  return "nrtbf".includes(escape) ? " " : escape;
+  // Whitespace, which base64 skips anyway; any other escape stays what it is, and is refused.
+  if ("nrtf".includes(escape)) return "";
+  return escape === "b" ? "\b" : escape;
 }
 
 const latin1 = new TextDecoder("latin1");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { constants as zlibConstants, deflateRawSync } from "node:zlib";
 import { VERSION } from "../lib/version.ts";
 import {
   type CommandTarget,
@@ -10,6 +11,7 @@ import {
   TIME_COMMAND,
 } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { concat } from "../lib/bytes.ts";
 import { withTempDir } from "./_helpers.ts";
 
 /** Standard output must be exactly one JSON object. */
@@ -813,3 +815,139 @@ testEachTarget("keeps to timeout_ms with a task_name of 50 000 characters", asyn
     assert.ok(elapsed < 10_000, `answered after ${Math.round(elapsed)} ms`);
   });
 });
+
+const MIB = 1024 * 1024;
+const SYNC_FLUSH = { finishFlush: zlibConstants.Z_SYNC_FLUSH };
+
+interface GeneratedAnswer {
+  head: string;
+  /** Repeated `times` times after the head, made as it is sent. */
+  filler: string;
+  times: number;
+  /** Compress with gzip: the same deflate blocks repeated, so a GB costs a MB on the wire. */
+  gzip?: boolean;
+}
+
+/** A route that streams a generated answer, which never ends: the command must stop first. */
+function generatedAnswer(answer: GeneratedAnswer) {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const head = answer.gzip
+    ? concat([GZIP_HEADER, deflateRawSync(encode(answer.head), SYNC_FLUSH)])
+    : encode(answer.head);
+  const filler = answer.gzip
+    ? new Uint8Array(deflateRawSync(encode(answer.filler), SYNC_FLUSH))
+    : encode(answer.filler);
+  return (_request: Request, _body: unknown, upstream: { untilClosed(): Promise<void> }) => {
+    let sent = 0;
+    return new Response(
+      new ReadableStream({
+        async pull(controller) {
+          if (sent === 0) controller.enqueue(head);
+          if (sent++ < answer.times) return controller.enqueue(filler);
+          await upstream.untilClosed();
+          controller.close();
+        },
+      }),
+      {
+        headers: {
+          "content-type": "application/json",
+          ...(answer.gzip ? { "content-encoding": "gzip" } : {}),
+        },
+      },
+    );
+  };
+}
+
+/** A gzip member's header: deflate, no flags, no time, unknown system. */
+const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/** Runs the command on a generated answer under the heap cap, checking its peak RSS. */
+async function runOnGenerated(
+  target: CommandTarget,
+  answer: GeneratedAnswer,
+  timeoutMs: number,
+): Promise<{ run: RunOutput; result: Record<string, unknown>; elapsedMs: number }> {
+  await using upstream = startFakeUpstream();
+  upstream.route("generated", generatedAnswer(answer));
+  let output: { run: RunOutput; result: Record<string, unknown>; elapsedMs: number } | null = null;
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "generated", dir, { timeout_ms: timeoutMs });
+    const started = performance.now();
+    const run = await runTarget(target, [JSON.stringify(input)], {
+      env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
+      measurePeakRss: HAS_TIME_COMMAND,
+    });
+    const elapsedMs = performance.now() - started;
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    output = { run, result: onlyJson(run.stdout), elapsedMs };
+    assert.deepEqual(await listDir(dir), []);
+    if (run.peakRssBytes !== undefined) {
+      const allowed = await emptyRunPeakRss() + 64 * MIB;
+      assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
+    }
+  });
+  return output!;
+}
+
+function categoryOf(result: Record<string, unknown>): string {
+  return (result.diagnosis as { category: string }).category;
+}
+
+testEachTarget(
+  `refuses b64_json of 400 MB of whitespace at the answer cap, under a ${HEAP_CAP_MB} MB heap cap`,
+  async (target) => {
+    const { result } = await runOnGenerated(target, {
+      head: '{"data": [{"b64_json": "',
+      filler: " ".repeat(MIB),
+      times: 400,
+    }, 60000);
+    assert.equal(result.stage, "response");
+    assert.equal(categoryOf(result), "bad_response");
+    assert.match(result.error as string, /^The answer is larger than \d+ bytes$/);
+  },
+);
+
+testEachTarget(
+  "stops at timeout_ms inside b64_json of 1 GB of gzip-compressed whitespace escapes",
+  async (target) => {
+    const timeoutMs = 1000;
+    const { result, elapsedMs } = await runOnGenerated(target, {
+      // A group cut short, then line breaks written as JSON escapes, and spaces.
+      head: '{"data": [{"b64_json": "iVBOR',
+      filler: "\\r\\n".repeat(MIB / 8) + " ".repeat(MIB / 2),
+      times: 1024,
+      gzip: true,
+    }, timeoutMs);
+    assert.equal(categoryOf(result), "timeout", JSON.stringify(result));
+    assert.equal(result.stage, "response");
+    // The process starts and stops around the deadline; what matters is that it is not seconds.
+    assert.ok(elapsedMs < timeoutMs + 3000, `answered after ${elapsedMs} ms`);
+  },
+);
+
+for (
+  const [what, head, filler, message] of [
+    [
+      "1 GB of small strings",
+      `{"data": [{"b64_json": "${PNG_64.toBase64()}"}], "x": [`,
+      '"",'.repeat(MIB / 3),
+      /^The answer has more than \d+ bytes outside its image$/,
+    ],
+    [
+      "usage nested a million deep",
+      `{"data": [{"b64_json": "${PNG_64.toBase64()}"}], "usage": `,
+      "[".repeat(MIB),
+      /^The answer nests deeper than \d+ levels$/,
+    ],
+  ] as const
+) {
+  testEachTarget(
+    `refuses a 2xx answer with ${what} beside the image, under a ${HEAP_CAP_MB} MB heap cap`,
+    async (target) => {
+      const { result } = await runOnGenerated(target, { head, filler, times: 1024 }, 60000);
+      assert.equal(result.stage, "response");
+      assert.equal(categoryOf(result), "bad_response");
+      assert.match(result.error as string, message);
+    },
+  );
+}
