@@ -821,14 +821,14 @@ const SYNC_FLUSH = { finishFlush: zlibConstants.Z_SYNC_FLUSH };
 
 interface GeneratedAnswer {
   head: string;
-  /** Repeated `times` times after the head, made as it is sent. */
+  /** Repeated `times` times after the head, made as it is sent; then the answer stalls. */
   filler: string;
   times: number;
   /** Compress with gzip: the same deflate blocks repeated, so a GB costs a MB on the wire. */
   gzip?: boolean;
 }
 
-/** A route that streams a generated answer, which never ends: the command must stop first. */
+/** A route that streams a generated answer, which never ends: the command must stop it. */
 function generatedAnswer(answer: GeneratedAnswer) {
   const encode = (text: string) => new TextEncoder().encode(text);
   const head = answer.gzip
@@ -882,7 +882,9 @@ async function runOnGenerated(
     output = { run, result: onlyJson(run.stdout), elapsedMs };
     assert.deepEqual(await listDir(dir), []);
     if (run.peakRssBytes !== undefined) {
-      const allowed = await emptyRunPeakRss() + 64 * MIB;
+      // The heap cap bounds what V8 keeps. This sees the rest: well below the 345 MB read, but
+      // loose, since a gzip body arrives in 4 KiB chunks whose memory returns only at a GC.
+      const allowed = await emptyRunPeakRss() + 192 * MIB;
       assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
     }
   });
@@ -893,22 +895,34 @@ function categoryOf(result: Record<string, unknown>): string {
   return (result.diagnosis as { category: string }).category;
 }
 
-testEachTarget(
-  `refuses b64_json of 400 MB of whitespace at the answer cap, under a ${HEAP_CAP_MB} MB heap cap`,
-  async (target) => {
-    const { result } = await runOnGenerated(target, {
-      head: '{"data": [{"b64_json": "',
-      filler: " ".repeat(MIB),
-      times: 400,
-    }, 60000);
-    assert.equal(result.stage, "response");
-    assert.equal(categoryOf(result), "bad_response");
-    assert.match(result.error as string, /^The answer is larger than \d+ bytes$/);
-  },
-);
+for (
+  const [what, answer] of [
+    ["400 MB of whitespace", { head: '{"data": [{"b64_json": "', gzip: false, times: 400 }],
+    // A group cut short, then whitespace: 1 GB unpacked, about 1 MB on the wire.
+    ["1 GB of gzip-compressed whitespace", {
+      head: '{"data": [{"b64_json": "iVBOR',
+      gzip: true,
+      times: 1024,
+    }],
+  ] as const
+) {
+  testEachTarget(
+    `refuses b64_json of ${what} at the answer cap, under a ${HEAP_CAP_MB} MB heap cap`,
+    async (target) => {
+      const { result } = await runOnGenerated(
+        target,
+        { ...answer, filler: " ".repeat(MIB) },
+        60000,
+      );
+      assert.equal(result.stage, "response");
+      assert.equal(categoryOf(result), "bad_response");
+      assert.match(result.error as string, /^The answer is larger than \d+ bytes$/);
+    },
+  );
+}
 
 testEachTarget(
-  "stops at timeout_ms inside b64_json of 1 GB of gzip-compressed whitespace escapes",
+  "answers within timeout_ms while b64_json is 1 GB of gzip-compressed whitespace",
   async (target) => {
     const timeoutMs = 1000;
     const { result, elapsedMs } = await runOnGenerated(target, {
@@ -918,7 +932,8 @@ testEachTarget(
       times: 1024,
       gzip: true,
     }, timeoutMs);
-    assert.equal(categoryOf(result), "timeout", JSON.stringify(result));
+    // Whichever comes first, the deadline or the answer's size cap, stops it.
+    assert.ok(["timeout", "bad_response"].includes(categoryOf(result)), JSON.stringify(result));
     assert.equal(result.stage, "response");
     // The process starts and stops around the deadline; what matters is that it is not seconds.
     assert.ok(elapsedMs < timeoutMs + 3000, `answered after ${elapsedMs} ms`);
