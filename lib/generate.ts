@@ -1,7 +1,7 @@
 import { type Answer, readAnswer } from "./answer.ts";
 import { Deadline } from "./deadline.ts";
 import { downloadImage } from "./download.ts";
-import { errorMessage, GenerationError, InputError } from "./errors.ts";
+import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
@@ -244,5 +244,5 @@ async function attemptOnce(
 function asFailure(error: unknown, deadline: Deadline): GenerationError {
   if (error instanceof GenerationError) return error;
   if (deadline.cause() !== null) return transportFailure("response", error, deadline, "Stopped");
-  return new GenerationError("response", `Unexpected error: ${errorMessage(error)}`);
+  return unexpectedFailure("response", error);
 }
