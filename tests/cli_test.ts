@@ -333,7 +333,12 @@ testEachTarget("--media-line adds MEDIA:<path> after the JSON", async (target) =
   });
 });
 
-for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+for (
+  const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129], [
+    "SIGQUIT",
+    131,
+  ]] as const
+) {
   testEachTarget(
     `${signal} during the request prints a cancelled failure and exits ${code}`,
     async (target) => {
@@ -963,6 +968,67 @@ for (
       assert.equal(result.stage, "response");
       assert.equal(categoryOf(result), "bad_response");
       assert.match(result.error as string, message);
+    },
+  );
+}
+
+/** A FIFO whose reader never reads, already full: a write to it waits for ever. */
+async function fullPipe(path: string): Promise<AsyncDisposable> {
+  await new Deno.Command("mkfifo", { args: [path] }).output();
+  // The filler opens the writing end; opening the reading end waits for it, then it fills the
+  // pipe's 64 KiB and blocks there.
+  const filler = new Deno.Command("sh", {
+    args: ["-c", 'exec head -c 1048576 /dev/zero > "$0"', path],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const reader = await Deno.open(path, { read: true });
+  return {
+    async [Symbol.asyncDispose]() {
+      filler.kill("SIGKILL");
+      await filler.status;
+      reader.close();
+    },
+  };
+}
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  testEachTarget(
+    `${signal} ends the process within a second while standard output is never read`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      await withTempDir(async (dir) => {
+        const outputDir = join(dir, "images");
+        const fifo = join(dir, "stdout");
+        await using _pipe = await fullPipe(fifo);
+        const input = inputFor(upstream, "stall-body", outputDir, { timeout_ms: 30000 });
+        const arrived = upstream.nextArrival();
+        const child = new Deno.Command("sh", {
+          args: ["-c", 'exec "$@" > "$0"', fifo, ...target.argv!, JSON.stringify(input)],
+          stdout: "null",
+          stderr: "null",
+          env: { PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH")}` },
+        }).spawn();
+        let exited = false;
+        const status = child.status.finally(() => exited = true);
+        try {
+          await arrived;
+          child.kill(signal);
+          const signalled = performance.now();
+          const timer = Promise.withResolvers<void>();
+          const id = setTimeout(timer.resolve, 5000);
+          await Promise.race([status, timer.promise]);
+          clearTimeout(id);
+          assert.ok(exited, `still running 5 s after ${signal}`);
+          const elapsed = performance.now() - signalled;
+          assert.equal((await status).code, code);
+          assert.ok(elapsed < 1500, `ended ${elapsed} ms after ${signal}`);
+          assert.deepEqual(await listDir(outputDir), []);
+        } finally {
+          if (!exited) child.kill("SIGKILL");
+          await status;
+        }
+      });
     },
   );
 }
