@@ -6,8 +6,6 @@ import { type FailureDetails, GenerationError } from "./errors.ts";
  * it is not an images answer.
  */
 export const MAX_SKELETON_BYTES = 1024 * 1024;
-/** Objects and arrays nest at most this deep; an images answer needs four levels. */
-export const MAX_NESTING = 64;
 /** The largest image accepted, in bytes once decoded (or downloaded). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 /** The largest answer: such an image in base64, and the rest of the JSON. */
@@ -22,10 +20,6 @@ const IMAGE_KEYS = new Set(["b64_json", "url"]);
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
 const MAX_KEY_BYTES = 16;
 
 type Mode =
@@ -45,7 +39,6 @@ export class AnswerScanner {
   /** The skeleton, in one buffer that grows by doubling: many small pieces would cost more. */
   #kept = new Uint8Array(4096);
   #keptBytes = 0;
-  #depth = 0;
   #totalBytes = 0;
   #mode: Mode = "structure";
   #escaped = false;
@@ -159,17 +152,6 @@ export class AnswerScanner {
         this.#keyBytes = [];
         this.#keyTooLong = false;
         return i + 1;
-      }
-      if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-        // JSON.parse copes with any depth, but what reads the result afterwards may recurse.
-        if (++this.#depth > MAX_NESTING) {
-          throw new GenerationError(
-            "response",
-            `The answer nests deeper than ${MAX_NESTING} levels`,
-          );
-        }
-      } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
-        this.#depth--;
       }
       if (byte === COLON) {
         this.#valueKey = this.#lastString !== null && IMAGE_KEYS.has(this.#lastString)
