@@ -35,7 +35,10 @@ export async function main(argv: string[]): Promise<number> {
     return await run(argv, stop);
   } catch (error) {
     // A signal came and standard output took nothing more: the signal's code is all it can get.
-    if (error instanceof WriteAbandoned || (error as Error).cause instanceof WriteAbandoned) {
+    if (
+      error instanceof WriteAbandoned ||
+      (error instanceof Error && error.cause instanceof WriteAbandoned)
+    ) {
       return EXIT_BY_SIGNAL[stop.received!];
     }
     // Standard output was closed by its reader, or broke mid-result: there is no one left to tell.
