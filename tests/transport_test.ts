@@ -8,6 +8,7 @@ import { Deadline } from "../lib/deadline.ts";
 import { diagnose } from "../lib/diagnosis.ts";
 import { factsOf } from "../lib/errors.ts";
 import { generateImage } from "../lib/mod.ts";
+import { callContext, failureResult } from "../lib/result.ts";
 import type { FailureResult, GenerationResult } from "../lib/mod.ts";
 import { transportFailure } from "../lib/transport.ts";
 import { inputFor, listDir, startFakeUpstream } from "./_fake_upstream.ts";
@@ -221,4 +222,15 @@ Deno.test("transportFailure() calls an error not from the connection a fault of 
   } finally {
     deadline.dispose();
   }
+});
+
+Deno.test("failureResult() makes an error no stage expected a fault of this program, not retried", () => {
+  const result = failureResult(new RangeError("Maximum call stack size exceeded"), {
+    ...callContext({}),
+    lang: "en",
+  });
+  assert.equal(result.error, "Unexpected error in img2-generate: Maximum call stack size exceeded");
+  assert.equal(result.diagnosis.category, "internal_error");
+  assert.equal(result.diagnosis.retryable, false);
+  assert.equal(result.http_status, null);
 });
