@@ -7,7 +7,12 @@ import { type StopSignal, StopSignals } from "./lib/stop_signals.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;
-const EXIT_BY_SIGNAL: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+const EXIT_BY_SIGNAL: Record<StopSignal, number> = {
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGQUIT: 131,
+  SIGTERM: 143,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();

@@ -5,7 +5,7 @@ import { dryRunReport } from "./lib/dry_run.ts";
 import { errorMessage, GenerationError } from "./lib/errors.ts";
 import { generateFromParams } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
-import { type StopSignal, StopSignals } from "./lib/stop_signals.ts";
+import { type StopSignal, StopSignals, WriteAbandoned } from "./lib/stop_signals.ts";
 import { type GenerationParams, validateParams } from "./lib/params.ts";
 import {
   callContext,
@@ -15,18 +15,32 @@ import {
   ResultCutShort,
   writeResult,
 } from "./lib/result.ts";
-import { writeAll } from "./lib/bytes.ts";
+import { type Writable, writeAll } from "./lib/bytes.ts";
 import { VERSION } from "./lib/version.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;
-const EXIT_BY_SIGNAL: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+/** 128 plus the signal's number, as a shell reports a process the signal ended. */
+const EXIT_BY_SIGNAL: Record<StopSignal, number> = {
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGQUIT: 131,
+  SIGTERM: 143,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
+  stdout = { write: (bytes) => stop.bounded(Deno.stdout.write(bytes)) };
   try {
     return await run(argv, stop);
   } catch (error) {
+    // A signal came and standard output took nothing more: the signal's code is all it can get.
+    if (
+      error instanceof WriteAbandoned ||
+      (error instanceof Error && error.cause instanceof WriteAbandoned)
+    ) {
+      return EXIT_BY_SIGNAL[stop.received!];
+    }
     // Standard output was closed by its reader, or broke mid-result: there is no one left to tell.
     if (error instanceof Deno.errors.BrokenPipe || error instanceof ResultCutShort) {
       return EXIT_FAILURE;
@@ -108,12 +122,15 @@ function writeStdout(text: string): Promise<void> {
   return writeBytes(new TextEncoder().encode(text));
 }
 
+/** Standard output; once a signal has come, each write is given up after a short grace. */
+let stdout: Writable = Deno.stdout;
+
 function writeBytes(bytes: Uint8Array): Promise<void> {
-  return writeAll(Deno.stdout, bytes);
+  return writeAll(stdout, bytes);
 }
 
 if (import.meta.main) {
-  // Deno.exit rather than Deno.exitCode: after a signal, a read of standard input may still be
-  // pending, and it would keep the process alive.
+  // Deno.exit rather than Deno.exitCode: after a signal, a read of standard input or a write to
+  // standard output may still be pending, and it would keep the process alive.
   Deno.exit(await main(Deno.args));
 }

@@ -1,6 +1,7 @@
 import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
+import { bodyChunks } from "./transport.ts";
 import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */
@@ -35,9 +36,7 @@ export async function readAnswer(
   facts: FailureDetails = {},
 ): Promise<Answer> {
   const scanner = new AnswerScanner(new Base64StreamDecoder(sink), facts);
-  if (body !== null) {
-    for await (const chunk of body) await scanner.push(chunk);
-  }
+  for await (const chunk of bodyChunks(body)) await scanner.push(chunk);
   return interpretAnswer(await scanner.finish(), facts);
 }
 

@@ -1,8 +1,11 @@
 import { Base64Error, type Base64StreamDecoder } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 
-/** Everything of an answer but its image text is kept; beyond this it is not an images answer. */
-const MAX_SKELETON_BYTES = 4 * 1024 * 1024;
+/**
+ * Everything of an answer but its image text is kept (a revised prompt, usage, ids); beyond this
+ * it is not an images answer.
+ */
+export const MAX_SKELETON_BYTES = 1024 * 1024;
 /** The largest image accepted, in bytes once decoded (or downloaded). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 /** The largest answer: such an image in base64, and the rest of the JSON. */
@@ -33,7 +36,8 @@ type Mode =
  */
 export class AnswerScanner {
   readonly #decoder: Base64StreamDecoder;
-  readonly #kept: Uint8Array[] = [];
+  /** The skeleton, in one buffer that grows by doubling: many small pieces would cost more. */
+  #kept = new Uint8Array(4096);
   #keptBytes = 0;
   #totalBytes = 0;
   #mode: Mode = "structure";
@@ -85,13 +89,7 @@ export class AnswerScanner {
 
   async finish(): Promise<string> {
     if (this.#imageTaken) await this.#decode(null);
-    const bytes = new Uint8Array(this.#keptBytes);
-    let offset = 0;
-    for (const part of this.#kept) {
-      bytes.set(part, offset);
-      offset += part.length;
-    }
-    return new TextDecoder().decode(bytes);
+    return utf8.decode(this.#kept.subarray(0, this.#keptBytes));
   }
 
   /** Feeds image text to the decoder; null ends it. */
@@ -116,15 +114,23 @@ export class AnswerScanner {
 
   #keep(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.#keptBytes += bytes.length;
-    if (this.#keptBytes > MAX_SKELETON_BYTES) {
+    const needed = this.#keptBytes + bytes.length;
+    if (needed > MAX_SKELETON_BYTES) {
       throw new GenerationError(
         "response",
         `The answer has more than ${MAX_SKELETON_BYTES} bytes outside its image`,
         this.#facts,
       );
     }
-    this.#kept.push(bytes.slice());
+    if (needed > this.#kept.length) {
+      const grown = new Uint8Array(
+        Math.min(MAX_SKELETON_BYTES, Math.max(needed, this.#kept.length * 2)),
+      );
+      grown.set(this.#kept.subarray(0, this.#keptBytes));
+      this.#kept = grown;
+    }
+    this.#kept.set(bytes, this.#keptBytes);
+    this.#keptBytes = needed;
   }
 
   #keepText(text: string): void {
@@ -272,7 +278,9 @@ function unescapeJson(escape: string): string {
     const code = parseInt(escape.slice(1), 16);
     return Number.isNaN(code) ? "\ufffd" : String.fromCharCode(code);
   }
-  return "nrtbf".includes(escape) ? " " : escape;
+  // Whitespace, which base64 skips anyway; any other escape stays what it is, and is refused.
+  if ("nrtf".includes(escape)) return "";
+  return escape === "b" ? "\b" : escape;
 }
 
 const latin1 = new TextDecoder("latin1");

@@ -9,6 +9,8 @@ const MIXED_ALPHABETS = "Invalid base64: it mixes the standard and the URL-safe 
 const OUTPUT_BUFFER_BYTES = 1 << 20;
 /** A data URL's header ("data:image/png;base64,") is looked for within this many characters. */
 const MAX_DATA_URL_HEADER = 256;
+/** The whitespace base64 allows (setFromBase64 skips the same five characters). */
+const WHITESPACE = /[\t\n\f\r ]+/g;
 
 /**
  * Decodes base64 that arrives in pieces, writing the bytes to a sink as it goes, so that neither
@@ -41,7 +43,9 @@ export class Base64StreamDecoder {
       const head = input.trimStart();
       const mayBeDataUrl = head.startsWith("data:") || "data:".startsWith(head);
       if (mayBeDataUrl && !head.includes(",") && head.length < MAX_DATA_URL_HEADER) {
-        this.#pending = input;
+        // Leading whitespace means nothing: dropping it keeps what waits here small, however
+        // much of it arrives.
+        this.#pending = head;
         return;
       }
       input = withoutDataUrlHeader(head);
@@ -91,15 +95,16 @@ export class Base64StreamDecoder {
       }
       this.#filled += result.written;
       this.#bytesWritten += result.written;
-      const padding = rest.indexOf("=");
-      if (padding !== -1 && padding < result.read) this.#padded = true;
+      if (rest.slice(0, result.read).includes("=")) this.#padded = true;
       rest = rest.slice(result.read);
       if (result.read === 0) break;
     }
     if (lastChunkHandling === "loose" && rest.trim() !== "") {
       throw new Base64Error("Invalid base64: text continues after the padding");
     }
-    return rest;
+    // What is left is an incomplete group of at most four characters, and any whitespace around
+    // it: kept as is, the whitespace would be read again by every later push.
+    return rest.replace(WHITESPACE, "");
   }
 
   /**

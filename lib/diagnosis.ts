@@ -106,8 +106,8 @@ const CATEGORY_INFO: Readonly<Record<Category, CategoryInfo>> = {
   network_error: {
     retryable: true,
     meaning: {
-      zh: "无法连接(DNS、拒绝、重置、TLS)",
-      en: "Could not connect (DNS, refused, reset, TLS)",
+      zh: "无法连接(DNS、拒绝、重置、TLS),或连接在调用中途中断",
+      en: "Could not connect (DNS, refused, reset, TLS), or the connection dropped mid-call",
     },
   },
   bad_response: {
@@ -125,6 +125,13 @@ const CATEGORY_INFO: Readonly<Record<Category, CategoryInfo>> = {
   cancelled: {
     retryable: false,
     meaning: { zh: "被信号或调用方取消", en: "Cancelled by a signal or the caller" },
+  },
+  internal_error: {
+    retryable: false,
+    meaning: {
+      zh: "img2-generate 自身出错(不是上游的问题)",
+      en: "A fault in img2-generate itself, not in the upstream",
+    },
   },
 };
 
@@ -173,6 +180,17 @@ const REASONS = {
       "上游返回的图片链接无法下载(图床返回错误,链接可能已过期);重新生成,或改用 response_format=b64_json。",
     en:
       "The image URL the upstream returned could not be downloaded (the image host answered with an error, the link may have expired); generate again, or use response_format b64_json.",
+  },
+  internalFault: {
+    zh: "img2-generate 自身出错(程序缺陷),与上游和密钥无关;原样重试无济于事,请报告 error 字段。",
+    en:
+      "The img2-generate program itself failed (a bug), not the upstream or the key; retrying the same call will not help, so report the error field.",
+  },
+  connectionDropped: {
+    zh:
+      "连接已建立、请求已发出,但连接在返回结果前中断(被关闭或重置);图片可能已生成并计费;检查网络、代理或网关后重试。",
+    en:
+      "The connection was made and the request sent, then it dropped before the answer was complete (closed or reset); the image may have been generated and billed; check the network, proxy or gateway, then retry.",
   },
   network: {
     zh:
@@ -410,6 +428,7 @@ const SOURCES = {
 // read by what it says.
 const RULE_SOURCES: readonly RuleSource[] = [
   // Local facts
+  { cause: "internal", category: "internal_error", reason: REASONS.internalFault },
   { cause: "cancelled", category: "cancelled", reason: REASONS.cancelled },
   { cause: "timeout", category: "timeout", reason: REASONS.timeout },
   { stage: "input", category: "invalid_input", reason: REASONS.invalidInput },
@@ -421,6 +440,7 @@ const RULE_SOURCES: readonly RuleSource[] = [
     reason: REASONS.downloadNetwork,
   },
   { stage: "download", category: "download_failed", reason: REASONS.downloadRefused },
+  { cause: "dropped", category: "network_error", reason: REASONS.connectionDropped },
   { cause: "network", category: "network_error", reason: REASONS.network },
   { stage: "decode", category: "bad_response", reason: REASONS.undecodableImage },
   { stage: "response", category: "bad_response", reason: REASONS.noUsableImage },

@@ -5,7 +5,7 @@ import { clip } from "./redact.ts";
 import { MAX_IMAGE_BYTES } from "./answer_scanner.ts";
 import { withHeaders } from "./headers.ts";
 import { USER_AGENT } from "./request.ts";
-import { fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
+import { bodyChunks, fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
 
 const MAX_REDIRECTS = 5;
 
@@ -47,7 +47,7 @@ export async function downloadImage(
 async function streamBody(response: Response, deadline: Deadline, sink: ByteSink): Promise<void> {
   let total = 0;
   try {
-    for await (const chunk of response.body ?? []) {
+    for await (const chunk of bodyChunks(response.body)) {
       total += chunk.length;
       if (total > MAX_IMAGE_BYTES) {
         throw new GenerationError("download", `The image is larger than ${MAX_IMAGE_BYTES} bytes`);

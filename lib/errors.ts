@@ -54,6 +54,21 @@ export function factsOf(failure: GenerationError): FailureFacts {
   };
 }
 
+/**
+ * An error no stage expected, such as a bug: a fault of this program, which is never blamed on
+ * the upstream nor retried.
+ */
+export function unexpectedFailure(
+  stage: Exclude<Stage, "done">,
+  error: unknown,
+  facts: FailureDetails = {},
+): GenerationError {
+  return new GenerationError(stage, `Unexpected error in img2-generate: ${errorMessage(error)}`, {
+    ...facts,
+    cause: "internal",
+  });
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

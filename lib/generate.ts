@@ -2,7 +2,7 @@ import { type Answer, readAnswer } from "./answer.ts";
 import { type EventImageTarget, isEventStream, readEventStream } from "./event_stream.ts";
 import { Deadline } from "./deadline.ts";
 import { downloadImage } from "./download.ts";
-import { errorMessage, GenerationError, InputError } from "./errors.ts";
+import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { PartialImages } from "./partial_images.ts";
@@ -279,5 +279,5 @@ async function attemptOnce(
 function asFailure(error: unknown, deadline: Deadline): GenerationError {
   if (error instanceof GenerationError) return error;
   if (deadline.cause() !== null) return transportFailure("response", error, deadline, "Stopped");
-  return new GenerationError("response", `Unexpected error: ${errorMessage(error)}`);
+  return unexpectedFailure("response", error);
 }

@@ -1,6 +1,6 @@
 import type { Answer, UpstreamSettings } from "./answer.ts";
 import { diagnose } from "./diagnosis.ts";
-import { errorMessage, factsOf, GenerationError } from "./errors.ts";
+import { errorMessage, factsOf, GenerationError, unexpectedFailure } from "./errors.ts";
 import type { ImageInfo } from "./image_type.ts";
 import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./redact.ts";
 import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream_error.ts";
@@ -108,9 +108,7 @@ export function failureResult(
   context: CallContext,
   { diagnosis, ...extras }: FailureExtras = {},
 ): FailureResult {
-  const failure = error instanceof GenerationError
-    ? error
-    : new GenerationError("response", `Unexpected error: ${errorMessage(error)}`);
+  const failure = error instanceof GenerationError ? error : unexpectedFailure("response", error);
   const { httpStatus = null, upstream = null } = failure.details;
   const shown = shownText(context.secrets);
   return {

@@ -17,15 +17,17 @@ export type Category =
   | "bad_response"
   | "download_failed"
   | "save_failed"
-  | "cancelled";
+  | "cancelled"
+  | "internal_error";
 
 export type Lang = "zh" | "en";
 
 /**
  * What this side saw when there was no upstream verdict to read: the deadline passed, the
- * connection failed, or the caller cancelled.
+ * connection failed (or dropped after the request was sent), the caller cancelled, or this
+ * program itself failed.
  */
-export type LocalCause = "timeout" | "network" | "cancelled";
+export type LocalCause = "timeout" | "network" | "dropped" | "cancelled" | "internal";
 
 export interface Diagnosis {
   category: Category;

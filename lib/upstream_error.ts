@@ -79,18 +79,73 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function looksLikeHtml(text: string): boolean {
-  return /^<(!doctype|html|head|body|title|center|h1)\b/i.test(text) || /<\/html>\s*$/i.test(text);
+  return /^<(\?xml|!doctype|html|head|body|title|center|h1|error)\b/i.test(text) ||
+    /<\/html>\s*$/i.test(text);
 }
 
-/** `<title>502 Bad Gateway</title>` gives "502 Bad Gateway"; a page without one, its text. */
-export function htmlSummary(html: string): string {
-  const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html)?.[1];
-  const heading = /<h1[^>]*>([\s\S]*?)<\/h1>/i.exec(html)?.[1];
-  const source = title?.trim() ? title : heading?.trim() ? heading : html;
-  return decodeEntities(
-    source.replace(/<script[\s\S]*?<\/script>|<style[\s\S]*?<\/style>/gi, "")
-      .replace(/<[^>]*>/g, " "),
-  ).replace(/\s+/g, " ").trim();
+/**
+ * What a page of markup says, in one line. HTML: `<title>502 Bad Gateway</title>` gives "502 Bad
+ * Gateway", a page without one its first heading or its text. XML, the error of a signed-URL
+ * store (S3, GCS, Azure Blob): `<Error><Code>AccessDenied</Code><Message>Request has
+ * expired</Message>…` gives "AccessDenied: Request has expired". Every search is a plain
+ * indexOf, so a page made of unclosed tags costs time in proportion to its length.
+ */
+export function htmlSummary(markup: string): string {
+  const lower = markup.toLowerCase();
+  const storeError = elementText(markup, lower, "error");
+  const source = (storeError !== null ? storageErrorSummary(storeError) : null) ??
+    nonBlank(elementText(markup, lower, "title")) ??
+    nonBlank(elementText(markup, lower, "h1")) ??
+    withoutElements(markup, lower, ["script", "style"]);
+  return decodeEntities(source.replace(/<[^<>]*>/g, " ")).replace(/\s+/g, " ").trim();
+}
+
+/** "Code: Message (details)" from the inside of an XML `<Error>`, or null if it has none. */
+function storageErrorSummary(error: string): string | null {
+  const lower = error.toLowerCase();
+  const field = (name: string) => nonBlank(elementText(error, lower, name))?.trim() ?? null;
+  const code = field("code");
+  const message = field("message");
+  const details = field("details") ?? field("authenticationerrordetail");
+  if (code === null && message === null) return null;
+  const said = [code, message].filter((part) => part !== null).join(": ");
+  return details === null ? said : `${said} (${details})`;
+}
+
+/** The text inside the first `<name …>…</name>`; `lower` is `markup` in lower case. */
+function elementText(markup: string, lower: string, name: string): string | null {
+  let open = lower.indexOf(`<${name}`);
+  // Skip longer names that start the same, such as <titles> for <title>.
+  while (open !== -1 && !/[\s>]/.test(lower[open + name.length + 1] ?? "")) {
+    open = lower.indexOf(`<${name}`, open + 1);
+  }
+  if (open === -1) return null;
+  const start = lower.indexOf(">", open);
+  const end = start === -1 ? -1 : lower.indexOf(`</${name}>`, start);
+  return end === -1 ? null : markup.slice(start + 1, end);
+}
+
+/** The markup without the given elements and what they hold; an unclosed one runs to the end. */
+function withoutElements(markup: string, lower: string, names: string[]): string {
+  let kept = "";
+  let from = 0;
+  while (from < markup.length) {
+    let next = -1;
+    let name = "";
+    for (const candidate of names) {
+      const at = lower.indexOf(`<${candidate}`, from);
+      if (at !== -1 && (next === -1 || at < next)) [next, name] = [at, candidate];
+    }
+    if (next === -1) break;
+    kept += markup.slice(from, next) + " ";
+    const close = lower.indexOf(`</${name}>`, next);
+    from = close === -1 ? markup.length : close + name.length + 3;
+  }
+  return kept + markup.slice(from);
+}
+
+function nonBlank(text: string | null): string | null {
+  return text !== null && text.trim() !== "" ? text : null;
 }
 
 const ENTITIES: Record<string, string> = {

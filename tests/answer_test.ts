@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Answer, EmptyAnswerError, interpretAnswer, readAnswer } from "../lib/answer.ts";
+import { MAX_SKELETON_BYTES } from "../lib/answer_scanner.ts";
 import { GenerationError } from "../lib/errors.ts";
 import { ChunkedBody, concat, everyCut, randomBytes, randomCuts, sameBytes } from "./_helpers.ts";
 
@@ -390,7 +391,7 @@ Deno.test("readAnswer() decodes a 5 MB image given in one chunk in pieces of at 
 });
 
 Deno.test("readAnswer() keeps only the skeleton of an answer, not its 5 MB image", async () => {
-  // More than 4 MiB of text outside the image is refused; a 7 MB base64 image is not, so
+  // More than 1 MiB of text outside the image is refused; a 7 MB base64 image is not, so
   // the image text is not what is kept.
   const image = jpegLike(5 * 1024 * 1024, 8);
   const read = await readCut(`{"data":[{"b64_json":"${image.toBase64()}"}]}`, [1000, 3 * MIB]);
@@ -401,7 +402,45 @@ Deno.test("readAnswer() keeps only the skeleton of an answer, not its 5 MB image
   });
   const failure = await failureOf(big, randomCuts(big.length, 65536, 3));
   assert.equal(failure.stage, "response");
-  assert.equal(failure.message, "The answer has more than 4194304 bytes outside its image");
+  assert.equal(failure.message, "The answer has more than 1048576 bytes outside its image");
+});
+
+Deno.test("readAnswer() keeps a skeleton of many small strings up to its cap", async () => {
+  // Each string is three pieces to keep (the comma, then each quote): kept one by one, a MiB
+  // of them would cost hundreds of bytes each.
+  const filler = '"",'.repeat(Math.floor((MAX_SKELETON_BYTES - 100) / 3));
+  const json = `{"data":[{"b64_json":"${IMAGE_B64}"}],"x":[${filler}""]}`;
+  const read = await readCut(json, randomCuts(json.length, 65536, 4));
+  assert.ok(sameBytes(read.bytes, IMAGE));
+  const over = `{"data":[{"b64_json":"${IMAGE_B64}"}],"x":[${filler}${filler}""]}`;
+  const failure = await failureOf(over, randomCuts(over.length, 65536, 5));
+  assert.equal(failure.stage, "response");
+  assert.equal(
+    failure.message,
+    `The answer has more than ${MAX_SKELETON_BYTES} bytes outside its image`,
+  );
+});
+
+Deno.test("readAnswer() reads an answer nested half a million deep without overflowing", async () => {
+  // The scan keeps no stack and JSON.parse is iterative: depth costs only the skeleton's bytes.
+  const depth = 500_000;
+  const json = `{"data":[{"b64_json":"${IMAGE_B64}"}],"usage":${"[".repeat(depth)}${
+    "]".repeat(depth)
+  }}`;
+  const read = await readCut(json, randomCuts(json.length, 65536, 6));
+  assert.ok(sameBytes(read.bytes, IMAGE));
+  let level = read.answer.usage;
+  for (let i = 0; i < depth; i++) level = (level as unknown[])[0] ?? level;
+  assert.deepEqual(level, []);
+});
+
+Deno.test("readAnswer() refuses escapes in b64_json that are not whitespace", async () => {
+  for (const escape of ["\\b", '\\"', "\\\\"]) {
+    const failure = await failureOf(
+      `{"data":[{"b64_json":"${IMAGE_B64.slice(0, 8)}${escape}AAAA"}]}`,
+    );
+    assert.equal(failure.stage, "decode", escape);
+  }
 });
 
 Deno.test("readAnswer() decodes large answers in random chunk sizes byte for byte", async () => {

@@ -207,7 +207,10 @@ testEachBatchTarget(
         ...flags,
       ]);
       assert.equal(run.code, 0, run.stdout);
-      const [first, second] = upstream.requests;
+      // Both jobs run at once, so their requests may arrive in either order.
+      const [first, second] = ["a", "b"].map((prompt) =>
+        upstream.requests.find((request) => request.body?.prompt === prompt)
+      );
       assert.deepEqual(
         [first!.body?.quality, first!.body?.background, first!.body?.id],
         ["high", "transparent", undefined],

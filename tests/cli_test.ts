@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { constants as zlibConstants, deflateRawSync } from "node:zlib";
 import { VERSION } from "../lib/version.ts";
 import {
   type CommandTarget,
@@ -10,6 +11,7 @@ import {
   TIME_COMMAND,
 } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
+import { concat } from "../lib/bytes.ts";
 import { withTempDir } from "./_helpers.ts";
 
 /** Standard output must be exactly one JSON object. */
@@ -331,7 +333,12 @@ testEachTarget("--media-line adds MEDIA:<path> after the JSON", async (target) =
   });
 });
 
-for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+for (
+  const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129], [
+    "SIGQUIT",
+    131,
+  ]] as const
+) {
   testEachTarget(
     `${signal} during the request prints a cancelled failure and exits ${code}`,
     async (target) => {
@@ -831,3 +838,204 @@ testEachTarget("keeps to timeout_ms with a task_name of 50 000 characters", asyn
     assert.ok(elapsed < 10_000, `answered after ${Math.round(elapsed)} ms`);
   });
 });
+
+const MIB = 1024 * 1024;
+const SYNC_FLUSH = { finishFlush: zlibConstants.Z_SYNC_FLUSH };
+
+interface GeneratedAnswer {
+  head: string;
+  /** Repeated `times` times after the head, made as it is sent; then the answer stalls. */
+  filler: string;
+  times: number;
+  /** Compress with gzip: the same deflate blocks repeated, so a GB costs a MB on the wire. */
+  gzip?: boolean;
+}
+
+/** A route that streams a generated answer, which never ends: the command must stop it. */
+function generatedAnswer(answer: GeneratedAnswer) {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const head = answer.gzip
+    ? concat([GZIP_HEADER, deflateRawSync(encode(answer.head), SYNC_FLUSH)])
+    : encode(answer.head);
+  const filler = answer.gzip
+    ? new Uint8Array(deflateRawSync(encode(answer.filler), SYNC_FLUSH))
+    : encode(answer.filler);
+  return (_request: Request, _body: unknown, upstream: { untilClosed(): Promise<void> }) => {
+    let sent = 0;
+    return new Response(
+      new ReadableStream({
+        async pull(controller) {
+          if (sent === 0) controller.enqueue(head);
+          if (sent++ < answer.times) return controller.enqueue(filler);
+          await upstream.untilClosed();
+          controller.close();
+        },
+      }),
+      {
+        headers: {
+          "content-type": "application/json",
+          ...(answer.gzip ? { "content-encoding": "gzip" } : {}),
+        },
+      },
+    );
+  };
+}
+
+/** A gzip member's header: deflate, no flags, no time, unknown system. */
+const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/** Runs the command on a generated answer under the heap cap, checking its peak RSS. */
+async function runOnGenerated(
+  target: CommandTarget,
+  answer: GeneratedAnswer,
+  timeoutMs: number,
+): Promise<{ run: RunOutput; result: Record<string, unknown>; elapsedMs: number }> {
+  await using upstream = startFakeUpstream();
+  upstream.route("generated", generatedAnswer(answer));
+  let output: { run: RunOutput; result: Record<string, unknown>; elapsedMs: number } | null = null;
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "generated", dir, { timeout_ms: timeoutMs });
+    const started = performance.now();
+    const run = await runTarget(target, [JSON.stringify(input)], {
+      env: { DENO_V8_FLAGS: `--max-old-space-size=${HEAP_CAP_MB}` },
+      measurePeakRss: HAS_TIME_COMMAND,
+    });
+    const elapsedMs = performance.now() - started;
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    output = { run, result: onlyJson(run.stdout), elapsedMs };
+    assert.deepEqual(await listDir(dir), []);
+    if (run.peakRssBytes !== undefined) {
+      // The heap cap bounds what V8 keeps. This sees the rest: well below the 345 MB read, but
+      // loose, since a gzip body arrives in 4 KiB chunks whose memory returns only at a GC.
+      const allowed = await emptyRunPeakRss() + 192 * MIB;
+      assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
+    }
+  });
+  return output!;
+}
+
+function categoryOf(result: Record<string, unknown>): string {
+  return (result.diagnosis as { category: string }).category;
+}
+
+for (
+  const [what, answer] of [
+    ["400 MB of whitespace", { head: '{"data": [{"b64_json": "', gzip: false, times: 400 }],
+    // A group cut short, then whitespace: 1 GB unpacked, about 1 MB on the wire.
+    ["1 GB of gzip-compressed whitespace", {
+      head: '{"data": [{"b64_json": "iVBOR',
+      gzip: true,
+      times: 1024,
+    }],
+  ] as const
+) {
+  testEachTarget(
+    `refuses b64_json of ${what} at the answer cap, under a ${HEAP_CAP_MB} MB heap cap`,
+    async (target) => {
+      const { result } = await runOnGenerated(
+        target,
+        { ...answer, filler: " ".repeat(MIB) },
+        60000,
+      );
+      assert.equal(result.stage, "response");
+      assert.equal(categoryOf(result), "bad_response");
+      assert.match(result.error as string, /^The answer is larger than \d+ bytes$/);
+    },
+  );
+}
+
+testEachTarget(
+  "answers within timeout_ms while b64_json is 1 GB of gzip-compressed whitespace",
+  async (target) => {
+    const timeoutMs = 1000;
+    const { result, elapsedMs } = await runOnGenerated(target, {
+      // A group cut short, then line breaks written as JSON escapes, and spaces.
+      head: '{"data": [{"b64_json": "iVBOR',
+      filler: "\\r\\n".repeat(MIB / 8) + " ".repeat(MIB / 2),
+      times: 1024,
+      gzip: true,
+    }, timeoutMs);
+    // Whichever comes first, the deadline or the answer's size cap, stops it.
+    assert.ok(["timeout", "bad_response"].includes(categoryOf(result)), JSON.stringify(result));
+    assert.equal(result.stage, "response");
+    // The process starts and stops around the deadline; what matters is that it is not seconds.
+    assert.ok(elapsedMs < timeoutMs + 3000, `answered after ${elapsedMs} ms`);
+  },
+);
+
+testEachTarget(
+  `refuses a 2xx answer with 1 GB of small strings beside the image, under a ${HEAP_CAP_MB} MB heap cap`,
+  async (target) => {
+    const { result } = await runOnGenerated(target, {
+      head: `{"data": [{"b64_json": "${PNG_64.toBase64()}"}], "x": [`,
+      // Each string is three pieces for the skeleton: kept one by one, they cost hundreds of
+      // bytes each.
+      filler: '"",'.repeat(MIB / 3),
+      times: 1024,
+    }, 60000);
+    assert.equal(result.stage, "response");
+    assert.equal(categoryOf(result), "bad_response");
+    assert.match(result.error as string, /^The answer has more than \d+ bytes outside its image$/);
+  },
+);
+
+/** A FIFO whose reader never reads, already full: a write to it waits for ever. */
+async function fullPipe(path: string): Promise<AsyncDisposable> {
+  await new Deno.Command("mkfifo", { args: [path] }).output();
+  // The filler opens the writing end; opening the reading end waits for it, then it fills the
+  // pipe's 64 KiB and blocks there.
+  const filler = new Deno.Command("sh", {
+    args: ["-c", 'exec head -c 1048576 /dev/zero > "$0"', path],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const reader = await Deno.open(path, { read: true });
+  return {
+    async [Symbol.asyncDispose]() {
+      filler.kill("SIGKILL");
+      await filler.status;
+      reader.close();
+    },
+  };
+}
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  testEachTarget(
+    `${signal} ends the process within a second while standard output is never read`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      await withTempDir(async (dir) => {
+        const outputDir = join(dir, "images");
+        const fifo = join(dir, "stdout");
+        await using _pipe = await fullPipe(fifo);
+        const input = inputFor(upstream, "stall-body", outputDir, { timeout_ms: 30000 });
+        const arrived = upstream.nextArrival();
+        const child = new Deno.Command("sh", {
+          args: ["-c", 'exec "$@" > "$0"', fifo, ...target.argv!, JSON.stringify(input)],
+          stdout: "null",
+          stderr: "null",
+          env: { PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH")}` },
+        }).spawn();
+        let exited = false;
+        const status = child.status.finally(() => exited = true);
+        try {
+          await arrived;
+          child.kill(signal);
+          const signalled = performance.now();
+          const timer = Promise.withResolvers<void>();
+          const id = setTimeout(timer.resolve, 5000);
+          await Promise.race([status, timer.promise]);
+          clearTimeout(id);
+          assert.ok(exited, `still running 5 s after ${signal}`);
+          const elapsed = performance.now() - signalled;
+          assert.equal((await status).code, code);
+          assert.ok(elapsed < 1500, `ended ${elapsed} ms after ${signal}`);
+          assert.deepEqual(await listDir(outputDir), []);
+        } finally {
+          if (!exited) child.kill("SIGKILL");
+          await status;
+        }
+      });
+    },
+  );
+}

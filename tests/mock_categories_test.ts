@@ -10,7 +10,7 @@ import {
 import type { Category } from "../lib/types.ts";
 
 /** Categories that only this side can cause: no upstream answer leads to them. */
-const LOCAL_ONLY: Category[] = ["invalid_input", "save_failed", "cancelled"];
+const LOCAL_ONLY: Category[] = ["invalid_input", "save_failed", "cancelled", "internal_error"];
 
 Deno.test("the mock upstream can rehearse every category an upstream can cause", () => {
   const rehearsed = new Set<Category | null>(

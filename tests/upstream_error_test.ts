@@ -214,6 +214,62 @@ Deno.test("htmlSummary() falls back to the first heading, then to the text", () 
   );
 });
 
+// The bodies signed-URL stores send for an expired or refused link, as their documentation shows:
+// https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html,
+// https://cloud.google.com/storage/docs/xml-api/reference-status,
+// https://learn.microsoft.com/rest/api/storageservices/status-and-error-codes2
+const STORE_ERRORS = [
+  {
+    store: "S3",
+    body:
+      '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>3600</X-Amz-Expires><Expires>2026-11-25T10:00:00Z</Expires><ServerTime>2026-11-25T11:00:00Z</ServerTime><RequestId>4442587FB7D0A2F9</RequestId><HostId>abc=</HostId></Error>',
+    summary: "AccessDenied: Request has expired",
+  },
+  {
+    store: "GCS",
+    body:
+      "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code><Message>Invalid argument.</Message><Details>The provided token has expired. Request signature expired at: 2026-11-25T10:00:00+00:00</Details></Error>",
+    summary:
+      "ExpiredToken: Invalid argument. (The provided token has expired. Request signature expired at: 2026-11-25T10:00:00+00:00)",
+  },
+  {
+    store: "Azure Blob",
+    body:
+      '\ufeff<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.\nRequestId:b3f8a4e2-0000\nTime:2026-11-25T11:00:00.0000000Z</Message><AuthenticationErrorDetail>Signed expiry time [Tue, 25 Nov 2026 10:00:00 GMT] must be after signed start time [Tue, 25 Nov 2026 11:00:00 GMT]</AuthenticationErrorDetail></Error>',
+    summary:
+      "AuthenticationFailed: Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature. RequestId:b3f8a4e2-0000 Time:2026-11-25T11:00:00.0000000Z (Signed expiry time [Tue, 25 Nov 2026 10:00:00 GMT] must be after signed start time [Tue, 25 Nov 2026 11:00:00 GMT])",
+  },
+];
+
+for (const { store, body, summary } of STORE_ERRORS) {
+  Deno.test(`parseUpstreamError() summarises ${store}'s XML error as its code and message`, () => {
+    assert.deepEqual(parseUpstreamError(body), {
+      type: null,
+      message: summary,
+      code: null,
+      param: null,
+    });
+  });
+}
+
+Deno.test("htmlSummary() reads an XML error without a message, or falls back to its text", () => {
+  assert.equal(htmlSummary("<Error><Code>NoSuchKey</Code></Error>"), "NoSuchKey");
+  assert.equal(htmlSummary("<Error><Reason>gone</Reason></Error>"), "gone");
+});
+
+Deno.test("htmlSummary() does not take a longer tag name for the one it looks for", () => {
+  assert.equal(htmlSummary("<titles>no</titles><title>yes</title>"), "yes");
+});
+
+Deno.test("htmlSummary() reads markup of unclosed tags whole, in one pass", () => {
+  // Each of these once made a regular expression scan to the end from every "<": minutes for
+  // a MiB. An unclosed script runs to the end; a "<" without its ">" is text.
+  const unclosed = "<title<h1<script<style<Error<a ".repeat(32 * 1024);
+  assert.equal(htmlSummary(unclosed), "<title<h1");
+  const lessThans = "<".repeat(1 << 20);
+  assert.equal(htmlSummary(`x <b${lessThans}> y`), `x <b${lessThans.slice(1)} y`);
+});
+
 Deno.test("htmlSummary() decodes character entities", () => {
   assert.equal(
     htmlSummary(
