@@ -50,12 +50,26 @@ Deno.test("Journal appends after a cut line without gluing onto it, and syncs ev
     const path = `${dir}/journal.jsonl`;
     const torn = lines([{ event: "start", time: 1, id: "a" }]) + '{"event":"end","id":"a"';
     await Deno.writeTextFile(path, torn);
-    const journal = await Journal.open(path, torn);
+    const journal = await Journal.open(path, torn, new TextEncoder().encode(torn).length);
     await Promise.all([end("b", "done", 1), end("c", "done", 1)].map((e) => journal.append(e)));
     await journal.close();
     const replay = replayJournal(await Deno.readTextFile(path));
     assert.deepEqual([...replay.jobs.keys()], ["a", "b", "c"]);
     assert.equal(replay.jobs.get("a")?.status, "running");
+  });
+});
+
+Deno.test("Journal refuses a journal another run holds, or one that grew since it was read", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    const held = await Journal.open(path, "", 0);
+    await assert.rejects(Journal.open(path, "", 0), /^InputError: Another img2-batch is running/);
+    await held.append({ event: "start", time: 1, id: "a" });
+    await held.close();
+    await assert.rejects(Journal.open(path, "", 0), /Another img2-batch is running/);
+    const text = await Deno.readTextFile(path);
+    const again = await Journal.open(path, text, text.length);
+    await again.close();
   });
 });
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
+import type { RunOutput } from "./_command.ts";
 import {
+  delay,
   imageAnswer,
   parseJson,
   promptJobs,
@@ -196,3 +198,34 @@ testEachBatchTarget("--rpm spaces the starts evenly, with no burst", async (targ
     }
   });
 });
+
+testEachBatchTarget(
+  "a second run in the same run dir while the first goes sends nothing and says why",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const release = Promise.withResolvers<void>();
+    upstream.route("held", async () => {
+      await release.promise;
+      return imageAnswer();
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/held.jsonl`, promptJobs(2));
+      const args = [jobs, ...sharedFlags(upstream, "held", dir)];
+      let second: RunOutput | null = null;
+      const first = await runBatch(target, args, {
+        whileRunning: async () => {
+          while (upstream.requests.length < 2) await delay(20);
+          second = await runBatch(target, args);
+          release.resolve();
+        },
+      });
+      assert.equal(first.code, 0, first.stdout);
+      const refused = second as RunOutput | null;
+      assert.equal(refused?.code, 2, refused?.stdout);
+      const error = parseJson(refused!.stdout);
+      assert.equal(error.stage, "input");
+      assert.match(error.error, /^Another img2-batch is running in ".*\/held": wait for it/);
+      assert.deepEqual(promptsSent(upstream, "held").sort(), ["p1", "p2"]);
+    });
+  },
+);

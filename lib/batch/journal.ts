@@ -3,7 +3,7 @@
  * before the event counts. Lines written together are synced together (group commit), so a
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
-import type { Category, GenerationResult } from "../mod.ts";
+import { type Category, type GenerationResult, InputError } from "../mod.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
 
@@ -111,9 +111,21 @@ export class Journal {
     this.#file = file;
   }
 
-  /** Opens the journal for appending; a line left unfinished by a crash is closed first. */
-  static async open(path: string, existing: string): Promise<Journal> {
+  /**
+   * Opens the journal for appending and holds it locked until the process ends, so that a second
+   * run of the same run dir cannot send the same jobs again. `existing` is the text read before
+   * (`size` bytes): if the journal has grown since, another run wrote to it in between. A line
+   * left unfinished by a crash is closed first.
+   */
+  static async open(path: string, existing: string, size: number): Promise<Journal> {
     const file = await Deno.open(path, { append: true, create: true });
+    if (!await file.tryLock(true) || (await file.stat()).size !== size) {
+      file.close();
+      const dir = path.slice(0, path.lastIndexOf("/"));
+      throw new InputError(
+        `Another img2-batch is running in "${dir}": wait for it to end, or give --run-dir for a separate run`,
+      );
+    }
     const journal = new Journal(file);
     if (existing !== "" && !existing.endsWith("\n")) journal.#queued.push("");
     return journal;

@@ -68,6 +68,12 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
   try {
     return { kind: "ran", result: await execute(setup, io) };
   } catch (error) {
+    if (error instanceof InputError) {
+      return {
+        kind: "input_error",
+        result: { ...failureResult(error, callContext(setup.shared)), line: null },
+      };
+    }
     const failure = new GenerationError(
       "save",
       `Cannot write the files of the run: ${errorMessage(error)}`,
@@ -85,6 +91,8 @@ interface Setup {
   list: JobList;
   runDir: string;
   journalText: string;
+  /** The journal's size in bytes when it was read. */
+  journalSize: number;
   replay: ReturnType<typeof replayJournal>;
 }
 
@@ -115,10 +123,11 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
     : `${outputDir}/.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`;
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
-  const journalText = await Deno.readTextFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return "";
+  const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return new Uint8Array();
     throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
   });
+  const journalText = new TextDecoder().decode(journalBytes);
   const replay = replayJournal(journalText);
   if (replay.planHash !== null && replay.planHash !== plan && !options.force) {
     throw new InputError(
@@ -136,6 +145,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
     list,
     runDir,
     journalText,
+    journalSize: journalBytes.length,
     replay,
   };
 }
@@ -164,9 +174,13 @@ function dryRun(setup: Setup): unknown {
 async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   const startedAt = performance.now();
   const { options, runDir } = setup;
-  const { records, adopted } = await resumeRecords(setup, io);
   await Deno.mkdir(runDir, { recursive: true });
-  const journal = await Journal.open(`${runDir}/${JOURNAL_FILE}`, setup.journalText);
+  const journal = await Journal.open(
+    `${runDir}/${JOURNAL_FILE}`,
+    setup.journalText,
+    setup.journalSize,
+  );
+  const { records, adopted } = await resumeRecords(setup, io);
   const monitor = await Monitor.open(options.eventsPath, true);
   const state = new StateFile(`${runDir}/${STATE_FILE}`, {
     jobs_file: setup.jobsFile,
