@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
+import { listDir, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import type { RunOutput } from "./_command.ts";
 import {
@@ -112,7 +112,7 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
-  "adopts the image of a job that was named but not journaled when the run died",
+  "adopts the image of a job that was named but not journaled when the run died, and removes the temporary files of the jobs cut off",
   async (target) => {
     await using upstream = startFakeUpstream();
     upstream.route("count", () => imageAnswer());
@@ -138,9 +138,16 @@ testEachBatchTarget(
       const old = `${dir}/out/p2-20250101-120000.png`;
       await Deno.writeFile(old, PNG_64);
       await Deno.utime(old, new Date(startedAt - 60_000), new Date(startedAt - 60_000));
+      // What the cut jobs left: p1's image under its temporary name too, p2's image cut short.
+      // p3 was not running: a temporary file of its name is another writer's.
+      await Deno.link(made, `${dir}/out/.p1.0a1b2c3d.part`);
+      await Deno.writeFile(`${dir}/out/.p2.4e5f6a7b.part`, PNG_64.subarray(0, 20));
+      await Deno.writeFile(`${dir}/out/.p3.8c9d0e1f.part`, PNG_64.subarray(0, 20));
 
       const run = await runBatch(target, args);
       assert.equal(run.code, 0, run.stdout);
+      const hidden = (await listDir(`${dir}/out`)).filter((name) => name.startsWith("."));
+      assert.deepEqual(hidden, [".img2-batch", ".p3.8c9d0e1f.part"]);
       assert.deepEqual(promptsSent(upstream, "count").sort(), ["p2", "p3"]);
       const p1 = parseJson(run.stdout).jobs[0];
       assert.deepEqual([p1.status, p1.image_path, p1.adopted], ["done", made, true]);

@@ -10,23 +10,31 @@ export interface AdoptedImage {
 }
 
 /**
- * The image a job made after `startedAt` (epoch ms) if the run died between naming it and
- * journaling the job's end. Only complete images ever carry the final name
- * `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`: the pipeline moves them there once written and
- * synced. The newest one wins.
+ * What a job cut off by the death of its run left in `output_dir`. Its temporary files
+ * (`.{task_name}.{8 hex}.part`: an image cut short, or a second name of one already moved into
+ * place) are removed. Its image, if it was named but not journaled, is returned to be adopted:
+ * only complete images ever carry the final name `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`, as
+ * the pipeline moves them there once written and synced, and only one made after `startedAt`
+ * (epoch ms) is the job's. The newest one wins.
  */
-export async function findAdoptable(
+export async function recoverCutJob(
   outputDir: string,
   taskName: string,
   startedAt: number,
 ): Promise<AdoptedImage | null> {
   const stem = safeFileStem(taskName).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const pattern = new RegExp(`^${stem}-\\d{8}-\\d{6}(?:-\\d+)?\\.(?:png|jpg|webp|gif)$`);
+  const image = new RegExp(`^${stem}-\\d{8}-\\d{6}(?:-\\d+)?\\.(?:png|jpg|webp|gif)$`);
+  const temporary = new RegExp(`^\\.${stem}\\.[0-9a-f]{8}\\.part$`);
   let best: (AdoptedImage & { mtime: number }) | null = null;
   try {
     for await (const entry of Deno.readDir(outputDir)) {
-      if (!entry.isFile || !pattern.test(entry.name)) continue;
+      if (!entry.isFile) continue;
       const path = `${outputDir.replace(/\/$/, "")}/${entry.name}`;
+      if (temporary.test(entry.name)) {
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      if (!image.test(entry.name)) continue;
       const info = await Deno.stat(path).catch(() => null);
       const mtime = info?.mtime?.getTime() ?? -Infinity;
       if (info === null || info.size === 0 || mtime < startedAt - CLOCK_SLACK_MS) continue;

@@ -16,7 +16,7 @@ import {
   resolveFolder,
 } from "../mod.ts";
 import { maskedHeaderValues } from "../headers.ts";
-import { findAdoptable } from "./adopt.ts";
+import { recoverCutJob } from "./adopt.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
@@ -302,7 +302,7 @@ async function resumeRecord(
   } else if (past.status === "failed") {
     if (!past.retryable && !options.retryFailed) record.status = "failed";
   } else {
-    const image = await findAdoptable(params.output_dir, params.task_name, past.startedAt);
+    const image = await recoverCutJob(params.output_dir, params.task_name, past.startedAt);
     if (image !== null) {
       Object.assign(record, {
         status: "done",
