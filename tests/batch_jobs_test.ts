@@ -64,6 +64,22 @@ Deno.test("readJobs leaves max_retries at 0 unless a job or flag sets it", () =>
   assert.deepEqual(jobs.map((job) => job.params.max_retries), [0, 2]);
 });
 
+Deno.test("readJobs rejects two task names that give the same file name", () => {
+  const error = inputError(() =>
+    readJobs(
+      '{"prompt": "a", "task_name": "cover/1"}\n{"prompt": "b", "task_name": "cover_1"}',
+      "s",
+      SHARED,
+      { skipInvalid: false },
+    )
+  );
+  assert.equal(error.line, 2);
+  assert.equal(
+    error.message,
+    `Task name "cover_1" gives the same file name "cover_1" as "cover/1" on line 1`,
+  );
+});
+
 Deno.test("readJobs rejects an id that is not a string or an integer", () => {
   const error = inputError(() =>
     readJobs('{"prompt": "a", "id": {"x": 1}}', "s", SHARED, { skipInvalid: false })

@@ -6,6 +6,7 @@ import {
   type GenerationParams,
   type GenerationResult,
   InputError,
+  safeFileStem,
   validateParams,
 } from "../mod.ts";
 
@@ -61,7 +62,8 @@ export function readJobs(
 ): JobList {
   const list: JobList = { jobs: [], invalid: [] };
   const ids = new Map<string, number>();
-  const names = new Map<string, number>();
+  /** By the file-name stem the images get: "a/b" and "a_b" would share it. */
+  const names = new Map<string, { line: number; taskName: string }>();
   for (const raw of rawJobs(text)) {
     const fail = (message: string, input: GenerationInput = {}) => {
       if (!options.skipInvalid) throw new JobInputError(message, raw.line, input);
@@ -99,10 +101,13 @@ export function readJobs(
       continue;
     }
     const jobId = id === undefined ? params.task_name : String(id);
-    const sameName = names.get(params.task_name);
+    const fileStem = safeFileStem(params.task_name);
+    const sameName = names.get(fileStem);
     if (sameName !== undefined) {
       throw new JobInputError(
-        `Duplicate task_name "${params.task_name}": already used on line ${sameName}, and images are named by it`,
+        sameName.taskName === params.task_name
+          ? `Duplicate task_name "${params.task_name}": already used on line ${sameName.line}, and images are named by it`
+          : `Task name "${params.task_name}" gives the same file name "${fileStem}" as "${sameName.taskName}" on line ${sameName.line}`,
         raw.line,
         input,
       );
@@ -116,7 +121,7 @@ export function readJobs(
       );
     }
     ids.set(jobId, raw.line);
-    names.set(params.task_name, raw.line);
+    names.set(fileStem, { line: raw.line, taskName: params.task_name });
     list.jobs.push({ id: jobId, line: raw.line, input, params });
   }
   for (const invalid of list.invalid) {
