@@ -42,6 +42,23 @@ Deno.test("Pacer keeps any 60 s window to at most rpm starts", () => {
   }
 });
 
+Deno.test("Pacer halves its rate of starts on slowDown, and speeds up again with successes", () => {
+  const pacer = new Pacer(null);
+  for (const now of [0, 100, 200, 300]) pacer.started(now);
+  pacer.slowDown();
+  pacer.started(400);
+  assert.equal(pacer.waitMs(400), 200);
+  pacer.slowDown();
+  pacer.started(600);
+  assert.equal(pacer.waitMs(600), 400);
+  for (let i = 0; i < 20; i++) pacer.succeeded();
+  pacer.started(1000);
+  assert.ok(pacer.waitMs(1000) > 0 && pacer.waitMs(1000) < 250, `${pacer.waitMs(1000)}`);
+  for (let i = 0; i < 200; i++) pacer.succeeded();
+  pacer.started(1100);
+  assert.equal(pacer.waitMs(1100), 0);
+});
+
 Deno.test("AdaptiveLimit halves on a 429, once per round of requests", () => {
   const limit = new AdaptiveLimit(16);
   assert.equal(limit.rateLimited(0, 100), true);

@@ -113,6 +113,32 @@ Deno.test("Scheduler lowers the concurrency after a 429 and starts nothing durin
   assert.ok(records.every((r) => r.status === "done"));
 });
 
+Deno.test("Scheduler spaces its starts out when 429s go on at a concurrency of one", async () => {
+  // An upstream that takes one request per 10 ms, with room for two at once, and answers fast:
+  // even one request at a time is too many for it.
+  let tokens = 2;
+  let refilledAt = performance.now();
+  const records = Array.from({ length: 60 }, (_, i) => record(`j${i}`));
+  const scheduler = new Scheduler(
+    records,
+    { ...settings, concurrency: 4 },
+    hooks(async (input) => {
+      await tick();
+      const now = performance.now();
+      tokens = Math.min(2, tokens + (now - refilledAt) / 10);
+      refilledAt = now;
+      if (tokens < 1) return rateLimited();
+      tokens--;
+      return done(String(input.prompt));
+    }),
+    new AbortController().signal,
+  );
+  const outcome = await scheduler.run();
+  assert.ok(records.every((r) => r.status === "done"));
+  // Without learning a pace, more requests are answered 429 than not here.
+  assert.ok(outcome.rateLimitedResponses <= 15, `${outcome.rateLimitedResponses} answered 429`);
+});
+
 Deno.test("Scheduler leaves the jobs it did not start pending when the signal fires", async () => {
   const controller = new AbortController();
   const records = Array.from({ length: 6 }, (_, i) => record(`j${i}`));

@@ -4,10 +4,25 @@
  * waiting.
  */
 
-/** Starts spread evenly, one every 60/rpm seconds, with no burst after an idle spell. */
+/** Each success takes this much off the learned spacing: some 20 successes undo a halving. */
+const SPEED_UP = 0.966;
+/** Weight of the newest gap between starts in their running average. */
+const GAP_WEIGHT = 0.25;
+
+/**
+ * Starts spread evenly, one every 60/rpm seconds, with no burst after an idle spell. Below a
+ * concurrency of one, the pace is learned too: a 429 while only one request goes at a time
+ * halves the rate of starts (twice the usual gap between them), and each success brings it back
+ * up a little, so that a limit lower than one request at a time is kept without guessing it.
+ */
 export class Pacer {
   readonly intervalMs: number;
   #nextAt = -Infinity;
+  #lastStartAt: number | null = null;
+  /** The running average of the time between starts. */
+  #gapMs = 0;
+  /** The spacing learned from 429s; 0 when none is needed. */
+  #learnedMs = 0;
 
   constructor(rpm: number | null) {
     this.intervalMs = rpm === null ? 0 : 60_000 / rpm;
@@ -19,7 +34,21 @@ export class Pacer {
   }
 
   started(now: number): void {
-    this.#nextAt = now + this.intervalMs;
+    if (this.#lastStartAt !== null) {
+      const gap = now - this.#lastStartAt;
+      this.#gapMs = this.#gapMs === 0 ? gap : this.#gapMs + GAP_WEIGHT * (gap - this.#gapMs);
+    }
+    this.#lastStartAt = now;
+    this.#nextAt = now + Math.max(this.intervalMs, this.#learnedMs);
+  }
+
+  /** Rate limited with one request at a time: start half as often as lately. */
+  slowDown(): void {
+    this.#learnedMs = Math.max(2 * this.#learnedMs, 2 * this.#gapMs);
+  }
+
+  succeeded(): void {
+    this.#learnedMs = this.#learnedMs < 1 ? 0 : this.#learnedMs * SPEED_UP;
   }
 }
 

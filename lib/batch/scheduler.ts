@@ -229,6 +229,7 @@ export class Scheduler {
 
     if (result.ok) {
       this.limit.succeeded();
+      this.#pacer.succeeded();
       this.#doneNow++;
       Object.assign(record, {
         status: "done",
@@ -263,7 +264,10 @@ export class Scheduler {
     if (category === "rate_limited") {
       task.rateLimitedInARow++;
       const pause = retryDelayMs(task.rateLimitedInARow - 1, retry_after_ms, this.#random);
-      this.limit.rateLimited(startedAt, now);
+      // Down to one request at a time, the starts themselves have to be spaced out.
+      if (this.limit.rateLimited(startedAt, now) && this.limit.current === 1) {
+        this.#pacer.slowDown();
+      }
       if (now + pause > this.#pausedUntil) {
         this.#pausedUntil = now + pause;
         this.#hooks.onEvent({
