@@ -180,6 +180,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
     setup.journalText,
     setup.journalSize,
   );
+  await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
   const monitor = await Monitor.open(options.eventsPath, true);
   const state = new StateFile(`${runDir}/${STATE_FILE}`, {
@@ -334,6 +335,16 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
     ...(record.adopted ? { adopted: true } : {}),
     result: record.result,
   });
+}
+
+/** What a run killed while writing state.json or batch_result.json left; the lock makes it ours. */
+async function removeTemporaryFiles(runDir: string): Promise<void> {
+  const temporary = /^(?:state|batch_result)\.json\.[0-9a-f]{8}\.tmp$/;
+  for await (const entry of Deno.readDir(runDir)) {
+    if (entry.isFile && temporary.test(entry.name)) {
+      await Deno.remove(`${runDir}/${entry.name}`).catch(() => {});
+    }
+  }
 }
 
 /** The settings as state.json shows them: shared parameters without the key. */
