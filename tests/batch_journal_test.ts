@@ -38,9 +38,9 @@ Deno.test("replayJournal rebuilds each job's last state and the last plan", () =
   assert.equal(replay.jobs.get("b")?.startedAt, 1000);
 });
 
-Deno.test("replayJournal ignores a last line cut short by a crash", () => {
+Deno.test("replayJournal ignores a last line cut short by a crash, and lines that are not events", () => {
   const text = lines([{ event: "start", time: 1, id: "a" }, end("a", "done", 1)]);
-  const replay = replayJournal(text + '{"event":"end","id":"b","sta');
+  const replay = replayJournal(text + 'null\n"end"\n{"event":"end","id":"b","sta');
   assert.equal(replay.jobs.get("a")?.status, "done");
   assert.equal(replay.jobs.has("b"), false);
 });

@@ -45,18 +45,18 @@ export interface Replay {
   jobs: Map<string, JournaledJob>;
 }
 
-/** Rebuilds the state from the journal's text; a line cut short by a crash is ignored. */
+/** Rebuilds the state from the journal's text; a line cut short by a crash, or not an event, is ignored. */
 export function replayJournal(text: string): Replay {
   const replay: Replay = { planHash: null, jobs: new Map() };
   for (const line of text.split("\n")) {
     if (line === "") continue;
-    let event: JournalEvent;
+    let event: JournalEvent | null;
     try {
       event = JSON.parse(line);
     } catch {
       continue;
     }
-    applyEvent(replay, event);
+    if (typeof event === "object" && event !== null) applyEvent(replay, event);
   }
   return replay;
 }
