@@ -112,6 +112,37 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
+  "a request cut by kill -9 still counts in the job's attempts",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const release = Promise.withResolvers<void>();
+    let answer = false;
+    upstream.route("cut", async () => {
+      if (!answer) await release.promise;
+      return imageAnswer();
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/cut.jsonl`, promptJobs(1));
+      const args = [jobs, ...sharedFlags(upstream, "cut", dir)];
+      const killed = await runBatch(target, args, {
+        whileRunning: async (child) => {
+          while (upstream.requests.length < 1) await delay(20);
+          child.kill("SIGKILL");
+          await child.status;
+          answer = true;
+          release.resolve();
+        },
+      });
+      assert.equal(killed.code, 137);
+      const resumed = await runBatch(target, args);
+      assert.equal(resumed.code, 0, resumed.stdout);
+      assert.equal(parseJson(resumed.stdout).jobs[0].attempts, 2);
+      assert.equal(upstream.requests.length, 2);
+    });
+  },
+);
+
+testEachBatchTarget(
   "a job that failed for a reason every job meets runs again once that is mended",
   async (target) => {
     await using upstream = startFakeUpstream();

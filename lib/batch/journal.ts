@@ -9,7 +9,8 @@ export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started
 
 export type JournalEvent =
   | { event: "run"; time: number; plan_hash: string; jobs_sha256: string }
-  | { event: "start"; time: number; id: string }
+  /** Written before each request: `attempt` counts it, in case the run dies before its end. */
+  | { event: "start"; time: number; id: string; attempt?: number }
   | {
     event: "end";
     time: number;
@@ -27,7 +28,7 @@ export type JournalEvent =
 /** What the journal says of one job. */
 export interface JournaledJob {
   status: "running" | "done" | "failed";
-  /** When the job was first started in the latest run that started it (epoch ms). */
+  /** When the job's latest request was started (epoch ms). */
   startedAt: number;
   endedAt: number | null;
   attempts: number;
@@ -72,7 +73,7 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
         status: "running",
         startedAt: event.time,
         endedAt: null,
-        attempts: previous?.attempts ?? 0,
+        attempts: Math.max(previous?.attempts ?? 0, event.attempt ?? 0),
         category: previous?.category ?? null,
         retryable: previous?.retryable ?? false,
         imagePath: null,

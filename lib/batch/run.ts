@@ -212,7 +212,12 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
     scheduler = new Scheduler(toRun, options, {
       generate: (input, signal) => generateImage(input, { signal }),
       onStart: (record) =>
-        journal.append({ event: "start", time: record.startedAt!, id: record.id }),
+        journal.append({
+          event: "start",
+          time: Date.now(),
+          id: record.id,
+          attempt: record.attempts + 1,
+        }),
       onEnd: (record) => journalEnd(journal, record),
       onEvent: (event) => monitor.emit(event),
       onChange: () => {

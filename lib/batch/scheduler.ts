@@ -54,7 +54,7 @@ export interface SchedulerSettings {
 
 export interface SchedulerHooks {
   generate(input: GenerationInput, signal: AbortSignal): Promise<GenerationResult>;
-  /** Called before a job's first request of the run; resolves once that is durable. */
+  /** Called before each request of a job; resolves once that is durable. */
   onStart(record: JobRecord): Promise<void>;
   /** Called when a job's status is final for this run; resolves once that is durable. */
   onEnd(record: JobRecord): Promise<void>;
@@ -211,8 +211,8 @@ export class Scheduler {
     if (!task.startedThisRun) {
       task.startedThisRun = true;
       record.startedAt = Date.now();
-      await this.#hooks.onStart(record);
     }
+    await this.#hooks.onStart(record);
     this.#hooks.onEvent({
       event: "job_started",
       id: record.id,
