@@ -86,8 +86,9 @@ Deno.test("AdaptiveLimit climbs back by about one per round of successes, up to 
   assert.equal(limit.current, 8);
 });
 
-Deno.test("retryDelayMs honours retry_after_ms, else backs off exponentially with jitter", () => {
+Deno.test("retryDelayMs honours retry_after_ms up to 60 s, else backs off exponentially with jitter", () => {
   assert.equal(retryDelayMs(3, 1234), 1234);
+  assert.equal(retryDelayMs(0, 3 * 3_600_000), 60_000);
   assert.equal(retryDelayMs(0, 0), 0);
   assert.equal(retryDelayMs(0, undefined, () => 0), 500);
   assert.equal(retryDelayMs(0, undefined, () => 0.999999), 1500);

@@ -89,15 +89,16 @@ const MAX_BACKOFF_MS = 60_000;
 
 /**
  * The wait before retry number `retry` (0 for the first): the upstream's retry_after_ms when
- * it gave one, else about 1 s, 2 s, 4 s … at most 60 s, jittered between half and one and a
- * half times that so that jobs failing together do not come back together.
+ * it gave one, up to 60 s (an upstream asking for hours, or years, would hold the whole run
+ * silently), else about 1 s, 2 s, 4 s … at most 60 s, jittered between half and one and a half
+ * times that so that jobs failing together do not come back together.
  */
 export function retryDelayMs(
   retry: number,
   retryAfterMs: number | undefined,
   random: () => number = Math.random,
 ): number {
-  if (retryAfterMs !== undefined) return retryAfterMs;
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, MAX_BACKOFF_MS);
   const nominal = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** retry);
   return Math.round(nominal * (0.5 + random()));
 }
