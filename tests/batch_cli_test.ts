@@ -277,3 +277,33 @@ testEachBatchTarget("shows one progress line on a terminal, and none on a pipe",
     assert.match(shown, /img2-batch: 2 done, 0 failed, 0 running, 0 queued · .*concurrency 4/);
   });
 });
+
+testEachBatchTarget(
+  "an --rpm so low that the next start is weeks away waits quietly until a signal",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/rare.jsonl`, promptJobs(2));
+      const run = await runBatch(target, [
+        jobs,
+        "--rpm",
+        "0.000001",
+        ...sharedFlags(upstream, "count", dir),
+      ], {
+        whileRunning: async (child) => {
+          const journal = `${dir}/out/.img2-batch/rare/journal.jsonl`;
+          while (!(await Deno.readTextFile(journal).catch(() => "")).includes('"end"')) {
+            await delay(20);
+          }
+          await delay(200);
+          child.kill("SIGTERM");
+        },
+      });
+      assert.equal(run.code, 143, run.stdout);
+      assert.equal(run.stderr, "");
+      assert.deepEqual(parseJson(run.stdout).counts.pending, 1);
+      assert.equal(upstream.requests.length, 1);
+    });
+  },
+);

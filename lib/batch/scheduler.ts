@@ -14,6 +14,9 @@ export const STOP_CATEGORIES: readonly Category[] = [
   "model_unavailable",
 ];
 
+/** The longest a timer can wait: 2^31 - 1 ms, some 24 days. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A job gives up after this many rate-limited answers in a row. */
 export const MAX_RATE_LIMITED_IN_A_ROW = 10;
 
@@ -329,8 +332,11 @@ export class Scheduler {
   async #sleep(ms: number): Promise<void> {
     const wake = this.#wake.promise;
     if (ms === Infinity) return await wake;
+    // A longer timer would fire at once (and warn), turning a long wait into a busy loop; the
+    // loop looks at the time again when this one ends.
+    const wait = Math.min(ms, MAX_TIMER_MS);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([wake, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    await Promise.race([wake, new Promise<void>((resolve) => (timer = setTimeout(resolve, wait)))]);
     clearTimeout(timer);
   }
 }
