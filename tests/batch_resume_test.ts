@@ -274,7 +274,9 @@ testEachBatchTarget(
       return imageAnswer();
     });
     await withTempDir(async (dir) => {
-      const jobs = await writeJobs(`${dir}/held.jsonl`, promptJobs(2));
+      // Time enough for the second run to start on a loaded machine.
+      const patient = promptJobs(2).map((job) => ({ ...job, timeout_ms: 60_000 }));
+      const jobs = await writeJobs(`${dir}/held.jsonl`, patient);
       const args = [jobs, ...sharedFlags(upstream, "held", dir)];
       let second: RunOutput | null = null;
       const first = await runBatch(target, args, {
