@@ -143,6 +143,42 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
+  "the temporary file of an image cut short by kill -9 is gone once the run resumes",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    let stalled = false;
+    upstream.route("stall-once", () => {
+      if (stalled) return imageAnswer();
+      stalled = true;
+      const start = `{"data": [{"b64_json": "${PNG_64.toBase64().slice(0, 40)}`;
+      return new Response(
+        new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode(start)) }),
+        { headers: { "content-type": "application/json" } },
+      );
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/stall.jsonl`, promptJobs(1));
+      const args = [jobs, ...sharedFlags(upstream, "stall-once", dir)];
+      const parts = async () =>
+        (await listDir(`${dir}/out`).catch(() => [])).filter((name) => name.endsWith("-part"));
+      const killed = await runBatch(target, args, {
+        whileRunning: async (child) => {
+          while (!stalled || (await parts()).length === 0) await delay(20);
+          child.kill("SIGKILL");
+          await child.status;
+        },
+      });
+      assert.equal(killed.code, 137);
+      assert.equal((await parts()).length, 1);
+
+      const resumed = await runBatch(target, args);
+      assert.equal(resumed.code, 0, resumed.stdout);
+      assert.deepEqual(await parts(), []);
+    });
+  },
+);
+
+testEachBatchTarget(
   "a job that failed for a reason every job meets runs again once that is mended",
   async (target) => {
     await using upstream = startFakeUpstream();
@@ -197,15 +233,21 @@ testEachBatchTarget(
       await Deno.writeFile(old, PNG_64);
       await Deno.utime(old, new Date(startedAt - 60_000), new Date(startedAt - 60_000));
       // What the cut jobs left: p1's image under its temporary name too, p2's image cut short.
-      // p3 was not running: a temporary file of its name is another writer's.
-      await Deno.link(made, `${dir}/out/.p1.0a1b2c3d.part`);
-      await Deno.writeFile(`${dir}/out/.p2.4e5f6a7b.part`, PNG_64.subarray(0, 20));
-      await Deno.writeFile(`${dir}/out/.p3.8c9d0e1f.part`, PNG_64.subarray(0, 20));
+      // A temporary file still locked is a live writer's; p3 was not running, so one of its
+      // name is another writer's too.
+      await Deno.link(made, `${dir}/out/.p1.0a1b2c3d.img2-part`);
+      await Deno.writeFile(`${dir}/out/.p2.4e5f6a7b.img2-part`, PNG_64.subarray(0, 20));
+      await Deno.writeFile(`${dir}/out/.p3.8c9d0e1f.img2-part`, PNG_64.subarray(0, 20));
+      using live = await Deno.open(`${dir}/out/.p2.0f0f0f0f.img2-part`, {
+        create: true,
+        write: true,
+      });
+      await live.lock(true);
 
       const run = await runBatch(target, args);
       assert.equal(run.code, 0, run.stdout);
       const hidden = (await listDir(`${dir}/out`)).filter((name) => name.startsWith("."));
-      assert.deepEqual(hidden, [".img2-batch", ".p3.8c9d0e1f.part"]);
+      assert.deepEqual(hidden, [".img2-batch", ".p2.0f0f0f0f.img2-part", ".p3.8c9d0e1f.img2-part"]);
       assert.deepEqual(promptsSent(upstream, "count").sort(), ["p2", "p3"]);
       const p1 = parseJson(run.stdout).jobs[0];
       assert.deepEqual([p1.status, p1.image_path, p1.adopted], ["done", made, true]);

@@ -11,8 +11,9 @@ export interface AdoptedImage {
 
 /**
  * What a job cut off by the death of its run left in `output_dir`. Its temporary files
- * (`.{task_name}.{8 hex}.part`: an image cut short, or a second name of one already moved into
- * place) are removed. Its image, if it was named but not journaled, is returned to be adopted:
+ * (`.{task_name}.{8 hex}.img2-part`, as the pipeline names them: an image cut short, or a second
+ * name of one already moved into place) are removed unless a live writer holds their lock: the
+ * pipeline's own sweep waits a day for them, as it cannot know that their run died. Its image, if it was named but not journaled, is returned to be adopted:
  * only complete images ever carry the final name `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`, as
  * the pipeline moves them there once written and synced, and only one made after `startedAt`
  * (epoch ms) is the job's. The newest one wins.
@@ -24,14 +25,14 @@ export async function recoverCutJob(
 ): Promise<AdoptedImage | null> {
   const stem = safeFileStem(taskName).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const image = new RegExp(`^${stem}-\\d{8}-\\d{6}(?:-\\d+)?\\.(?:png|jpg|webp|gif)$`);
-  const temporary = new RegExp(`^\\.${stem}\\.[0-9a-f]{8}\\.part$`);
+  const temporary = new RegExp(`^\\.${stem}\\.[0-9a-f]{8}\\.img2-part$`);
   let best: (AdoptedImage & { mtime: number }) | null = null;
   try {
     for await (const entry of Deno.readDir(outputDir)) {
       if (!entry.isFile) continue;
       const path = `${outputDir.replace(/\/$/, "")}/${entry.name}`;
       if (temporary.test(entry.name)) {
-        await Deno.remove(path).catch(() => {});
+        await removeUnlocked(path);
         continue;
       }
       if (!image.test(entry.name)) continue;
@@ -44,4 +45,11 @@ export async function recoverCutJob(
     return null;
   }
   return best && { path: best.path, bytes: best.bytes };
+}
+
+async function removeUnlocked(path: string): Promise<void> {
+  try {
+    using file = await Deno.open(path, { read: true });
+    if (await file.tryLock(true)) await Deno.remove(path);
+  } catch { /* gone already, or not ours to remove */ }
 }
