@@ -179,33 +179,6 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
-  "a job that failed for a reason every job meets runs again once that is mended",
-  async (target) => {
-    await using upstream = startFakeUpstream();
-    let keyValid = false;
-    upstream.route("key", () =>
-      keyValid ? imageAnswer() : Response.json({
-        error: {
-          message: "Incorrect API key provided",
-          type: "invalid_request_error",
-          code: "invalid_api_key",
-        },
-      }, { status: 401 }));
-    await withTempDir(async (dir) => {
-      const jobs = await writeJobs(`${dir}/key.jsonl`, promptJobs(3));
-      const args = [jobs, "--concurrency", "1", ...sharedFlags(upstream, "key", dir)];
-      const stopped = parseJson((await runBatch(target, args)).stdout);
-      assert.deepEqual([stopped.stopped_reason, stopped.counts.failed], ["auth_failed", 1]);
-
-      keyValid = true;
-      const resumed = await runBatch(target, args);
-      assert.equal(resumed.code, 0, resumed.stdout);
-      assert.deepEqual(promptsSent(upstream, "key"), ["p1", "p1", "p2", "p3"]);
-    });
-  },
-);
-
-testEachBatchTarget(
   "adopts the image of a job that was named but not journaled when the run died, and removes the temporary files of the jobs cut off",
   async (target) => {
     await using upstream = startFakeUpstream();

@@ -22,7 +22,7 @@ import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
-import { Scheduler, STOP_CATEGORIES } from "./scheduler.ts";
+import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult } from "./summary.ts";
 
@@ -306,9 +306,7 @@ async function resumeRecord(
       io.warn(`job "${record.id}": ${record.reason}`);
     }
   } else if (past.status === "failed") {
-    // A failure that every job would meet (a wrong key, no quota) says nothing of this job.
-    const runWide = past.category !== null && STOP_CATEGORIES.includes(past.category);
-    if (!past.retryable && !runWide && !options.retryFailed) record.status = "failed";
+    if (!past.retryable && !options.retryFailed) record.status = "failed";
   } else {
     const image = await recoverCutJob(params.output_dir, params.task_name, past.startedAt);
     if (image !== null) {
