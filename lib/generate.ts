@@ -8,7 +8,7 @@ import { ImageFile } from "./output_file.ts";
 import { PartialImages } from "./partial_images.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
-import { transportFailure } from "./transport.ts";
+import { transportFailure } from "./http_failure.ts";
 import { MAX_FIELD_CHARS, requestIdOf } from "./upstream_error.ts";
 import { maskThenClip } from "./redact.ts";
 import {

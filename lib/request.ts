@@ -3,7 +3,7 @@ import { EmptyAnswerError } from "./answer.ts";
 import type { UpstreamError } from "./errors.ts";
 import { authHeaderOf, withHeaders } from "./headers.ts";
 import type { GenerationParams } from "./params.ts";
-import { fetchOrFail, httpFailure } from "./transport.ts";
+import { fetchOrFail, httpFailure } from "./http_failure.ts";
 import { VERSION } from "./version.ts";
 
 const ENDPOINT_PATH = "/images/generations";

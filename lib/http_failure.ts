@@ -1,18 +1,14 @@
 /**
  * The HTTP exchanges' failures, for the request and for image downloads alike: a connection that
  * cannot be made or that drops, a deadline that passes, or a non-2xx answer read into the
- * upstream's own words.
+ * upstream's own words (at most MAX_ERROR_BODY_BYTES of it).
  */
 import type { Deadline } from "./deadline.ts";
 import { type FailureDetails, GenerationError, unexpectedFailure } from "./errors.ts";
 import type { LocalCause, Stage } from "./types.ts";
-import {
-  parseUpstreamError,
-  readTextCapped,
-  requestIdOf,
-  retryAfterMs,
-  retryRefused,
-} from "./upstream_error.ts";
+import { concat } from "./bytes.ts";
+import { retryAfterMs, retryRefused } from "./retry.ts";
+import { parseUpstreamError, requestIdOf } from "./upstream_error.ts";
 
 /**
  * fetch() whose rejections become failures of `stage` that say how far the exchange got: "Cannot
@@ -150,6 +146,31 @@ export async function httpFailure(
     retryRefused: retryRefused(response.headers),
     requestId: requestIdOf(response.headers, upstream.message),
   });
+}
+
+/** How much of an error body is read; the rest is cancelled. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads at most `maxBytes` of a body as text and cancels the rest. A text cut short ends in "…",
+ * never in half a character, so that a secret cut in two is still recognised and masked.
+ */
+export async function readTextCapped(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes = MAX_ERROR_BODY_BYTES,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of bodyChunks(body)) {
+    const room = maxBytes - total;
+    chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+    total += Math.min(chunk.length, room);
+    if (total >= maxBytes) break;
+  }
+  const bytes = concat(chunks);
+  if (total < maxBytes) return new TextDecoder().decode(bytes);
+  // Streaming leaves out a character whose bytes are cut.
+  return `${new TextDecoder().decode(bytes, { stream: true })}…`;
 }
 
 /**
