@@ -7,6 +7,7 @@
 import { type Answer, answerFromItem } from "./answer.ts";
 import { AnswerScanner, asciiOrLatin1, MAX_ANSWER_BYTES } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
+import { ASCII } from "./bytes.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 import { MAX_PARTIAL_IMAGES } from "./params.ts";
 import { clip, errorFromJson, parseUpstreamError, requestIdOf } from "./upstream_error.ts";
@@ -28,10 +29,7 @@ const MAX_EVENT_NAME_BYTES = 64;
 
 /** A byte order mark, which may open the stream. */
 const BOM = [0xef, 0xbb, 0xbf];
-const LF = 0x0a;
-const CR = 0x0d;
-const COLON = 0x3a;
-const SPACE = 0x20;
+const { LF, CR, COLON, SPACE } = ASCII;
 
 type LineMode =
   /** At the start of a line, or reading a field's name. */
