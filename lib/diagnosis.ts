@@ -144,7 +144,7 @@ export const CATEGORIES: readonly CategoryEntry[] = (Object.keys(CATEGORY_INFO) 
   category,
 ) => ({ category, ...CATEGORY_INFO[category] }));
 
-export function isRetryable(category: Category): boolean {
+function isRetryable(category: Category): boolean {
   return CATEGORY_INFO[category].retryable;
 }
 

@@ -28,7 +28,7 @@ export async function fetchOrFail(
       // fetch() does not tell whether the connection was made before it was stopped.
       throw new GenerationError(
         stage,
-        `${stopReason(deadline)}, waiting for ${url.origin} to answer`,
+        `${deadline.stopReason()}, waiting for ${url.origin} to answer`,
         { cause },
       );
     }
@@ -94,7 +94,7 @@ export function transportFailure(
   if (cause !== null) {
     return new GenerationError(
       stage,
-      `${what}: ${stopReason(deadline)}, after the request was sent, while the answer arrived`,
+      `${what}: ${deadline.stopReason()}, after the request was sent, while the answer arrived`,
       { ...facts, cause },
     );
   }
@@ -179,11 +179,6 @@ export async function readTextCapped(
  * before message completed" or a reset, happened on an open connection.
  */
 const NOT_CONNECTED = /client error \(Connect\)|tcp connect error|dns error/i;
-
-/** The reason the deadline's signal fired, as its message says it. */
-function stopReason(deadline: Deadline): string {
-  return (deadline.signal.reason as Error).message;
-}
 
 /** A request dropped mid-call may still be billed; a download is free to repeat. */
 function droppedCause(stage: Exclude<Stage, "done">): LocalCause {

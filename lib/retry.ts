@@ -80,7 +80,7 @@ export async function withRetries<T extends { status: number }>(
     } catch {
       const stopped = new GenerationError(
         failure.stage,
-        `${failure.message}; then, waiting to retry: ${(deadline.signal.reason as Error).message}`,
+        `${failure.message}; then, waiting to retry: ${deadline.stopReason()}`,
         { ...failure.details, cause: deadline.cause() },
       );
       return { ok: false, failure: stopped, diagnosis: diagnose(factsOf(stopped), lang), attempts };

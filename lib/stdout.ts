@@ -8,10 +8,10 @@ import { writeAll } from "./bytes.ts";
  * How long a write to standard output may take once a signal has come. By then the temporary
  * file is already gone; only the answer is left to give.
  */
-export const WRITE_GRACE_MS = 500;
+const WRITE_GRACE_MS = 500;
 
 /** A write given up after a signal, because standard output did not take it in time. */
-export class WriteAbandoned extends Error {
+class WriteAbandoned extends Error {
   override name = "WriteAbandoned";
 }
 

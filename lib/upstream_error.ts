@@ -3,6 +3,7 @@
  * pages, plain text) read into one UpstreamError, and its id for the request. Pure: the
  * reading off the connection is in http_failure.ts.
  */
+import { isJsonObject } from "./json.ts";
 import type { UpstreamError } from "./errors.ts";
 import { clip as clipTo } from "./redact.ts";
 
@@ -39,13 +40,13 @@ export function parseUpstreamError(text: string): UpstreamError {
 
 /** The error object inside a JSON answer, or null when it holds none. */
 export function errorFromJson(json: unknown): UpstreamError | null {
-  if (!isRecord(json)) return null;
+  if (!isJsonObject(json)) return null;
   const error = json.error ?? json.errors;
   if (typeof error === "string" && error.trim() !== "") return { ...EMPTY, message: clip(error) };
   const inner = Array.isArray(error) ? error[0] : error;
-  if (isRecord(inner)) return fieldsOf(inner, json);
+  if (isJsonObject(inner)) return fieldsOf(inner, json);
   const detail = json.detail;
-  if (isRecord(detail)) return fieldsOf(detail, json);
+  if (isJsonObject(detail)) return fieldsOf(detail, json);
   const message = firstText(json.message, detail, json.msg);
   const failed = json.success === false ||
     (json.code !== undefined && !SUCCESS_CODES.has(String(json.code))) || !("data" in json);
@@ -62,7 +63,7 @@ function fieldsOf(error: Record<string, unknown>, outer: Record<string, unknown>
     type: clipOrNull(firstText(error.type, outer.type)),
     message: clipOrNull(firstText(error.message, error.msg, error.detail)),
     code: clipOrNull(
-      firstText(error.code, outer.code, isRecord(inner) ? inner.code : undefined),
+      firstText(error.code, outer.code, isJsonObject(inner) ? inner.code : undefined),
     ),
     param: clipOrNull(firstText(error.param)),
   };
@@ -74,10 +75,6 @@ function firstText(...candidates: unknown[]): string | null {
     if (typeof value === "number" && Number.isFinite(value)) return String(value);
   }
   return null;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function looksLikeHtml(text: string): boolean {
