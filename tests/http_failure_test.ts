@@ -9,17 +9,12 @@ import { diagnose } from "../lib/diagnosis.ts";
 import { factsOf } from "../lib/errors.ts";
 import { generateImage } from "../lib/mod.ts";
 import { callContext, failureResult } from "../lib/result.ts";
-import type { FailureResult, GenerationResult } from "../lib/mod.ts";
+import type { FailureResult } from "../lib/mod.ts";
 import { MAX_ERROR_BODY_BYTES, readTextCapped, transportFailure } from "../lib/http_failure.ts";
 import { maskThenClip, secretsOf } from "../lib/redact.ts";
 import { MAX_FIELD_CHARS, parseUpstreamError } from "../lib/upstream_error.ts";
 import { inputFor, listDir, startFakeUpstream } from "./_fake_upstream.ts";
-import { withTempDir } from "./_helpers.ts";
-
-function failure(result: GenerationResult): FailureResult {
-  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
-  return result as FailureResult;
-}
+import { failure, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
