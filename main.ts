@@ -5,7 +5,8 @@ import { dryRunReport } from "./lib/dry_run.ts";
 import { errorMessage, GenerationError } from "./lib/errors.ts";
 import { generateFromParams } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
-import { type StopSignal, StopSignals, WriteAbandoned } from "./lib/stop_signals.ts";
+import { StopSignals } from "./lib/stop_signals.ts";
+import { isWriteAbandoned, Stdout } from "./lib/stdout.ts";
 import { type GenerationParams, validateParams } from "./lib/params.ts";
 import {
   callContext,
@@ -15,32 +16,18 @@ import {
   ResultCutShort,
   writeResult,
 } from "./lib/result.ts";
-import { type Writable, writeAll } from "./lib/bytes.ts";
 import { VERSION } from "./lib/version.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;
-/** 128 plus the signal's number, as a shell reports a process the signal ended. */
-const EXIT_BY_SIGNAL: Record<StopSignal, number> = {
-  SIGHUP: 129,
-  SIGINT: 130,
-  SIGQUIT: 131,
-  SIGTERM: 143,
-};
 
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
-  stdout = { write: (bytes) => stop.bounded(Deno.stdout.write(bytes)) };
   try {
-    return await run(argv, stop);
+    return await run(argv, stop, new Stdout(stop.signal));
   } catch (error) {
     // A signal came and standard output took nothing more: the signal's code is all it can get.
-    if (
-      error instanceof WriteAbandoned ||
-      (error instanceof Error && error.cause instanceof WriteAbandoned)
-    ) {
-      return EXIT_BY_SIGNAL[stop.received!];
-    }
+    if (isWriteAbandoned(error)) return stop.exitCode!;
     // Standard output was closed by its reader, or broke mid-result: there is no one left to tell.
     if (error instanceof Deno.errors.BrokenPipe || error instanceof ResultCutShort) {
       return EXIT_FAILURE;
@@ -56,25 +43,26 @@ const INPUT_SOURCES: InputSources = {
   openFile: async (path) => (await Deno.open(path)).readable,
 };
 
-async function run(argv: string[], stop: StopSignals): Promise<number> {
+async function run(argv: string[], stop: StopSignals, stdout: Stdout): Promise<number> {
+  const print = (result: GenerationResult) => writeResult(result, stdout.write);
   let invocation;
   try {
     invocation = await stop.race(parseInvocation(argv, INPUT_SOURCES));
   } catch (error) {
-    if (stop.received) {
+    if (stop.exitCode !== null) {
       const cancelled = new GenerationError("input", errorMessage(error), { cause: "cancelled" });
       await print(failureResult(cancelled, callContext({})));
-      return EXIT_BY_SIGNAL[stop.received];
+      return stop.exitCode;
     }
     await print(failureResult(error, callContext({})));
     return EXIT_INVALID_INPUT;
   }
   if (invocation.help) {
-    await writeStdout(helpText());
+    await stdout.text(helpText());
     return 0;
   }
   if (invocation.version) {
-    await writeStdout(`img2-generate ${VERSION}\n`);
+    await stdout.text(`img2-generate ${VERSION}\n`);
     return 0;
   }
   let params: GenerationParams;
@@ -92,7 +80,7 @@ async function run(argv: string[], stop: StopSignals): Promise<number> {
       await print(failureResult(error, callContext(invocation.input)));
       return EXIT_INVALID_INPUT;
     }
-    await writeStdout(report);
+    await stdout.text(report);
     return 0;
   }
 
@@ -101,32 +89,15 @@ async function run(argv: string[], stop: StopSignals): Promise<number> {
     onProgress: Deno.stderr.isTerminal()
       ? (message) => console.error(`img2-generate: ${message}`)
       : undefined,
-  }, (result, image) => writeResult(result, writeBytes, params.return_base64 ? image : null));
+  }, (result, image) => writeResult(result, stdout.write, params.return_base64 ? image : null));
   if (result.ok) {
     const line = params.media_line ? mediaLine(result.image_path) : null;
-    if (line !== null) await writeStdout(line);
+    if (line !== null) await stdout.text(line);
     return 0;
   }
   if (result.stage === "input") return EXIT_INVALID_INPUT;
-  if (result.diagnosis.category === "cancelled" && stop.received) {
-    return EXIT_BY_SIGNAL[stop.received];
-  }
+  if (result.diagnosis.category === "cancelled" && stop.exitCode !== null) return stop.exitCode;
   return EXIT_FAILURE;
-}
-
-function print(result: GenerationResult): Promise<void> {
-  return writeResult(result, writeBytes);
-}
-
-function writeStdout(text: string): Promise<void> {
-  return writeBytes(new TextEncoder().encode(text));
-}
-
-/** Standard output; once a signal has come, each write is given up after a short grace. */
-let stdout: Writable = Deno.stdout;
-
-function writeBytes(bytes: Uint8Array): Promise<void> {
-  return writeAll(stdout, bytes);
 }
 
 if (import.meta.main) {

@@ -1,7 +1,7 @@
 import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
-import { bodyChunks } from "./transport.ts";
+import { bodyChunks } from "./http_failure.ts";
 import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */

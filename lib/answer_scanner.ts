@@ -1,3 +1,4 @@
+import { ASCII } from "./bytes.ts";
 import { Base64Error, type Base64StreamDecoder } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 
@@ -17,9 +18,7 @@ export const STREAMED = "\u0000streamed";
 export const SKIPPED = "\u0000skipped";
 const IMAGE_KEYS = new Set(["b64_json", "url"]);
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
+const { QUOTE, BACKSLASH, COLON, SPACE, LF, CR, TAB } = ASCII;
 const MAX_KEY_BYTES = 16;
 
 type Mode =
@@ -158,7 +157,7 @@ export class AnswerScanner {
           ? this.#lastString
           : null;
         this.#lastString = null;
-      } else if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) {
+      } else if (byte !== SPACE && byte !== LF && byte !== CR && byte !== TAB) {
         this.#valueKey = null;
         this.#lastString = null;
       }

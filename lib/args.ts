@@ -1,3 +1,4 @@
+import { isJsonObject } from "./json.ts";
 import { errorMessage, InputError } from "./errors.ts";
 import { type GenerationInput, isParamName, PARAM_SPECS, unknownParamMessage } from "./params.ts";
 
@@ -192,7 +193,7 @@ function parseJsonObject(text: string, source: string): GenerationInput {
       `Cannot parse ${source} as JSON: ${withoutQuotedInput(errorMessage(error))}`,
     );
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+  if (!isJsonObject(value)) {
     throw new InputError(`Expected ${source} to be a JSON object`);
   }
   return value as GenerationInput;

@@ -1,4 +1,17 @@
-/** The two byte-buffer operations several modules need: writing all of one, joining several. */
+/**
+ * What several modules need of bytes: writing all of a buffer, joining buffers, and the ASCII
+ * characters the byte-level readers look for.
+ */
+
+export const ASCII = {
+  TAB: 0x09,
+  LF: 0x0a,
+  CR: 0x0d,
+  SPACE: 0x20,
+  QUOTE: 0x22,
+  COLON: 0x3a,
+  BACKSLASH: 0x5c,
+} as const;
 
 /** Anything written to in pieces: a file, standard output. */
 export interface Writable {

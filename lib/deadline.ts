@@ -1,7 +1,7 @@
 import type { LocalCause } from "./types.ts";
 
 /** The abort reason when timeout_ms runs out. */
-export class DeadlineExceeded extends Error {
+class DeadlineExceeded extends Error {
   override name = "DeadlineExceeded";
 }
 
@@ -37,6 +37,11 @@ export class Deadline {
 
   remainingMs(): number {
     return Math.max(0, this.#endsAt - performance.now());
+  }
+
+  /** Why the signal fired, in words: "No image within timeout_ms (… ms)", "Cancelled by …". */
+  stopReason(): string {
+    return (this.signal.reason as Error).message;
   }
 
   /** Why the signal fired, or null while it has not. */

@@ -144,15 +144,16 @@ export const CATEGORIES: readonly CategoryEntry[] = (Object.keys(CATEGORY_INFO) 
   category,
 ) => ({ category, ...CATEGORY_INFO[category] }));
 
-export function isRetryable(category: Category): boolean {
+function isRetryable(category: Category): boolean {
   return CATEGORY_INFO[category].retryable;
 }
 
 const REASONS = {
   cancelled: {
-    zh: "调用被中断(SIGINT/SIGTERM 或调用方取消),未保存任何文件;如仍需要,重新发起即可。",
+    zh:
+      "调用被中断(SIGINT、SIGTERM、SIGHUP、SIGQUIT 或调用方取消),未保存任何文件;如仍需要,重新发起即可。",
     en:
-      "The call was cancelled (SIGINT/SIGTERM or the caller) and nothing was saved; start it again if it is still needed.",
+      "The call was cancelled (SIGINT, SIGTERM, SIGHUP, SIGQUIT or the caller) and nothing was saved; start it again if it is still needed.",
   },
   timeout: {
     zh:

@@ -5,7 +5,7 @@ import { clip } from "./redact.ts";
 import { MAX_IMAGE_BYTES } from "./answer_scanner.ts";
 import { withHeaders } from "./headers.ts";
 import { USER_AGENT } from "./request.ts";
-import { bodyChunks, fetchOrFail, httpFailure, transportFailure } from "./transport.ts";
+import { bodyChunks, fetchOrFail, httpFailure, transportFailure } from "./http_failure.ts";
 
 const MAX_REDIRECTS = 5;
 

@@ -4,9 +4,11 @@
  * `image_generation.completed`. Each event's `data` goes through the same scan as a JSON answer,
  * so that an image sent in one `data:` line of 64 MB is decoded in pieces, never held.
  */
+import { isJsonObject } from "./json.ts";
 import { type Answer, answerFromItem } from "./answer.ts";
 import { AnswerScanner, asciiOrLatin1, MAX_ANSWER_BYTES } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
+import { ASCII } from "./bytes.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 import { MAX_PARTIAL_IMAGES } from "./params.ts";
 import { clip, errorFromJson, parseUpstreamError, requestIdOf } from "./upstream_error.ts";
@@ -28,10 +30,7 @@ const MAX_EVENT_NAME_BYTES = 64;
 
 /** A byte order mark, which may open the stream. */
 const BOM = [0xef, 0xbb, 0xbf];
-const LF = 0x0a;
-const CR = 0x0d;
-const COLON = 0x3a;
-const SPACE = 0x20;
+const { LF, CR, COLON, SPACE } = ASCII;
 
 type LineMode =
   /** At the start of a line, or reading a field's name. */
@@ -232,7 +231,7 @@ class EventStreamReader {
     try {
       json = JSON.parse(skeleton);
     } catch { /* not JSON: an error event's text, or an event this does not read */ }
-    const record = isRecord(json) ? json : null;
+    const record = isJsonObject(json) ? json : null;
     const type = typeof record?.type === "string" ? record.type : eventName;
     const isImage = type.endsWith(".completed") || type.endsWith(".partial_image");
 
@@ -260,10 +259,6 @@ class EventStreamReader {
     if (wroteImage) await this.#target.drop();
     return null;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** An error sent as an event, in the same terms as an error answered with HTTP 200. */

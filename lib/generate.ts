@@ -1,3 +1,4 @@
+import { isJsonObject } from "./json.ts";
 import { type Answer, readAnswer } from "./answer.ts";
 import { type EventImageTarget, isEventStream, readEventStream } from "./event_stream.ts";
 import { Deadline } from "./deadline.ts";
@@ -8,14 +9,15 @@ import { ImageFile } from "./output_file.ts";
 import { PartialImages } from "./partial_images.ts";
 import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
 import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
-import { transportFailure } from "./transport.ts";
-import { MAX_FIELD_CHARS, requestIdOf } from "./upstream_error.ts";
+import { transportFailure } from "./http_failure.ts";
+import { MAX_FIELD_CHARS } from "./upstream_error.ts";
 import { maskThenClip } from "./redact.ts";
 import {
   type Attempt,
   base64Of,
   type CallContext,
   callContext,
+  type CallExtras,
   failureResult,
   type GenerationResult,
   ResultCutShort,
@@ -51,7 +53,7 @@ export async function generateImage(
   input: GenerationInput,
   options: GenerateOptions = {},
 ): Promise<GenerationResult> {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+  if (!isJsonObject(input)) {
     return failureResult(new InputError("Expected the parameters as an object"), callContext({}));
   }
   let params: GenerationParams;
@@ -128,7 +130,6 @@ async function saveImage(
   context: CallContext,
   onProgress: GenerateOptions["onProgress"],
 ): Promise<SavedOutcome> {
-  const listed = (attempts: Attempt[]) => params.max_retries > 0 ? { attempts } : {};
   const attempt = () => attemptOnce(params, deadline, file, partials, onProgress);
   const attempted = await withRetries(attempt, {
     maxRetries: params.max_retries,
@@ -149,7 +150,7 @@ async function saveImage(
     const { failure, diagnosis, attempts } = attempted;
     return {
       ok: false,
-      result: failureResult(failure, context, { diagnosis, ...listed(attempts) }),
+      result: failureResult(failure, context, { diagnosis, ...attemptsListed(params, attempts) }),
     };
   }
   const outcome = attempted.value;
@@ -158,10 +159,23 @@ async function saveImage(
     const partialPaths = await partials.commitBeside(path);
     return { ok: true, outcome: { ...outcome, path, attempts: attempted.attempts, partialPaths } };
   } catch (error) {
-    const { requestId, droppedParams } = outcome;
-    const extras = { requestId, droppedParams, ...listed(attempted.attempts) };
+    const extras = outcomeExtras({ ...outcome, attempts: attempted.attempts }, params);
     return { ok: false, result: failureResult(error, context, extras) };
   }
+}
+
+/** The attempts, listed in a result only when there could be more than one. */
+function attemptsListed(params: GenerationParams, attempts: Attempt[]): { attempts?: Attempt[] } {
+  return params.max_retries > 0 ? { attempts } : {};
+}
+
+/** What a result reports of the attempts that got an image, success or not. */
+function outcomeExtras(
+  outcome: Pick<SavedImageOutcome, "requestId" | "droppedParams" | "attempts">,
+  params: GenerationParams,
+): CallExtras {
+  const { requestId, droppedParams, attempts } = outcome;
+  return { requestId, droppedParams, ...attemptsListed(params, attempts) };
 }
 
 /**
@@ -176,11 +190,7 @@ async function deliverSuccess(
   context: CallContext,
   deliver: Deliver,
 ): Promise<GenerationResult> {
-  const extras = {
-    requestId: outcome.requestId,
-    droppedParams: outcome.droppedParams,
-    ...(params.max_retries > 0 ? { attempts: outcome.attempts } : {}),
-  };
+  const extras = outcomeExtras(outcome, params);
   const streamed = {
     ...(params.stream ? { partialImages: outcome.answer.partialImages ?? 0 } : {}),
     ...(params.save_partials ? { partialPaths: outcome.partialPaths } : {}),
@@ -236,11 +246,10 @@ async function attemptOnce(
     },
     drop: () => file.reset(),
   };
-  const { response, answer, droppedParams } = await sendImageRequest(
+  const { facts, answer, droppedParams } = await sendImageRequest(
     params,
     deadline,
-    async (response) => {
-      const facts = { httpStatus: response.status, requestId: requestIdOf(response.headers, null) };
+    async (response, facts) => {
       try {
         return isEventStream(response.headers)
           ? await readEventStream(response.body, events, facts)
@@ -250,8 +259,6 @@ async function attemptOnce(
       }
     },
   );
-  const requestId = requestIdOf(response.headers, null);
-  const facts = { httpStatus: response.status, requestId };
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
     // Bytes are here only when a later item of the answer carried base64 as well.
@@ -272,7 +279,7 @@ async function attemptOnce(
       facts,
     );
   }
-  return { status: response.status, answer, info, requestId, droppedParams };
+  return { status: facts.httpStatus, answer, info, requestId: facts.requestId, droppedParams };
 }
 
 /** Any error as a stage failure; one that is not yet is an abort, or else a fault of this side. */

@@ -9,7 +9,7 @@ export type AuthHeader = (typeof AUTH_HEADERS)[number];
 export const MAX_EXTRA_HEADERS = 64;
 export const MAX_HEADER_VALUE_CHARS = 8192;
 /** Names and values together: servers refuse large header sections (nginx, lines over 8 KiB). */
-export const MAX_EXTRA_HEADERS_CHARS = 16384;
+const MAX_EXTRA_HEADERS_CHARS = 16384;
 
 /** RFC 9110 token characters, the only ones a header name may have. */
 const NAME_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;

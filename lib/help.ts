@@ -1,5 +1,6 @@
 import { MAX_INPUT_LABEL } from "./args.ts";
 import { PARAM_NAMES, PARAM_SPECS, REQUIRED_NAMES } from "./params.ts";
+import { signalExitCodes } from "./stop_signals.ts";
 import { VERSION } from "./version.ts";
 
 /** The text of `--help`, listing every parameter from the parameter table. */
@@ -34,7 +35,8 @@ Tool options:
 
 Prints one JSON object on standard output: "ok": true with "image_path", or "ok": false with
 "stage", "http_status", "upstream_error_*", "error" and "diagnosis" {category, human_reason,
-retryable}. Exit codes: 0 success, 1 failure, 2 invalid input, 130/143 interrupted.
+retryable}. Exit codes: 0 success, 1 failure, 2 invalid input,
+${signalExitCodes()}.
 HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment apply.
 `;
 }

@@ -34,6 +34,7 @@ export { callContext, failureResult } from "./result.ts";
 export { errorMessage, GenerationError, InputError } from "./errors.ts";
 export { safeFileStem } from "./output_file.ts";
 export { dryRunReport } from "./dry_run.ts";
+export { maskedHeaderValues } from "./headers.ts";
 export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
 export { VERSION } from "./version.ts";

@@ -277,7 +277,7 @@ async function refuseSharedFolder(dir: string, self: number | null): Promise<voi
  * like ours, older than ABANDONED_AFTER_MS, whose lock no live run holds. Symbolic links are
  * never followed (lstat, and a file only this user or root could have put there). Never throws.
  */
-export async function sweepAbandonedParts(
+async function sweepAbandonedParts(
   dir: string,
   self: number | null,
   signal?: AbortSignal,

@@ -1,3 +1,4 @@
+import { isJsonObject } from "./json.ts";
 import { InputError } from "./errors.ts";
 import { AUTH_HEADERS, type AuthHeader, extraHeadersProblems } from "./headers.ts";
 import { absolutePath } from "./paths.ts";
@@ -39,12 +40,12 @@ export interface GenerationParams {
 }
 
 export const DEFAULT_OUTPUT_DIR = "/tmp/generated-images";
-export const MAX_PROMPT_CHARS = 32000;
+const MAX_PROMPT_CHARS = 32000;
 /** Keys are tens of characters, signed tokens a few thousand; a header line is at most 8 KiB. */
-export const MAX_API_KEY_CHARS = 8192;
-export const MAX_RETRIES = 10;
+const MAX_API_KEY_CHARS = 8192;
+const MAX_RETRIES = 10;
 /** Deep enough for any gateway's fields, shallow enough to walk and print without a deep stack. */
-export const MAX_EXTRA_BODY_DEPTH = 32;
+const MAX_EXTRA_BODY_DEPTH = 32;
 /** More than 1 MiB of JSON can hold; met only by an object built in code that shares its parts. */
 const MAX_EXTRA_BODY_VALUES = 1024 * 1024;
 export const MAX_PARTIAL_IMAGES = 3;
@@ -313,7 +314,7 @@ function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked
         ? { value: raw }
         : { problem: `Invalid ${name} ${show(raw)}: expected one of ${rule.values.join(", ")}` };
     case "object":
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      if (!isJsonObject(raw)) {
         const shown = rule.secretValues ? "" : ` ${show(raw)}`;
         return { problem: `Invalid ${name}${shown}: expected a JSON object` };
       }

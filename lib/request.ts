@@ -3,7 +3,8 @@ import { EmptyAnswerError } from "./answer.ts";
 import type { UpstreamError } from "./errors.ts";
 import { authHeaderOf, withHeaders } from "./headers.ts";
 import type { GenerationParams } from "./params.ts";
-import { fetchOrFail, httpFailure } from "./transport.ts";
+import { fetchOrFail, httpFailure } from "./http_failure.ts";
+import { requestIdOf } from "./upstream_error.ts";
 import { VERSION } from "./version.ts";
 
 const ENDPOINT_PATH = "/images/generations";
@@ -48,7 +49,7 @@ export function requestBody(
 }
 
 /** `gpt-image-1`, `gpt-image-2`, and the same behind a gateway's prefix (`openai/gpt-image-1`). */
-export function isGptImageModel(model: string): boolean {
+function isGptImageModel(model: string): boolean {
   return /(?:^|\/)gpt-image-/i.test(model);
 }
 
@@ -78,8 +79,14 @@ function optionalFields(params: GenerationParams): Set<string> {
   ]);
 }
 
+/** What a failure while reading a 2xx answer carries of it. */
+export interface AnswerFacts {
+  httpStatus: number;
+  requestId: string | null;
+}
+
 export interface AcceptedRequest<T> {
-  response: Response;
+  facts: AnswerFacts;
   /** What `read` made of the response. */
   answer: T;
   /** Optional fields the upstream refused, left out of the request that succeeded. */
@@ -87,7 +94,7 @@ export interface AcceptedRequest<T> {
 }
 
 /**
- * POSTs the request and hands the 2xx response to `read`. A 4xx that names an optional field as
+ * POSTs the request and hands the 2xx response, with its facts, to `read`. A 4xx that names an optional field as
  * unknown or unsupported is answered at once by the same request without it (without
  * `partial_images` too when it is `stream`); so is a 2xx with an empty `data` list (an
  * `EmptyAnswerError` from `read`) to a request that held `response_format`, as some relays answer
@@ -96,7 +103,7 @@ export interface AcceptedRequest<T> {
 export async function sendImageRequest<T>(
   params: GenerationParams,
   deadline: Deadline,
-  read: (response: Response) => Promise<T>,
+  read: (response: Response, facts: AnswerFacts) => Promise<T>,
 ): Promise<AcceptedRequest<T>> {
   const endpoint = endpointOf(params.base_url);
   const optional = optionalFields(params);
@@ -110,8 +117,9 @@ export async function sendImageRequest<T>(
       redirect: "manual",
     });
     if (response.ok) {
+      const facts = { httpStatus: response.status, requestId: requestIdOf(response.headers, null) };
       try {
-        return { response, answer: await read(response), droppedParams: [...dropped] };
+        return { facts, answer: await read(response, facts), droppedParams: [...dropped] };
       } catch (error) {
         if (!(error instanceof EmptyAnswerError && "response_format" in body)) throw error;
         dropped.add("response_format");
@@ -131,7 +139,7 @@ export async function sendImageRequest<T>(
 }
 
 /** The optional field a 4xx error says the upstream does not know or support, if any. */
-export function refusedOptionalField(
+function refusedOptionalField(
   upstream: UpstreamError | null,
   optional: ReadonlySet<string>,
   alreadyDropped: ReadonlySet<string> = new Set(),

@@ -1,5 +1,10 @@
+/**
+ * What an upstream said: its error body (JSON in the shapes real upstreams send, HTML or XML
+ * pages, plain text) read into one UpstreamError, and its id for the request. Pure: the
+ * reading off the connection is in http_failure.ts.
+ */
+import { isJsonObject } from "./json.ts";
 import type { UpstreamError } from "./errors.ts";
-import { concat } from "./bytes.ts";
 import { clip as clipTo } from "./redact.ts";
 
 /** No text field of a result is longer than this (result.ts clips, after masking secrets). */
@@ -11,8 +16,6 @@ export const MAX_REQUEST_ID_CHARS = 200;
  * result shows. Its cut ends in "…", and a part of a secret before an ellipsis is masked too.
  */
 const MAX_KEPT_CHARS = 8 * MAX_FIELD_CHARS;
-/** How much of an error body is read; the rest is cancelled. */
-export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 const EMPTY: UpstreamError = { type: null, message: null, code: null, param: null };
 
@@ -37,13 +40,13 @@ export function parseUpstreamError(text: string): UpstreamError {
 
 /** The error object inside a JSON answer, or null when it holds none. */
 export function errorFromJson(json: unknown): UpstreamError | null {
-  if (!isRecord(json)) return null;
+  if (!isJsonObject(json)) return null;
   const error = json.error ?? json.errors;
   if (typeof error === "string" && error.trim() !== "") return { ...EMPTY, message: clip(error) };
   const inner = Array.isArray(error) ? error[0] : error;
-  if (isRecord(inner)) return fieldsOf(inner, json);
+  if (isJsonObject(inner)) return fieldsOf(inner, json);
   const detail = json.detail;
-  if (isRecord(detail)) return fieldsOf(detail, json);
+  if (isJsonObject(detail)) return fieldsOf(detail, json);
   const message = firstText(json.message, detail, json.msg);
   const failed = json.success === false ||
     (json.code !== undefined && !SUCCESS_CODES.has(String(json.code))) || !("data" in json);
@@ -60,7 +63,7 @@ function fieldsOf(error: Record<string, unknown>, outer: Record<string, unknown>
     type: clipOrNull(firstText(error.type, outer.type)),
     message: clipOrNull(firstText(error.message, error.msg, error.detail)),
     code: clipOrNull(
-      firstText(error.code, outer.code, isRecord(inner) ? inner.code : undefined),
+      firstText(error.code, outer.code, isJsonObject(inner) ? inner.code : undefined),
     ),
     param: clipOrNull(firstText(error.param)),
   };
@@ -72,10 +75,6 @@ function firstText(...candidates: unknown[]): string | null {
     if (typeof value === "number" && Number.isFinite(value)) return String(value);
   }
   return null;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function looksLikeHtml(text: string): boolean {
@@ -178,95 +177,6 @@ function clipOrNull(text: string | null): string | null {
   return text === null ? null : clip(text);
 }
 
-/**
- * Milliseconds to wait before trying again, from what the upstream said, first found of:
- * `retry-after-ms`; `retry-after` in seconds (fractions too) or as an HTTP date; the message
- * ("Please try again in 6s", "Try again in 60 seconds", "retry after 7 seconds", "请 12 秒后重试");
- * `x-ratelimit-reset-requests`/`-images`/`-tokens` (`51.84s`, `1m2s`, `6ms`) for a limit whose
- * `x-ratelimit-remaining-*` is 0. A date far ahead is reported as it is: whether to wait that long
- * is the caller's decision (the retry loop never waits past the deadline).
- */
-export function retryAfterMs(
-  headers: Headers,
-  message: string | null = null,
-  now = Date.now(),
-): number | null {
-  const precise = headers.get("retry-after-ms")?.trim();
-  if (precise && DECIMAL.test(precise)) return Math.ceil(Number(precise));
-  const value = headers.get("retry-after")?.trim();
-  if (value && DECIMAL.test(value)) return Math.ceil(Number(value) * 1000);
-  const date = value ? Date.parse(value) : NaN;
-  if (!Number.isNaN(date)) return Math.max(0, date - now);
-  return (message === null ? null : waitInMessage(message)) ?? rateLimitReset(headers);
-}
-
-const DECIMAL = /^\d+(\.\d+)?$/;
-
-/** `x-should-retry: false`: the OpenAI SDKs never repeat such a request, and neither does this. */
-export function retryRefused(headers: Headers): boolean {
-  return headers.get("x-should-retry")?.trim().toLowerCase() === "false";
-}
-
-const WAIT_IN_MESSAGE = [
-  // OpenAI "Please try again in 6s" / "in 1m2s" / "in 120ms"; LiteLLM "Try again in 60 seconds";
-  // Azure "Please retry after 7 seconds"; "try again after 51.84 seconds".
-  /\b(?:try again|retry) (?:in|after) ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)\b/i,
-  /\b(?:try again|retry) (?:in|after) (\d+(?:\.\d+)?) ?(milliseconds?|seconds?|secs?|minutes?|mins?)\b/i,
-  /(\d+(?:\.\d+)?) ?(毫秒|秒|分钟)(?:之?后)(?:再|重)试/,
-];
-
-const UNIT_MS: Record<string, number> = {
-  h: 3_600_000,
-  m: 60_000,
-  s: 1000,
-  ms: 1,
-  millisecond: 1,
-  second: 1000,
-  sec: 1000,
-  minute: 60_000,
-  min: 60_000,
-  毫秒: 1,
-  秒: 1000,
-  分钟: 60_000,
-};
-
-function waitInMessage(message: string): number | null {
-  for (const pattern of WAIT_IN_MESSAGE) {
-    const match = pattern.exec(message);
-    if (!match?.[1]) continue;
-    if (match[2] === undefined) return durationMs(match[1]);
-    const unit = UNIT_MS[match[2].toLowerCase().replace(/s$/, "")] ?? UNIT_MS[match[2]];
-    if (unit !== undefined) return Math.ceil(Number(match[1]) * unit);
-  }
-  return null;
-}
-
-/** OpenAI's reset durations: `51.84s`, `1m2s`, `6ms`, `1h30m`; null for anything else. */
-export function durationMs(text: string): number | null {
-  const parts =
-    /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$/
-      .exec(text.trim());
-  if (parts === null || text.trim() === "") return null;
-  const [, hours = "0", minutes = "0", seconds = "0", millis = "0"] = parts;
-  return Math.ceil(
-    Number(hours) * 3_600_000 + Number(minutes) * 60_000 + Number(seconds) * 1000 +
-      Number(millis),
-  );
-}
-
-const RATE_LIMITS = ["requests", "images", "tokens"];
-
-/** The longest reset among the limits that are used up. */
-function rateLimitReset(headers: Headers): number | null {
-  let wait: number | null = null;
-  for (const limit of RATE_LIMITS) {
-    if (headers.get(`x-ratelimit-remaining-${limit}`)?.trim() !== "0") continue;
-    const reset = durationMs(headers.get(`x-ratelimit-reset-${limit}`) ?? "");
-    if (reset !== null) wait = Math.max(wait ?? 0, reset);
-  }
-  return wait;
-}
-
 const REQUEST_ID_HEADERS = ["x-request-id", "x-oneapi-request-id", "x-new-api-request-id"];
 
 /**
@@ -280,35 +190,6 @@ export function requestIdOf(headers: Headers | null, message: string | null): st
   }
   const fromMessage = message ? /\(request id: ?([^)\s]+)\)/i.exec(message)?.[1] : undefined;
   return fromMessage ?? null;
-}
-
-/**
- * Reads at most `maxBytes` of a body as text and cancels the rest. A text cut short ends in "…",
- * never in half a character, so that a secret cut in two is still recognised and masked.
- */
-export async function readTextCapped(
-  body: ReadableStream<Uint8Array> | null,
-  maxBytes = MAX_ERROR_BODY_BYTES,
-): Promise<string> {
-  if (body === null) return "";
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    while (total < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const room = maxBytes - total;
-      chunks.push(value.length > room ? value.subarray(0, room) : value);
-      total += Math.min(value.length, room);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  const bytes = concat(chunks);
-  if (total < maxBytes) return new TextDecoder().decode(bytes);
-  // Streaming leaves out a character whose bytes are cut.
-  return `${new TextDecoder().decode(bytes, { stream: true })}…`;
 }
 
 export { EMPTY as NO_UPSTREAM_ERROR };

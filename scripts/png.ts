@@ -141,8 +141,8 @@ function mix32(x: number): number {
   return x >>> 0;
 }
 
-/** mulberry32: a tiny seeded generator of floats in [0, 1). */
-function generator(seed: number): () => number {
+/** mulberry32: a tiny seeded generator of floats in [0, 1), the same sequence for the same seed. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -207,7 +207,7 @@ export function renderPicture(
   seed: string,
 ): Uint8Array<ArrayBuffer> {
   checkSize(width, height);
-  const rand = generator(hashSeed(seed));
+  const rand = seededRandom(hashSeed(seed));
   const noiseSeed = (rand() * 4294967296) >>> 0;
 
   const skyHue = 190 + rand() * 80; // blue to violet overhead

@@ -119,3 +119,61 @@ export function testEachTarget(
     });
   }
 }
+
+/** A FIFO whose reader never reads, already full: a write to it waits for ever. */
+async function fullPipe(path: string): Promise<AsyncDisposable> {
+  await new Deno.Command("mkfifo", { args: [path] }).output();
+  // The filler opens the writing end; opening the reading end waits for it, then it fills the
+  // pipe's 64 KiB and blocks there.
+  const filler = new Deno.Command("sh", {
+    args: ["-c", 'exec head -c 1048576 /dev/zero > "$0"', path],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const reader = await Deno.open(path, { read: true });
+  return {
+    async [Symbol.asyncDispose]() {
+      filler.kill("SIGKILL");
+      await filler.status;
+      reader.close();
+    },
+  };
+}
+
+/**
+ * Runs a target whose standard output is a full pipe that is never read (a FIFO in `dir`), sends
+ * it `signal` once `when` resolves, and tells how long it took to end after that. A process
+ * still running 5 s after the signal fails the test.
+ */
+export async function signalWhileStdoutBlocked(
+  target: CommandTarget,
+  args: string[],
+  dir: string,
+  { signal, when }: { signal: Deno.Signal; when: () => Promise<unknown> },
+): Promise<{ code: number; afterSignalMs: number }> {
+  const fifo = `${dir}/stdout`;
+  await using _pipe = await fullPipe(fifo);
+  const deno = Deno.execPath();
+  const child = new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" > "$0"', fifo, ...target.argv!, ...args],
+    stdout: "null",
+    stderr: "null",
+    env: { PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}` },
+  }).spawn();
+  let exited = false;
+  const status = child.status.finally(() => exited = true);
+  try {
+    await when();
+    child.kill(signal);
+    const signalled = performance.now();
+    const timer = Promise.withResolvers<void>();
+    const id = setTimeout(timer.resolve, 5000);
+    await Promise.race([status, timer.promise]);
+    clearTimeout(id);
+    if (!exited) throw new Error(`Still running 5 s after ${signal}`);
+    return { code: (await status).code, afterSignalMs: performance.now() - signalled };
+  } finally {
+    if (!exited) child.kill("SIGKILL");
+    await status;
+  }
+}

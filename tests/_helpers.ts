@@ -1,6 +1,18 @@
 /** Small things several test files need. */
 import assert from "node:assert/strict";
 import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
+import { seededRandom } from "../scripts/png.ts";
+
+/** The smallest input that passes validation: every required parameter, nothing else. */
+export const VALID_INPUT = {
+  prompt: "an orange cat by the window",
+  base_url: "https://api.example.com/v1",
+  api_key: "sk-test-0123456789",
+  model: "gpt-image-2",
+  size: "1024x1024",
+  task_name: "orange-cat",
+  timeout_ms: 300000,
+} as const;
 
 /** The result, which must be a success (the whole result shows when it is not). */
 export function success(result: GenerationResult): SuccessResult {
@@ -25,16 +37,7 @@ export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<v
 }
 
 /** A small deterministic generator, so that a failing case can be run again. */
-export function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const randomSource = seededRandom;
 
 export function randomBytes(length: number, seed: number): Uint8Array {
   const random = randomSource(seed);

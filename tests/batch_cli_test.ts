@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { signalWhileStdoutBlocked } from "./_command.ts";
 import { listDir, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import {
@@ -127,6 +128,25 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     },
   );
 }
+
+testEachBatchTarget(
+  "SIGTERM ends the run within a second while standard output is never read",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/stall.jsonl`, promptJobs(1));
+      const arrived = upstream.nextArrival();
+      const run = await signalWhileStdoutBlocked(
+        target,
+        [jobs, ...sharedFlags(upstream, "stall-headers", dir)],
+        dir,
+        { signal: "SIGTERM", when: () => arrived },
+      );
+      assert.equal(run.code, 143);
+      assert.ok(run.afterSignalMs < 1500, `ended ${run.afterSignalMs} ms after SIGTERM`);
+    });
+  },
+);
 
 testEachBatchTarget(
   "429s pause the run and are retried without using up --max-attempts",

@@ -1,11 +1,16 @@
 /** The batch skill document and the README name every option img2-batch takes. */
 import assert from "node:assert/strict";
 import { batchHelpText } from "../lib/batch/help.ts";
+import { signalExitCodes } from "../lib/stop_signals.ts";
 
 const OPTIONS = [...batchHelpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((match) => match[1]!);
 
 Deno.test("the batch help lists the scheduler's options", () => {
   assert.ok(OPTIONS.includes("--concurrency") && OPTIONS.includes("--redo-missing"), `${OPTIONS}`);
+});
+
+Deno.test("the batch help gives the exit code of every signal that stops a run", () => {
+  assert.ok(batchHelpText().replaceAll("\n", " ").includes(signalExitCodes()), signalExitCodes());
 });
 
 for (

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { CATEGORIES, diagnose, DIAGNOSIS_RULES, findRule } from "../lib/diagnosis.ts";
+import { STOP_SIGNALS } from "../lib/stop_signals.ts";
 import type { Category, FailureFacts } from "../lib/types.ts";
 
 interface UpstreamAnswer {
@@ -911,4 +912,11 @@ Deno.test("DIAGNOSIS_RULES message patterns cover both English and Chinese gatew
   const messages = DIAGNOSIS_RULES.flatMap((rule) => rule.message ? [rule.message.source] : []);
   assert.ok(messages.some((source) => /[\u4e00-\u9fff]/.test(source)));
   assert.ok(messages.some((source) => /^[\x20-\x7e]+$/.test(source)));
+});
+
+Deno.test("diagnose() names every signal that stops a call in the cancelled reason", () => {
+  for (const lang of ["en", "zh"] as const) {
+    const reason = diagnose(local("request", "cancelled"), lang).human_reason;
+    for (const signal of STOP_SIGNALS) assert.ok(reason.includes(signal), `${lang}: ${signal}`);
+  }
 });

@@ -13,7 +13,7 @@ import { USER_AGENT } from "../lib/request.ts";
 import { BATCH_TARGETS, promptJobs, runBatch, sharedFlags, writeJobs } from "./batch_command.ts";
 import { runTarget, TARGETS } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
-import { withTempDir } from "./_helpers.ts";
+import { VALID_INPUT as VALID, withTempDir } from "./_helpers.ts";
 
 const AZURE_REF = "learn.microsoft.com/azure/ai-services/openai/reference";
 const PORTKEY_HEADERS = "portkey.ai/docs/api-reference/inference-api/headers";
@@ -23,16 +23,6 @@ const OPENROUTER_ATTRIBUTION = "openrouter.ai/docs/app-attribution";
 
 const CF_TOKEN = "cfut_gatewaytoken0123456789abcdef";
 const PORTKEY_KEY = "pk-portkey-secret-ABCDEF012345";
-
-const VALID = {
-  prompt: "an orange cat by the window",
-  base_url: "https://api.example.com/v1",
-  api_key: "sk-test-0123456789",
-  model: "gpt-image-2",
-  size: "1024x1024",
-  task_name: "cat",
-  timeout_ms: 300000,
-} as const;
 
 function problemOf(input: GenerationInput): string {
   try {

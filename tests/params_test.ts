@@ -11,17 +11,7 @@ import {
   unknownParamMessage,
   validateParams,
 } from "../lib/params.ts";
-
-/** The smallest input that passes: every required parameter, nothing else. */
-const VALID = {
-  prompt: "an orange cat by the window",
-  base_url: "https://api.example.com/v1",
-  api_key: "sk-test-0123456789",
-  model: "gpt-image-2",
-  size: "1024x1024",
-  task_name: "orange-cat",
-  timeout_ms: 300000,
-} as const;
+import { VALID_INPUT as VALID } from "./_helpers.ts";
 
 function withInput(changes: GenerationInput): GenerationInput {
   return { ...VALID, ...changes };

@@ -11,7 +11,7 @@ import { generateImage } from "../lib/mod.ts";
 import { validateParams } from "../lib/params.ts";
 import { encodePng, renderPicture } from "../scripts/png.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
-import { failure, success, withTempDir } from "./_helpers.ts";
+import { failure, success, VALID_INPUT, withTempDir } from "./_helpers.ts";
 
 const PARTIALS = [
   encodePng(32, 24, renderPicture(32, 24, "p0")),
@@ -220,20 +220,12 @@ Deno.test("generateImage() sends response_format to a GPT image model only to as
 });
 
 Deno.test("dryRunReport() shows the body and the Accept header as a streamed request sends them", () => {
-  const report = dryRunReport(validateParams({
-    prompt: "a cat",
-    base_url: "https://api.example.com/v1",
-    api_key: "sk-test-0123456789",
-    model: "gpt-image-2",
-    size: "1024x1024",
-    task_name: "cat",
-    timeout_ms: 300000,
-    stream: true,
-    partial_images: 1,
-  }));
+  const report = dryRunReport(
+    validateParams({ ...VALID_INPUT, stream: true, partial_images: 1 }),
+  );
   assert.deepEqual(report.request.body, {
     model: "gpt-image-2",
-    prompt: "a cat",
+    prompt: VALID_INPUT.prompt,
     size: "1024x1024",
     n: 1,
     stream: true,

@@ -32,6 +32,7 @@ Options:
 
 Running the same command again resumes: done jobs are never sent again. Prints one JSON object,
 also saved as batch_result.json. Exit codes: 0 every job done, 1 some failed, not started or
-missing, 2 invalid input (nothing sent), 130/143 interrupted.
+missing, 2 invalid input (nothing sent), 129/130/131/143 interrupted by
+SIGHUP/SIGINT/SIGQUIT/SIGTERM.
 `;
 }

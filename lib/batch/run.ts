@@ -13,9 +13,9 @@ import {
   GenerationError,
   type GenerationInput,
   InputError,
+  maskedHeaderValues,
   resolveFolder,
 } from "../mod.ts";
-import { maskedHeaderValues } from "../headers.ts";
 import { recoverCutJob } from "./adopt.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";

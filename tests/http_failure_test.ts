@@ -1,7 +1,7 @@
 /**
- * What a failed exchange is called, against real local servers: "Cannot reach" only when no
+ * How an HTTP exchange fails, against real local servers: "Cannot reach" only when no
  * connection was made, and a connection that drops or a deadline that passes after the request
- * was sent says so.
+ * was sent says so; an error body is read up to a cap.
  */
 import assert from "node:assert/strict";
 import { Deadline } from "../lib/deadline.ts";
@@ -9,15 +9,12 @@ import { diagnose } from "../lib/diagnosis.ts";
 import { factsOf } from "../lib/errors.ts";
 import { generateImage } from "../lib/mod.ts";
 import { callContext, failureResult } from "../lib/result.ts";
-import type { FailureResult, GenerationResult } from "../lib/mod.ts";
-import { transportFailure } from "../lib/transport.ts";
+import type { FailureResult } from "../lib/mod.ts";
+import { MAX_ERROR_BODY_BYTES, readTextCapped, transportFailure } from "../lib/http_failure.ts";
+import { maskThenClip, secretsOf } from "../lib/redact.ts";
+import { MAX_FIELD_CHARS, parseUpstreamError } from "../lib/upstream_error.ts";
 import { inputFor, listDir, startFakeUpstream } from "./_fake_upstream.ts";
-import { withTempDir } from "./_helpers.ts";
-
-function failure(result: GenerationResult): FailureResult {
-  assert.equal(result.ok, false, JSON.stringify(result, null, 2));
-  return result as FailureResult;
-}
+import { failure, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -233,4 +230,106 @@ Deno.test("failureResult() makes an error no stage expected a fault of this prog
   assert.equal(result.diagnosis.category, "internal_error");
   assert.equal(result.diagnosis.retryable, false);
   assert.equal(result.http_status, null);
+});
+
+/** A body of `total` bytes of "a" in `piece`-byte chunks that records how it ended. */
+class Body {
+  pulled = 0;
+  cancelled = false;
+  closed = false;
+  readonly stream: ReadableStream<Uint8Array>;
+
+  constructor(total: number, piece: number, fill = 0x61) {
+    let sent = 0;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        if (sent >= total) {
+          this.closed = true;
+          controller.close();
+          return;
+        }
+        const length = Math.min(piece, total - sent);
+        sent += length;
+        this.pulled += length;
+        controller.enqueue(new Uint8Array(length).fill(fill));
+      },
+      cancel: () => {
+        this.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+  }
+}
+
+Deno.test("readTextCapped() reads a short body whole", async () => {
+  const body = new Body(100, 30);
+  assert.equal(await readTextCapped(body.stream), "a".repeat(100));
+  assert.equal(body.closed, true);
+});
+
+Deno.test("readTextCapped() stops at 64 KiB and cancels the rest", async () => {
+  assert.equal(MAX_ERROR_BODY_BYTES, 65536);
+  const body = new Body(10 * 1024 * 1024, 10_000);
+  const text = await readTextCapped(body.stream);
+  assert.equal(text, `${"a".repeat(65536)}…`);
+  assert.equal(body.cancelled, true);
+  assert.ok(body.pulled <= 70_000, `read ${body.pulled} bytes`);
+});
+
+Deno.test("readTextCapped() stops at a given cap inside a chunk", async () => {
+  const body = new Body(1000, 7);
+  assert.equal(await readTextCapped(body.stream, 10), `${"a".repeat(10)}…`);
+  assert.equal(body.cancelled, true);
+  assert.equal(body.pulled, 14);
+});
+
+Deno.test("readTextCapped() stops at a cap that falls on a chunk boundary", async () => {
+  const body = new Body(1000, 5);
+  assert.equal(await readTextCapped(body.stream, 10), `${"a".repeat(10)}…`);
+  assert.equal(body.cancelled, true);
+  assert.equal(body.pulled, 10);
+});
+
+Deno.test("readTextCapped() decodes UTF-8 across chunks", async () => {
+  const bytes = new TextEncoder().encode("无可用渠道 (request id: x)");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const byte of bytes) controller.enqueue(new Uint8Array([byte]));
+      controller.close();
+    },
+  });
+  assert.equal(await readTextCapped(stream), "无可用渠道 (request id: x)");
+});
+
+Deno.test("readTextCapped() reads an absent body as empty", async () => {
+  assert.equal(await readTextCapped(null), "");
+});
+
+Deno.test("readTextCapped() ends a text cut short with an ellipsis, never half a character", async () => {
+  const bytes = new TextEncoder().encode("pässwörd");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+  // "p" and the first byte of "ä": the half character is left out.
+  assert.equal(await readTextCapped(stream, 2), "p…");
+});
+
+Deno.test("a key cut by the 64 KiB read leaves no part of it once masked", async () => {
+  const key = "sk-proj-AbC123xYz789QwErTy";
+  for (const keep of [1, 3, 9, key.length - 1]) {
+    const text = `{"error": {"message": "${"x".repeat(100)} ${key}"}}`;
+    const bytes = new TextEncoder().encode(text);
+    const cut = text.indexOf(key) + keep;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes);
+        controller.close();
+      },
+    });
+    const upstream = parseUpstreamError(await readTextCapped(stream, cut));
+    const shown = maskThenClip(upstream.message ?? "", secretsOf(key, null), MAX_FIELD_CHARS);
+    assert.ok(shown.endsWith(" ***…"), shown);
+  }
 });

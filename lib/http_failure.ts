@@ -1,18 +1,14 @@
 /**
  * The HTTP exchanges' failures, for the request and for image downloads alike: a connection that
  * cannot be made or that drops, a deadline that passes, or a non-2xx answer read into the
- * upstream's own words.
+ * upstream's own words (at most MAX_ERROR_BODY_BYTES of it).
  */
 import type { Deadline } from "./deadline.ts";
 import { type FailureDetails, GenerationError, unexpectedFailure } from "./errors.ts";
 import type { LocalCause, Stage } from "./types.ts";
-import {
-  parseUpstreamError,
-  readTextCapped,
-  requestIdOf,
-  retryAfterMs,
-  retryRefused,
-} from "./upstream_error.ts";
+import { concat } from "./bytes.ts";
+import { retryAfterMs, retryRefused } from "./retry.ts";
+import { parseUpstreamError, requestIdOf } from "./upstream_error.ts";
 
 /**
  * fetch() whose rejections become failures of `stage` that say how far the exchange got: "Cannot
@@ -32,7 +28,7 @@ export async function fetchOrFail(
       // fetch() does not tell whether the connection was made before it was stopped.
       throw new GenerationError(
         stage,
-        `${stopReason(deadline)}, waiting for ${url.origin} to answer`,
+        `${deadline.stopReason()}, waiting for ${url.origin} to answer`,
         { cause },
       );
     }
@@ -98,7 +94,7 @@ export function transportFailure(
   if (cause !== null) {
     return new GenerationError(
       stage,
-      `${what}: ${stopReason(deadline)}, after the request was sent, while the answer arrived`,
+      `${what}: ${deadline.stopReason()}, after the request was sent, while the answer arrived`,
       { ...facts, cause },
     );
   }
@@ -152,17 +148,37 @@ export async function httpFailure(
   });
 }
 
+/** How much of an error body is read; the rest is cancelled. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads at most `maxBytes` of a body as text and cancels the rest. A text cut short ends in "…",
+ * never in half a character, so that a secret cut in two is still recognised and masked.
+ */
+export async function readTextCapped(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes = MAX_ERROR_BODY_BYTES,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of bodyChunks(body)) {
+    const room = maxBytes - total;
+    chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+    total += Math.min(chunk.length, room);
+    if (total >= maxBytes) break;
+  }
+  const bytes = concat(chunks);
+  if (total < maxBytes) return new TextDecoder().decode(bytes);
+  // Streaming leaves out a character whose bytes are cut.
+  return `${new TextDecoder().decode(bytes, { stream: true })}…`;
+}
+
 /**
  * Deno's fetch() errors that mean no connection was made: its connector failed (DNS, TCP, TLS
  * handshake, a proxy's CONNECT). Anything later, "client error (SendRequest): connection closed
  * before message completed" or a reset, happened on an open connection.
  */
 const NOT_CONNECTED = /client error \(Connect\)|tcp connect error|dns error/i;
-
-/** The reason the deadline's signal fired, as its message says it. */
-function stopReason(deadline: Deadline): string {
-  return (deadline.signal.reason as Error).message;
-}
 
 /** A request dropped mid-call may still be billed; a download is free to repeat. */
 function droppedCause(stage: Exclude<Stage, "done">): LocalCause {
