@@ -6,7 +6,13 @@ export class Base64Error extends Error {
 }
 
 const MIXED_ALPHABETS = "Invalid base64: it mixes the standard and the URL-safe alphabets";
-const OUTPUT_BUFFER_BYTES = 1 << 20;
+/**
+ * Decoded bytes wait in a buffer that starts small and grows each time it fills, up to 1 MiB: a
+ * small image costs little (a batch holds many at once), a large one reaches the file in a few
+ * large writes.
+ */
+const FIRST_OUTPUT_BYTES = 64 << 10;
+const MAX_OUTPUT_BYTES = 1 << 20;
 /** A data URL's header ("data:image/png;base64,") is looked for within this many characters. */
 const MAX_DATA_URL_HEADER = 256;
 /** The whitespace base64 allows (setFromBase64 skips the same five characters). */
@@ -19,7 +25,7 @@ const WHITESPACE = /[\t\n\f\r ]+/g;
  */
 export class Base64StreamDecoder {
   readonly #sink: ByteSink;
-  readonly #output = new Uint8Array(OUTPUT_BUFFER_BYTES);
+  #output = new Uint8Array(FIRST_OUTPUT_BYTES);
   /** How much of `#output` holds decoded bytes not yet handed to the sink. */
   #filled = 0;
   #pending = "";
@@ -78,7 +84,12 @@ export class Base64StreamDecoder {
     let rest = input;
     while (rest.length > 0) {
       // A group of four characters is three bytes: with less room, nothing could be decoded.
-      if (this.#output.length - this.#filled < 3) await this.#flush();
+      if (this.#output.length - this.#filled < 3) {
+        await this.#flush();
+        if (this.#output.length < MAX_OUTPUT_BYTES) {
+          this.#output = new Uint8Array(Math.min(this.#output.length * 4, MAX_OUTPUT_BYTES));
+        }
+      }
       let result: { read: number; written: number };
       try {
         result = this.#output.subarray(this.#filled).setFromBase64(rest, {

@@ -7,11 +7,13 @@ import { writeAll } from "./bytes.ts";
 const MAX_TASK_NAME_BYTES = 180;
 const MAX_NAME_ATTEMPTS = 1000;
 /**
- * Writes smaller than this are gathered into one buffer of this size before they reach the
- * file: a download arrives in pieces of some 64 KiB, and each write to the file is a round trip
- * to a worker thread that costs more than copying the bytes.
+ * Writes smaller than this are gathered into one buffer before they reach the file: a download
+ * arrives in pieces of some 64 KiB, and each write to the file is a round trip to a worker thread
+ * that costs more than copying the bytes. The buffer starts small and grows each time it fills,
+ * so that a small image (a batch holds many at once) costs little.
  */
 const GATHER_BYTES = 1 << 20;
+const FIRST_GATHER_BYTES = 64 << 10;
 /** Temporary files are `.{stem}.{8 hex digits}.img2-part`, so that a sweep knows them for ours. */
 const PART_SUFFIX = ".img2-part";
 const PART_NAME = /^\..*\.[0-9a-f]{8}\.img2-part$/;
@@ -112,9 +114,15 @@ export class ImageFile {
       await this.#flush(file);
       await writeToImage(file, bytes);
     } else {
-      if (this.#gatheredLength + bytes.length > GATHER_BYTES) await this.#flush(file);
-      this.#gathered ??= new Uint8Array(GATHER_BYTES);
-      this.#gathered.set(bytes, this.#gatheredLength);
+      let gathered = this.#gathered ??= new Uint8Array(FIRST_GATHER_BYTES);
+      if (this.#gatheredLength + bytes.length > gathered.length) {
+        await this.#flush(file);
+        // Full: the image is larger than the buffer, which grows for what follows.
+        let size = Math.min(gathered.length * 4, GATHER_BYTES);
+        while (size < bytes.length) size = Math.min(size * 4, GATHER_BYTES);
+        if (size !== gathered.length) gathered = this.#gathered = new Uint8Array(size);
+      }
+      gathered.set(bytes, this.#gatheredLength);
       this.#gatheredLength += bytes.length;
     }
     this.#bytes += bytes.length;
