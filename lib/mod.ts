@@ -35,6 +35,7 @@ export { errorMessage, GenerationError, InputError } from "./errors.ts";
 export { safeFileStem } from "./output_file.ts";
 export { dryRunReport } from "./dry_run.ts";
 export { maskedHeaderValues } from "./headers.ts";
+export { maskBaseUrl } from "./redact.ts";
 export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
 export { VERSION } from "./version.ts";

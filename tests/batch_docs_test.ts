@@ -32,3 +32,15 @@ Deno.test("skill/batch/SKILL.md has the frontmatter of a skill", async () => {
   assert.match(text, /^---\nname: img2-batch\ndescription: "[^"\n]+"\n/);
   assert.match(text, /"requires": \{ "bins": \["img2-batch"\] \}/);
 });
+
+Deno.test("lib/batch reaches the single-image pipeline only through lib/mod.ts", async () => {
+  const allowed = new Set(["../mod.ts", "../bytes.ts"]);
+  for await (const entry of Deno.readDir(new URL("../lib/batch/", import.meta.url))) {
+    const source = await Deno.readTextFile(new URL(`../lib/batch/${entry.name}`, import.meta.url));
+    for (const [, specifier] of source.matchAll(/from "([^"]+)"/g)) {
+      if (specifier!.startsWith("../")) {
+        assert.ok(allowed.has(specifier!), `lib/batch/${entry.name} imports ${specifier}`);
+      }
+    }
+  }
+});

@@ -117,7 +117,7 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
-  "the key never reaches state.json, the journal, batch_result.json, events or the output",
+  "the key and base_url's credentials never reach state.json, the journal, batch_result.json, events or the output",
   async (target) => {
     await using upstream = startFakeUpstream();
     await withTempDir(async (dir) => {
@@ -126,6 +126,8 @@ testEachBatchTarget(
       await Deno.writeTextFile(keyFile, `${TEST_KEY}\n`);
       const flags = sharedFlags(upstream, "echo-key", dir);
       flags.splice(flags.indexOf("--api-key"), 2);
+      const gatewayToken = "gw-token-5e6f7a8b9c0d";
+      flags[flags.indexOf("--base-url") + 1] += `?token=${gatewayToken}`;
       const run = await runBatch(target, [
         jobs,
         "--api-key-file",
@@ -148,6 +150,7 @@ testEachBatchTarget(
       for (const text of [run.stdout, run.stderr, ...written]) {
         assert.ok(!text.includes(TEST_KEY), text);
         assert.ok(!text.includes(TEST_KEY.slice(3)), text);
+        assert.ok(!text.includes(gatewayToken), text);
       }
     });
   },

@@ -3,6 +3,7 @@
  * before the event counts. Lines written together are synced together (group commit), so a
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
+import { writeAll } from "../bytes.ts";
 import { type Category, type GenerationResult, InputError } from "../mod.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
@@ -149,9 +150,7 @@ export class Journal {
       this.#queued = [];
       this.#waiters = [];
       try {
-        const bytes = encoder.encode(lines.join("\n") + "\n");
-        let offset = 0;
-        while (offset < bytes.length) offset += await this.#file.write(bytes.subarray(offset));
+        await writeAll(this.#file, encoder.encode(lines.join("\n") + "\n"));
         await this.#file.syncData();
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {

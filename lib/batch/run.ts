@@ -2,6 +2,7 @@
  * One run of `img2-batch`, from the command line to the result: read and validate every job,
  * check the plan against the run dir, resume from the journal, schedule, and write the result.
  */
+import { concat } from "../bytes.ts";
 import {
   callContext,
   DEFAULT_OUTPUT_DIR,
@@ -13,6 +14,7 @@ import {
   GenerationError,
   type GenerationInput,
   InputError,
+  maskBaseUrl,
   maskedHeaderValues,
   resolveFolder,
 } from "../mod.ts";
@@ -36,7 +38,7 @@ const MAX_JOBS_LABEL = "256 MiB, the limit for the jobs";
 export interface BatchIo {
   /** Standard input, read only when the jobs come from "-". */
   stdin(): ReadableStream<Uint8Array>;
-  /** SIGINT/SIGTERM: start nothing new, cancel what is in flight. */
+  /** A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT): start nothing new, cancel what is in flight. */
   signal: AbortSignal;
   /** Told of things a person should know (a done job's image has gone). */
   warn(message: string): void;
@@ -353,6 +355,7 @@ async function removeTemporaryFiles(runDir: string): Promise<void> {
 /** The settings as state.json shows them: shared parameters without the key. */
 function settingsOf(setup: Setup): Record<string, unknown> {
   const { api_key: _key, ...shared } = setup.shared;
+  if (typeof shared.base_url === "string") shared.base_url = maskBaseUrl(shared.base_url);
   if (typeof shared.extra_headers === "object" && shared.extra_headers !== null) {
     shared.extra_headers = maskedHeaderValues(shared.extra_headers);
   }
@@ -406,13 +409,7 @@ async function readJobsBytes(path: string, io: BatchIo): Promise<Uint8Array> {
   } finally {
     io.signal.removeEventListener("abort", stop);
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return concat(chunks);
 }
 
 function parseObject(text: string): GenerationInput {

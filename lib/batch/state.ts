@@ -1,3 +1,4 @@
+import { writeAll } from "../bytes.ts";
 import type { Category, GenerationResult } from "../mod.ts";
 import type { Job } from "./jobs.ts";
 import type { JobStatus } from "./journal.ts";
@@ -119,9 +120,7 @@ export async function writeAtomically(path: string, text: string): Promise<void>
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     using file = await Deno.open(temp, { createNew: true, write: true });
-    const bytes = new TextEncoder().encode(text);
-    let offset = 0;
-    while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+    await writeAll(file, new TextEncoder().encode(text));
     await file.syncData();
     await Deno.rename(temp, path);
   } catch (error) {
