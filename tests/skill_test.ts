@@ -26,7 +26,7 @@ function splitSkill(text: string): { frontmatter: string; body: string } {
   return { frontmatter: text.slice(4, end), body: text.slice(end + 5) };
 }
 
-const { frontmatter: FRONTMATTER, body: BODY } = splitSkill(SKILL);
+const { body: BODY } = splitSkill(SKILL);
 
 /**
  * The frontmatter's fields as OpenClaw's loader keeps them: each a string, an object or array
@@ -59,34 +59,6 @@ function openclawManifest(metadata: string | undefined): Record<string, unknown>
   return manifest as Record<string, unknown>;
 }
 
-const FIELDS = openclawFields(FRONTMATTER);
-const MANIFEST = openclawManifest(FIELDS.metadata);
-
-Deno.test("SKILL.md frontmatter: the name, and a one-line description that leads with when to use it", () => {
-  assert.equal(FIELDS.name, "img2-generate");
-  assert.match(FIELDS.name!, /^[a-z0-9]+(?:-[a-z0-9]+)*$/);
-  const description = FIELDS.description!;
-  const chars = [...description].length;
-  // Under context pressure the list of skills keeps only the start of each description.
-  assert.ok(chars > 0 && chars < 160, `description has ${chars} characters, fewer than 160`);
-  assert.ok(!/[\n<>]/.test(description), "one line, no angle brackets");
-  assert.match(description, /^[^:]{4,40}时使用:/, "it starts by saying when to use the skill");
-});
-
-Deno.test("SKILL.md frontmatter: homepage, if any, is a URL", () => {
-  if (FIELDS.homepage === undefined) return;
-  assert.match(new URL(FIELDS.homepage).protocol, /^https?:$/);
-});
-
-Deno.test("SKILL.md frontmatter: it requires the command and claims no key variable the command does not read", () => {
-  const requires = MANIFEST.requires as Record<string, unknown>;
-  assert.deepEqual(requires.bins, ["img2-generate"]);
-  // The command takes api_key only as a parameter; an environment variable would be ignored.
-  assert.equal(requires.env, undefined);
-  assert.equal(MANIFEST.primaryEnv, undefined);
-  if ("emoji" in MANIFEST) assert.equal(typeof MANIFEST.emoji, "string");
-});
-
 /** The field each install kind needs, and the values OpenClaw's installer accepts for it. */
 const INSTALL_KINDS: Record<string, { field: string; pattern: RegExp }> = {
   brew: { field: "formula", pattern: /^[a-z0-9][a-z0-9+._@-]*(\/[a-z0-9][a-z0-9+._@-]*){0,2}$/ },
@@ -96,20 +68,66 @@ const INSTALL_KINDS: Record<string, { field: string; pattern: RegExp }> = {
   download: { field: "url", pattern: /^https?:\/\/\S+$/ },
 };
 
-Deno.test("SKILL.md frontmatter: the install entry survives OpenClaw's checks and its label shows the fix", () => {
-  const install = MANIFEST.install as Record<string, unknown>[];
-  assert.ok(Array.isArray(install) && install.length > 0, "metadata.openclaw.install is a list");
-  // `skills info` shows one entry (the one it prefers), unless every entry is a download.
-  assert.equal(install.length, 1);
-  const [entry] = install as [Record<string, unknown>];
-  const kind = INSTALL_KINDS[entry.kind as string];
-  assert.ok(kind, `install kind "${entry.kind}" is one OpenClaw knows`);
-  assert.match(String(entry[kind.field]), kind.pattern);
-  // For kind node, OpenClaw shows its own label; for the others it shows this one.
-  assert.notEqual(entry.kind, "node");
-  assert.equal(typeof entry.label, "string");
-  assert.match(entry.label as string, /deno task install -- --to /);
-});
+/** Both skills, img2-generate's and img2-batch's, as OpenClaw loads them. */
+const SKILLS = [
+  { name: "img2-generate", path: "skill/SKILL.md", text: SKILL },
+  {
+    name: "img2-batch",
+    path: "skill/batch/SKILL.md",
+    text: await Deno.readTextFile(new URL("../skill/batch/SKILL.md", import.meta.url)),
+  },
+];
+
+for (const skill of SKILLS) {
+  const fields = openclawFields(splitSkill(skill.text).frontmatter);
+  const manifest = openclawManifest(fields.metadata);
+
+  Deno.test(`${skill.path} frontmatter: the name, and a one-line description that leads with when to use it`, () => {
+    assert.equal(fields.name, skill.name);
+    assert.match(fields.name!, /^[a-z0-9]+(?:-[a-z0-9]+)*$/);
+    const description = fields.description!;
+    const chars = [...description].length;
+    // Under context pressure the list of skills keeps only the start of each description.
+    assert.ok(chars > 0 && chars < 160, `description has ${chars} characters, fewer than 160`);
+    assert.ok(!/[\n<>]/.test(description), "one line, no angle brackets");
+    assert.match(description, /^[^:]{4,40}时使用:/, "it starts by saying when to use the skill");
+  });
+
+  Deno.test(`${skill.path} frontmatter: homepage, if any, is a URL`, () => {
+    if (fields.homepage === undefined) return;
+    assert.match(new URL(fields.homepage).protocol, /^https?:$/);
+  });
+
+  Deno.test(`${skill.path} frontmatter: it requires the command and claims no key variable the command does not read`, () => {
+    const requires = manifest.requires as Record<string, unknown>;
+    assert.deepEqual(requires.bins, [skill.name]);
+    // The commands take api_key only as a parameter; an environment variable would be ignored.
+    assert.equal(requires.env, undefined);
+    assert.equal(manifest.primaryEnv, undefined);
+    if ("emoji" in manifest) assert.equal(typeof manifest.emoji, "string");
+  });
+
+  Deno.test(`${skill.path} frontmatter: the install entry survives OpenClaw's checks and its label shows the fix`, () => {
+    const install = manifest.install as Record<string, unknown>[];
+    assert.ok(Array.isArray(install) && install.length > 0, "metadata.openclaw.install is a list");
+    // `skills info` shows one entry (the one it prefers), unless every entry is a download.
+    assert.equal(install.length, 1);
+    const [entry] = install as [Record<string, unknown>];
+    const kind = INSTALL_KINDS[entry.kind as string];
+    assert.ok(kind, `install kind "${entry.kind}" is one OpenClaw knows`);
+    assert.match(String(entry[kind.field]), kind.pattern);
+    // For kind node, OpenClaw shows its own label; for the others it shows this one.
+    assert.notEqual(entry.kind, "node");
+    assert.equal(typeof entry.label, "string");
+    assert.match(entry.label as string, /deno task install -- --to /);
+  });
+
+  Deno.test(`${skill.path} tells the agent timeoutSeconds, the key in a file, and how to install the skill`, () => {
+    assert.match(skill.text, /`timeoutSeconds`/);
+    assert.match(skill.text, /--(input|api-key-file) FILE/);
+    assert.match(skill.text, /openclaw skills install /);
+  });
+}
 
 Deno.test("SKILL.md names every parameter the command knows", () => {
   const missing = PARAM_NAMES.filter((name) => !BODY.includes(`\`${name}\``));
