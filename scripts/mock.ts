@@ -13,6 +13,9 @@
  *   on `/v1` it is chosen with the header `x-mock-scenario: <scenario>` or, for a failure, the
  *   model `mock-fail-<scenario>`. Under a prefix, any path with a `files` segment serves
  *   {@link SAMPLE_PNG}. `x-mock-delay-ms: <ms>` delays any answer.
+ * - A rendered generation takes `latencyMs` (0 by default; `x-mock-latency-ms: <ms>` sets it for
+ *   one request). With `imagesPerMinute`, generations beyond that rate are answered with
+ *   OpenAI's 429 (scripts/mock_rate_limit.ts), before any latency.
  * - {@link MockUpstream.route} adds a prefix of the caller's own, answered by its handler.
  * - A stall lasts `stallMs` (60 s by default; `x-mock-stall-ms: <ms>` shortens it for one
  *   request) and ends at once when the server shuts down, so nothing hangs forever.
@@ -28,12 +31,14 @@
  * `response_format` as an unknown parameter and returns `b64_json` only. Any other model name
  * that is not `mock-fail-…` is served like `mock-image-1`.
  *
- * Run it with `deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000]`, or in
+ * Run it with `deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000]
+ * [--latency-ms 0] [--images-per-minute N]`, or in
  * process with {@link startMockUpstream}.
  */
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { parseFlags } from "./_flags.ts";
 import { encodePng, renderPicture } from "./png.ts";
+import { ImagesPerMinuteLimit, rateLimitedResponse, rateLimitHeaders } from "./mock_rate_limit.ts";
 import {
   FAILURE_SCENARIO_NAMES,
   findMockScenario,
@@ -86,6 +91,13 @@ export interface MockUpstreamOptions {
   log?: (line: string) => void;
   /** Keeps every request in {@link MockUpstream.requests}; off, the server keeps none */
   record?: boolean;
+  /**
+   * How long a generation takes before it answers, in milliseconds (default 0); the header
+   * `x-mock-latency-ms` sets it for one request. Capped by `stallMs`.
+   */
+  latencyMs?: number;
+  /** Answers generations beyond this many images per minute with OpenAI's 429 (default: no limit) */
+  imagesPerMinute?: number;
 }
 
 /** A request as it reached the server, its JSON body parsed (null when not a JSON object). */
@@ -117,6 +129,8 @@ interface State {
   cutMs: number;
   files: Map<string, FileEntry>;
   renders: Map<string, Uint8Array<ArrayBuffer>>;
+  latencyMs: number;
+  limit: ImagesPerMinuteLimit | null;
 }
 
 /** What the server knows of a request once its body is read. */
@@ -169,6 +183,10 @@ export class MockUpstream {
     if (!Number.isFinite(cutMs) || cutMs < 0) {
       throw new Error(`Cannot use cutMs "${cutMs}": expected a non-negative number`);
     }
+    const latencyMs = options.latencyMs ?? 0;
+    if (!Number.isFinite(latencyMs) || latencyMs < 0) {
+      throw new Error(`Cannot use latencyMs "${latencyMs}": expected a non-negative number`);
+    }
     this.#record = options.record ?? false;
     this.#state = {
       lifetime: this.#lifetime.signal,
@@ -176,6 +194,10 @@ export class MockUpstream {
       cutMs,
       files: new Map(),
       renders: new Map(),
+      latencyMs,
+      limit: options.imagesPerMinute === undefined
+        ? null
+        : new ImagesPerMinuteLimit(options.imagesPerMinute),
     };
     const log = options.log;
 
@@ -431,7 +453,33 @@ async function generations(call: Call, state: State): Promise<Response> {
     return withNote(await playScenario(scenario, call, state), `model=${model} scenario=${name}`);
   }
 
-  return await rendered(call, state, model);
+  return await generated(call, state, model);
+}
+
+/**
+ * A valid generation at the upstream's pace: refused with OpenAI's 429 beyond the images-per-minute
+ * limit, else answered after the latency, with the limit's headers.
+ */
+async function generated(call: Call, state: State, model: string): Promise<Response> {
+  const request = validate(call.body!, model);
+  if (request instanceof Response) return withNote(request, `model=${model}`);
+  const grant = state.limit?.take(request.n);
+  if (state.limit && grant?.granted === false) {
+    const limited = rateLimitedResponse(state.limit, grant, {
+      model,
+      requested: request.n,
+      requestId: openaiRequestId(),
+    });
+    return withNote(limited, `model=${model} rate limited`);
+  }
+  const latency = boundedMs(
+    call.request.headers.get("x-mock-latency-ms"),
+    state.stallMs,
+    state.latencyMs,
+  );
+  if (latency > 0) await wait(latency, [state.lifetime]);
+  const limitHeaders = state.limit && grant ? rateLimitHeaders(state.limit, grant) : new Headers();
+  return rendered(call, state, model, undefined, Object.fromEntries(limitHeaders));
 }
 
 /** How a streamed answer is spread over time: its events over `totalMs`, kept alive meanwhile. */
@@ -441,7 +489,13 @@ interface Pacing {
 }
 
 /** The rendered image(s) for a request that passed validation, as JSON or as a stream. */
-function rendered(call: Call, state: State, model: string, pacing?: Pacing): Response {
+function rendered(
+  call: Call,
+  state: State,
+  model: string,
+  pacing?: Pacing,
+  extraHeaders: Record<string, string> = {},
+): Response {
   const { url } = call;
   const body = call.body!;
   const request = validate(body, model);
@@ -481,7 +535,11 @@ function rendered(call: Call, state: State, model: string, pacing?: Pacing): Res
       total_tokens: inputTokens + outputTokens * request.n,
     },
   };
-  const headers = { "x-request-id": openaiRequestId(), "openai-processing-ms": "1" };
+  const headers = {
+    ...extraHeaders,
+    "x-request-id": openaiRequestId(),
+    "openai-processing-ms": "1",
+  };
   const note = `model=${model} size=${answer.size} format=${request.responseFormat}`;
   if (body.stream === true) {
     const b64 = render(state, request.prompt, request.width, request.height).toBase64();
@@ -971,7 +1029,8 @@ function wait(ms: number, signals: AbortSignal[]): Promise<void> {
 }
 
 const HELP =
-  `Usage: deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000] [--cut-ms 100000] [--quiet]
+  `Usage: deno task mock [--port 8787] [--hostname 127.0.0.1] [--stall-ms 60000] [--cut-ms 100000]
+                      [--latency-ms 0] [--images-per-minute N] [--quiet]
 
 An OpenAI-compatible image upstream on loopback, for trying img2-generate offline.
 
@@ -980,6 +1039,11 @@ Options:
   --hostname H    127.0.0.1, localhost or ::1 (default ${DEFAULT_HOSTNAME})
   --stall-ms MS   Longest a stall or a delay lasts (default ${DEFAULT_STALL_MS})
   --cut-ms MS     How long the gateway of cut-after-100s waits (default ${DEFAULT_CUT_MS})
+  --latency-ms MS How long each generation takes (default 0; the header x-mock-latency-ms
+                  sets it for one request)
+  --images-per-minute N
+                  Answer generations beyond N images a minute with OpenAI's 429 and
+                  Retry-After: a bucket refilling at N/60 a second, holding 5 seconds' worth
   --quiet         Do not log requests
   -h, --help      Show this help
 
@@ -1003,6 +1067,8 @@ async function main(args: string[]): Promise<number> {
     hostname: { type: "string" },
     "stall-ms": { type: "string" },
     "cut-ms": { type: "string" },
+    "latency-ms": { type: "string" },
+    "images-per-minute": { type: "string" },
     quiet: { type: "boolean" },
   }, HELP);
   if (!parsed.ok) return parsed.exitCode;
@@ -1010,6 +1076,8 @@ async function main(args: string[]): Promise<number> {
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   const stallMs = values["stall-ms"] === undefined ? DEFAULT_STALL_MS : Number(values["stall-ms"]);
   const cutMs = values["cut-ms"] === undefined ? DEFAULT_CUT_MS : Number(values["cut-ms"]);
+  const latencyMs = values["latency-ms"] === undefined ? 0 : Number(values["latency-ms"]);
+  const perMinute = values["images-per-minute"];
 
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -1021,6 +1089,8 @@ async function main(args: string[]): Promise<number> {
       port,
       stallMs,
       cutMs,
+      latencyMs,
+      imagesPerMinute: perMinute === undefined ? undefined : Number(perMinute),
       signal: stop.signal,
       log: values.quiet ? undefined : (line) => console.error(line),
     });
@@ -1029,7 +1099,11 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   for (const s of signals) Deno.addSignalListener(s, onSignal);
-  console.error(`mock upstream listening on ${mock.url}`);
+  const pace = [
+    latencyMs > 0 ? `${latencyMs} ms per generation` : "",
+    perMinute === undefined ? "" : `at most ${perMinute} images per minute`,
+  ].filter(Boolean).join(", ");
+  console.error(`mock upstream listening on ${mock.url}${pace ? ` (${pace})` : ""}`);
   console.error(
     `models: ${MOCK_MODEL}, ${MOCK_STRICT_MODEL}, mock-fail-<scenario> (${FAILURE_SCENARIO_NAMES.length} failures; ${MOCK_SCENARIO_NAMES.length} scenarios by /<scenario>/v1, see --help); Ctrl-C stops it`,
   );
