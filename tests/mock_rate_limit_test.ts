@@ -3,8 +3,8 @@
  * `deno task mock --images-per-minute` sends it, and its generation latency.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { type MockUpstream, startMockUpstream } from "../scripts/mock.ts";
+import { spawnMock } from "../scripts/mock_process.ts";
 import {
   ImagesPerMinuteLimit,
   openaiDuration,
@@ -13,7 +13,6 @@ import {
 import { retryAfterMs } from "../lib/upstream_error.ts";
 
 const KEY = "sk-mock-test-0123456789abcdef";
-const MOCK_SCRIPT = fileURLToPath(new URL("../scripts/mock.ts", import.meta.url));
 
 /** A clock the test moves by hand. */
 function manualClock(): { now: () => number; advance: (ms: number) => void } {
@@ -111,39 +110,6 @@ Deno.test("rateLimitHeaders() names the limit, what is left and when it is full 
   });
 });
 
-/** Starts `deno task mock`'s script as a process; resolves with its base URL once it listens. */
-async function startMockProcess(
-  args: string[],
-): Promise<{ url: string; stop: () => Promise<string> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", MOCK_SCRIPT, "--port", "0", ...args],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const stop = async () => {
-    child.kill("SIGTERM");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    await child.status;
-    return text;
-  };
-  while (!/listening on (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) {
-      await child.status;
-      throw new Error(`The mock exited before it listened: ${text}`);
-    }
-    text += value;
-  }
-  return { url: /listening on (\S+)/.exec(text)![1]!, stop };
-}
-
 function generate(url: string, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${url}/images/generations`, {
     method: "POST",
@@ -153,8 +119,7 @@ function generate(url: string, headers: Record<string, string> = {}): Promise<Re
 }
 
 Deno.test("deno task mock --images-per-minute answers beyond the limit with OpenAI's 429", async () => {
-  const mock = await startMockProcess(["--images-per-minute", "12", "--quiet"]);
-  let log = "";
+  const mock = await spawnMock(["--images-per-minute", "12"]);
   try {
     const first = await generate(mock.url);
     assert.equal(first.status, 200);
@@ -178,9 +143,10 @@ Deno.test("deno task mock --images-per-minute answers beyond the limit with Open
     assert.equal(retryAfterMs(second.headers, error.message), 5000);
     assert.ok(text.endsWith("\n    }\n}\n"), "indented like OpenAI's bodies");
   } finally {
-    log = await mock.stop();
+    await mock.stop();
   }
-  assert.match(log, /at most 12 images per minute/);
+  assert.deepEqual(mock.tally(), { byStatus: { 200: 1, 429: 1 }, total: 2 });
+  assert.match(mock.banner, /\(at most 12 images per minute\)$/);
 });
 
 async function withMock(
