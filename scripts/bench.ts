@@ -10,12 +10,25 @@
  * saved must hold the image's exact bytes, its JSON must say so. It prints one markdown table of
  * medians and the issue's targets, and writes both as JSON to bench-results/.
  *
- * Options: --runs N (default 5), --warmup N (default 1), --only small|large, --help.
+ * Then img2-batch (scripts/bench_batch.ts): many jobs against the offline upstream with a
+ * generation latency and an images-per-minute limit, next to a shell loop and `xargs -P 20` over
+ * img2-generate; and the input rows (scripts/bench_input.ts): validation of hostile input and
+ * base64 decoding at two sizes, in process. IMG2_BENCH_BATCH names another img2-batch bundle.
+ *
+ * Options: --runs N (default 5), --warmup N (default 1), --only small|large|batch|input, --help.
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BUNDLE, bundle, MAIN, ROOT, RUN_PERMISSIONS } from "./build.ts";
+import { BUNDLE, bundle, bundlePath, ENTRIES, MAIN, ROOT, RUN_PERMISSIONS } from "./build.ts";
+import { type BatchMeasurement, measureBatches } from "./bench_batch.ts";
+import { checkBatchTargets, renderBatchTable } from "./bench_batch_report.ts";
+import {
+  checkInputTargets,
+  type InputMeasurement,
+  measureInput,
+  renderInputTable,
+} from "./bench_input.ts";
 import { describeMachine, machineLine, versionOf } from "./bench_machine.ts";
 import {
   type CaseInfo,
@@ -44,19 +57,33 @@ const TIMEOUT_MS = 300_000;
 /** Start-up runs last some 20 ms, where noise weighs most: they get this many times the runs. */
 const STARTUP_RUN_FACTOR = 4;
 
-const HELP = `Usage: deno task bench [--runs N] [--warmup N] [--only small|large]
+const HELP = `Usage: deno task bench [--runs N] [--warmup N] [--only small|large|batch|input]
 
 Times img2-generate (the bundle and main.ts), the Python script and curl | jq | base64 -d
-against a local upstream serving a prebuilt answer, and checks the issue's targets.
+against a local upstream serving a prebuilt answer; img2-batch, a shell loop and xargs -P 20
+against the offline upstream with a latency and a rate limit; validation and base64 decoding of
+hostile input; and checks the targets.
 
 Options:
-  --runs N          Measured runs of every contender (default 5; 4 times that for start-up)
+  --runs N          Measured runs of every single-image contender (default 5; 4 times that for
+                    start-up); each batch run is made once
   --warmup N        Unmeasured runs before them (default 1)
-  --only CASE       Only the "small" (1024x1024) or the "large" (4096x4096) case
+  --only PART       Only the "small" (1024x1024) or the "large" (4096x4096) image case, the
+                    "batch" runs or the "input" rows
   -h, --help        Show this help
 `;
 
 type ImageCase = Exclude<CaseName, "startup">;
+type Part = ImageCase | "batch" | "input";
+const PARTS: readonly Part[] = ["small", "large", "batch", "input"];
+const BATCH_NAME = "img2-batch";
+
+const BATCH_NOTES =
+  "One run each, against the offline upstream (scripts/mock.ts) in a process of " +
+  "its own, started afresh for every run. Wall time and peak RSS are the contender's whole " +
+  "process tree's under /usr/bin/time (peak RSS of its largest process); requests and 429s are " +
+  "counted in the upstream's log. The shell contenders run the bundle of img2-generate once per " +
+  "job, with max_retries 3; the loop runs fewer jobs where all of them would take minutes.";
 
 const TABLE_NOTES =
   "Medians of whole processes. Wall time is taken around /usr/bin/time; peak RSS is its " +
@@ -78,6 +105,8 @@ interface Options {
   runs: number;
   warmup: number;
   cases: ImageCase[];
+  batch: boolean;
+  input: boolean;
 }
 
 /** One process to time and the check that its run did the job. */
@@ -128,11 +157,13 @@ export async function main(args: string[]): Promise<number> {
   try {
     const measurements: Measurement[] = [];
     const cases: CaseInfo[] = [];
-    progress("start-up: empty deno run and bundle --version");
-    const startupOptions = { ...options, runs: options.runs * STARTUP_RUN_FACTOR };
-    measurements.push(
-      ...await measureAll("startup", startupContenders(workDir), startupOptions, env, workDir),
-    );
+    if (options.cases.length > 0) {
+      progress("start-up: empty deno run and bundle --version");
+      const startupOptions = { ...options, runs: options.runs * STARTUP_RUN_FACTOR };
+      measurements.push(
+        ...await measureAll("startup", startupContenders(workDir), startupOptions, env, workDir),
+      );
+    }
     for (const name of options.cases) {
       const { info, contenders, stop } = await prepareCase(name, workDir, tools, env);
       cases.push(info);
@@ -143,13 +174,40 @@ export async function main(args: string[]): Promise<number> {
       }
     }
 
+    let batch: BatchMeasurement[] = [];
+    if (options.batch) {
+      const batchBundle = batchBundlePath();
+      if (batchBundle === null) progress(`${BATCH_NAME} is not built here: only the shell runs`);
+      batch = await measureBatches({
+        batchBundle,
+        generateBundle: BUNDLE,
+        env,
+        workDir,
+        progress,
+      });
+    }
+    const input: InputMeasurement[] = options.input ? await measureInput(progress) : [];
+
     const machine = await describeMachine(env);
-    const table = renderTable(measurements, cases);
-    const targets = checkTargets(measurements, cases);
-    console.log(table);
-    console.log();
-    console.log(TABLE_NOTES);
-    console.log();
+    const table = measurements.length === 0 ? "" : renderTable(measurements, cases);
+    const batchTable = batch.length === 0 ? "" : renderBatchTable(batch);
+    const inputTable = input.length === 0 ? "" : renderInputTable(input);
+    const targets = [
+      ...checkTargets(measurements, cases),
+      ...options.batch ? checkBatchTargets(batch) : [],
+      ...checkInputTargets(input),
+    ];
+    for (
+      const [text, notes] of [[table, TABLE_NOTES], [batchTable, BATCH_NOTES], [inputTable, ""]]
+    ) {
+      if (text === "") continue;
+      console.log(text);
+      console.log();
+      if (notes !== "") {
+        console.log(notes);
+        console.log();
+      }
+    }
     console.log(`Machine: ${machineLine(machine)}`);
     console.log();
     console.log("Targets:");
@@ -157,14 +215,25 @@ export async function main(args: string[]): Promise<number> {
 
     const report = {
       date: startedAt.toISOString(),
-      options: { runs: options.runs, warmup: options.warmup, cases: options.cases },
+      options: {
+        runs: options.runs,
+        warmup: options.warmup,
+        cases: options.cases,
+        batch: options.batch,
+        input: options.input,
+      },
       machine,
       machine_line: machineLine(machine),
       cases,
       measurements,
+      batch,
+      input,
       targets,
       table,
+      batch_table: batchTable,
+      input_table: inputTable,
       notes: TABLE_NOTES,
+      batch_notes: BATCH_NOTES,
     };
     const written = await writeReport(report, startedAt);
     console.log();
@@ -201,13 +270,18 @@ function parseOptions(args: string[]): Options | null {
     return value;
   };
   const only = values.only;
-  if (only !== undefined && only !== "small" && only !== "large") {
-    throw new Error(`Cannot use --only "${only}": expected "small" or "large"`);
+  if (only !== undefined && !PARTS.includes(only as Part)) {
+    throw new Error(
+      `Cannot use --only "${only}": expected ${PARTS.map((p) => `"${p}"`).join(", ")}`,
+    );
   }
+  const parts = only === undefined ? PARTS : [only as Part];
   return {
     runs: count("runs", values.runs, 5, 1),
     warmup: count("warmup", values.warmup, 1, 0),
-    cases: only === undefined ? ["small", "large"] : [only],
+    cases: parts.filter((part): part is ImageCase => part === "small" || part === "large"),
+    batch: parts.includes("batch"),
+    input: parts.includes("input"),
   };
 }
 
@@ -240,16 +314,34 @@ async function findTools(env: Record<string, string>): Promise<Tools> {
   return { python, pipeline, floor: curl };
 }
 
-/** Builds the bundle when it is missing or older than any of its sources. */
+/** The img2-batch bundle measured: IMG2_BENCH_BATCH, else this project's, if it builds one. */
+function batchBundlePath(): string | null {
+  const entry = ENTRIES.find((candidate) => candidate.name === BATCH_NAME);
+  return Deno.env.get("IMG2_BENCH_BATCH") ?? (entry === undefined ? null : bundlePath(entry));
+}
+
+/** Builds every bundle that is missing or older than any of its sources. */
 async function ensureBundle(): Promise<void> {
-  const built = await mtimeOf(BUNDLE);
-  let newest = await mtimeOf(MAIN) ?? 0;
-  for await (const entry of Deno.readDir(join(ROOT, "lib"))) {
-    if (entry.isFile) newest = Math.max(newest, await mtimeOf(join(ROOT, "lib", entry.name)) ?? 0);
+  let newest = 0;
+  for (const entry of ENTRIES) newest = Math.max(newest, await mtimeOf(entry.main) ?? 0);
+  newest = Math.max(newest, await newestIn(join(ROOT, "lib")));
+  for (const entry of ENTRIES) {
+    const built = await mtimeOf(bundlePath(entry));
+    if (built !== null && built >= newest) continue;
+    progress(`${built === null ? "building" : "rebuilding"} the ${entry.name} bundle`);
+    await bundle(bundlePath(entry), entry);
   }
-  if (built !== null && built >= newest) return;
-  progress(built === null ? "building the bundle" : "rebuilding the bundle: its sources changed");
-  await bundle();
+}
+
+/** The latest modification time of any file under `dir`. */
+async function newestIn(dir: string): Promise<number> {
+  let newest = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) newest = Math.max(newest, await newestIn(path));
+    else if (entry.isFile) newest = Math.max(newest, await mtimeOf(path) ?? 0);
+  }
+  return newest;
 }
 
 async function mtimeOf(path: string): Promise<number | null> {

@@ -64,7 +64,7 @@ export interface TargetCheck {
   pass: boolean | null;
   measured: number | null;
   limit: number | null;
-  unit: "ms" | "MiB";
+  unit: string;
   detail: string;
 }
 
@@ -224,7 +224,7 @@ export function renderTargets(checks: readonly TargetCheck[]): string {
   }).join("\n");
 }
 
-function skipped(target: string, unit: "ms" | "MiB"): TargetCheck {
+export function skipped(target: string, unit: string): TargetCheck {
   return {
     target,
     pass: null,
@@ -235,7 +235,7 @@ function skipped(target: string, unit: "ms" | "MiB"): TargetCheck {
   };
 }
 
-function margin(limit: number, measured: number, unit: string): string {
+export function margin(limit: number, measured: number, unit: string): string {
   const spare = limit - measured;
   return spare >= 0
     ? `${fmt(spare)} ${unit} to spare`
@@ -246,11 +246,11 @@ export function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(2);
 }
 
-function fmt(value: number): string {
+export function fmt(value: number): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(1);
 }
 
-function round(value: number, digits: number): number {
+export function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
 }
