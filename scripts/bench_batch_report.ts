@@ -65,6 +65,11 @@ function bound(
   };
 }
 
+/** The makespan is the whole process's; img2-batch's own elapsed_ms leaves out its start-up. */
+function ownElapsed(m: BatchMeasurement): string {
+  return m.batch_elapsed_ms === null ? "" : `img2-batch's own elapsed_ms ${m.batch_elapsed_ms}`;
+}
+
 /** A target that also needs every job's image saved. */
 function withAllSaved(check: TargetCheck, m: BatchMeasurement): TargetCheck {
   if (m.saved === m.jobs) return check;
@@ -77,9 +82,10 @@ export function checkBatchTargets(measurements: readonly BatchMeasurement[]): Ta
   const latency = find(measurements, "latency", "batch", 200);
   const latencyTarget = "200 jobs at 1 s, --concurrency 20: makespan ≤ 1.05 × the ideal 10 s";
   checks.push(
-    latency === undefined
-      ? skipped(latencyTarget, "ms")
-      : withAllSaved(bound(latencyTarget, latency.wall_ms, 10_500, "ms", "at most"), latency),
+    latency === undefined ? skipped(latencyTarget, "ms") : withAllSaved(
+      bound(latencyTarget, latency.wall_ms, 10_500, "ms", "at most", ownElapsed(latency)),
+      latency,
+    ),
   );
 
   const rate = find(measurements, "rate", "batch", 300);
@@ -88,7 +94,12 @@ export function checkBatchTargets(measurements: readonly BatchMeasurement[]): Ta
   if (rate === undefined || rate.requests === null) {
     checks.push(skipped(rateTarget, "ms"), skipped(shareTarget, "%"));
   } else {
-    checks.push(withAllSaved(bound(rateTarget, rate.wall_ms, 34_500, "ms", "at most"), rate));
+    checks.push(
+      withAllSaved(
+        bound(rateTarget, rate.wall_ms, 34_500, "ms", "at most", ownElapsed(rate)),
+        rate,
+      ),
+    );
     const share = 100 * (rate.rate_limited ?? 0) / rate.requests;
     checks.push(
       bound(

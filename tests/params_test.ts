@@ -679,22 +679,6 @@ Deno.test("validateParams() quotes an unknown parameter's name clipped and maske
   );
 });
 
-Deno.test("validateParams() checks a 1 MiB unknown name and long values within timeout_ms", () => {
-  const long = "猫".repeat(50000);
-  const input = withInput({
-    timeout_ms: 500,
-    prompt: long,
-    task_name: long,
-    user: " ".repeat(50000),
-    ["timeout_ms".repeat(100000)]: 1,
-    [long]: long,
-  });
-  const started = performance.now();
-  problemOf(input);
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 500, `validation took ${elapsed} ms`);
-});
-
 Deno.test("validateParams() does not change its input", () => {
   const input = withInput({ timeout_ms: "300000", output_dir: "~/x", extra_body: { a: 1 } });
   const copy = structuredClone(input);
