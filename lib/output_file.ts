@@ -24,6 +24,13 @@ const PART_NAME = /^\..*\.[0-9a-f]{8}\.img2-part$/;
  * and file systems where locks are not shared between processes.
  */
 export const ABANDONED_AFTER_MS = 24 * 60 * 60 * 1000;
+/**
+ * A folder is swept at most this often by one process: listing it for every image would make a
+ * batch of N images into one folder cost O(N²). What turns abandoned meanwhile is a day old.
+ */
+export const SWEEP_EVERY_MS = 60_000;
+/** When this process last swept each folder. */
+const sweptAt = new Map<string, number>();
 /** Permission bits: writable by group or others; the sticky bit. */
 const WRITABLE_BY_OTHERS = 0o022;
 const STICKY = 0o1000;
@@ -57,7 +64,7 @@ export class ImageFile {
   /**
    * Creates `dir` (mode 0700, with its parents) and the temporary file (mode 0600) in it, refuses
    * a folder that others could change, and sweeps temporary files abandoned there by killed runs
-   * (stopping early when `signal` fires).
+   * (stopping early when `signal` fires; at most once every {@link SWEEP_EVERY_MS} per folder).
    */
   static async create(dir: string, taskName: string, signal?: AbortSignal): Promise<ImageFile> {
     try {
@@ -86,7 +93,11 @@ export class ImageFile {
       // The new file's owner is this process's user, without asking for a permission to know it.
       const self = (await file.stat()).uid;
       await refuseSharedFolder(dir, self);
-      await sweepAbandonedParts(dir, self, signal);
+      const now = Date.now();
+      if (now - (sweptAt.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
+        sweptAt.set(dir, now);
+        await sweepAbandonedParts(dir, self, signal, now);
+      }
     } catch (error) {
       await image.discard();
       throw error;

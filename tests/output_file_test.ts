@@ -510,3 +510,12 @@ Deno.test("ImageFile.create() fails at stage save when output_dir is a regular f
     assert.equal(await Deno.readTextFile(regular), "x");
   });
 });
+
+Deno.test("ImageFile.create() sweeps a folder once, not for every image saved in it", async () => {
+  await withTempDir(async (dir) => {
+    await (await ImageFile.create(dir, "first")).discard();
+    await partFile(dir, ".cat.0123abcd.img2-part", 2 * DAY_MS);
+    await (await ImageFile.create(dir, "second")).discard();
+    assert.deepEqual(await namesIn(dir), [".cat.0123abcd.img2-part"]);
+  });
+});
