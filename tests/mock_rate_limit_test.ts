@@ -10,7 +10,7 @@ import {
   openaiDuration,
   rateLimitHeaders,
 } from "../scripts/mock_rate_limit.ts";
-import { retryAfterMs } from "../lib/upstream_error.ts";
+import { retryAfterMs } from "../lib/retry.ts";
 
 const KEY = "sk-mock-test-0123456789abcdef";
 
