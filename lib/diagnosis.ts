@@ -917,6 +917,16 @@ const RULE_SOURCES: readonly RuleSource[] = [
     reason: REASONS.upstreamFailed,
   },
 
+  // No status family matched, as for an error sent inside an event stream or a 2xx answer: the
+  // type OpenAI gives its 5xx errors reads as that family does
+  {
+    type: /^server_error$/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openai,
+    category: "upstream_failure",
+    reason: REASONS.upstreamFailed,
+  },
+
   // Anything else the upstream said: an error object with HTTP 200, or an unexpected status
   { category: "upstream_failure", reason: REASONS.unclassified },
 ];

@@ -10,8 +10,9 @@ import { AnswerScanner, asciiOrLatin1, MAX_ANSWER_BYTES } from "./answer_scanner
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { ASCII } from "./bytes.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
+import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
 import { MAX_PARTIAL_IMAGES } from "./params.ts";
-import { clip, errorFromJson, parseUpstreamError, requestIdOf } from "./upstream_error.ts";
+import { clip, errorFromJson, parseUpstreamError } from "./upstream_error.ts";
 
 /** Where the images of the events go; which event an image belonged to is known at its end. */
 export interface EventImageTarget {
@@ -23,6 +24,18 @@ export interface EventImageTarget {
   drop: () => Promise<void>;
 }
 
+export interface EventStreamOptions {
+  /** The answer's headers, read for an error event as for an error answer. */
+  headers?: Headers;
+  /** How many partial images were asked for: later ones are counted, not handed over. */
+  partialImagesAsked?: number;
+}
+
+/**
+ * More partial images than this fail the stream: an upstream sends at most the number asked for
+ * (0 to 3), so one that sends this many is not making an image.
+ */
+export const MAX_PARTIAL_EVENTS = 100;
 /** Every partial image and the final one, each as large as a JSON answer may be. */
 const MAX_STREAM_BYTES = (MAX_PARTIAL_IMAGES + 2) * MAX_ANSWER_BYTES;
 /** Longer event names are not ones this reads. */
@@ -51,21 +64,21 @@ export function isEventStream(headers: Headers): boolean {
  * images are handed to `target` as they end. Comments, keep-alive lines, `id:` and `retry:` are
  * ignored, line ends may be LF, CRLF or CR, `data: [DONE]` ends the stream. An `error` event, or
  * one whose data holds an `error` object, fails like an upstream's error answer; a stream that
- * ends without the completed event fails as a bad response. `facts` (the answer's status and
- * request id) go into every failure.
+ * ends without the completed event fails as a bad response, and so does one that sends more than
+ * MAX_PARTIAL_EVENTS partial images. `facts` (the answer's status and request id) go into every
+ * failure; the body is read as any other (bodyChunks), so that a dropped connection is told apart.
  */
 export async function readEventStream(
   body: ReadableStream<Uint8Array> | null,
   target: EventImageTarget,
   facts: FailureDetails = {},
+  options: EventStreamOptions = {},
 ): Promise<Answer> {
-  const reader = new EventStreamReader(target, facts);
-  if (body !== null) {
-    for await (const chunk of body) {
-      const answer = await reader.push(chunk);
-      // Leaving the loop cancels the rest of the body.
-      if (answer !== null) return answer;
-    }
+  const reader = new EventStreamReader(target, facts, options);
+  for await (const chunk of bodyChunks(body)) {
+    const answer = await reader.push(chunk);
+    // Leaving the loop cancels the rest of the body.
+    if (answer !== null) return answer;
   }
   return reader.end();
 }
@@ -73,6 +86,8 @@ export async function readEventStream(
 class EventStreamReader {
   readonly #target: EventImageTarget;
   readonly #facts: FailureDetails;
+  readonly #headers: Headers;
+  readonly #partialImagesAsked: number;
   #totalBytes = 0;
   /** How much of a byte order mark the start of the stream may still hold. */
   #bomRead = 0;
@@ -89,9 +104,11 @@ class EventStreamReader {
   #joins = 0;
   #partialImages = 0;
 
-  constructor(target: EventImageTarget, facts: FailureDetails) {
+  constructor(target: EventImageTarget, facts: FailureDetails, options: EventStreamOptions) {
     this.#target = target;
     this.#facts = facts;
+    this.#headers = options.headers ?? new Headers();
+    this.#partialImagesAsked = options.partialImagesAsked ?? MAX_PARTIAL_IMAGES;
   }
 
   /** Reads a chunk; returns the answer once the completed event has been read. */
@@ -239,7 +256,7 @@ class EventStreamReader {
       eventName === "error" || type === "error" ||
       (!isImage && record !== null && errorFromJson(record) !== null)
     ) {
-      throw streamedError(record, skeleton, this.#facts);
+      throw streamedError(record, skeleton, this.#facts, this.#headers);
     }
     if (record !== null && type.endsWith(".completed")) {
       const answer = answerFromItem(record, record);
@@ -253,7 +270,16 @@ class EventStreamReader {
       return { ...answer, partialImages: this.#partialImages };
     }
     if (type.endsWith(".partial_image")) {
-      await this.#target.partial(this.#partialImages++);
+      const index = this.#partialImages++;
+      if (index >= MAX_PARTIAL_EVENTS) {
+        throw new GenerationError(
+          "response",
+          `The event stream sent more than ${MAX_PARTIAL_EVENTS} partial images (${this.#partialImagesAsked} asked for)`,
+          this.#facts,
+        );
+      }
+      if (index < this.#partialImagesAsked) await this.#target.partial(index);
+      else if (wroteImage) await this.#target.drop();
       return null;
     }
     if (wroteImage) await this.#target.drop();
@@ -261,17 +287,18 @@ class EventStreamReader {
   }
 }
 
-/** An error sent as an event, in the same terms as an error answered with HTTP 200. */
+/** An error sent as an event, read with the answer's headers as an error answer is. */
 function streamedError(
   record: Record<string, unknown> | null,
   text: string,
   facts: FailureDetails,
+  headers: Headers,
 ): GenerationError {
   const upstream = (record !== null ? errorFromJson(record) : null) ?? parseUpstreamError(text);
   const said = upstream.message ? `: ${upstream.message}` : "";
+  const details = upstreamErrorDetails({ status: facts.httpStatus ?? 200, headers }, upstream);
   return new GenerationError("request", `The upstream's event stream sent an error${said}`, {
-    httpStatus: facts.httpStatus ?? 200,
-    upstream,
-    requestId: requestIdOf(null, upstream.message) ?? facts.requestId ?? null,
+    ...details,
+    requestId: details.requestId ?? facts.requestId ?? null,
   });
 }

@@ -7,7 +7,12 @@ import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./
 import { type ImageInfo, sniffImage } from "./image_type.ts";
 import { ImageFile } from "./output_file.ts";
 import { PartialImages } from "./partial_images.ts";
-import { type GenerationInput, type GenerationParams, validateParams } from "./params.ts";
+import {
+  type GenerationInput,
+  type GenerationParams,
+  MAX_PARTIAL_IMAGES,
+  validateParams,
+} from "./params.ts";
 import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
 import { transportFailure } from "./http_failure.ts";
 import { MAX_FIELD_CHARS } from "./upstream_error.ts";
@@ -252,7 +257,10 @@ async function attemptOnce(
     async (response, facts) => {
       try {
         return isEventStream(response.headers)
-          ? await readEventStream(response.body, events, facts)
+          ? await readEventStream(response.body, events, facts, {
+            headers: response.headers,
+            partialImagesAsked: params.partial_images ?? MAX_PARTIAL_IMAGES,
+          })
           : await readAnswer(response.body, file.write, facts);
       } catch (error) {
         throw transportFailure("response", error, deadline, "Reading the answer", facts);

@@ -4,7 +4,12 @@
  * upstream's own words (at most MAX_ERROR_BODY_BYTES of it).
  */
 import type { Deadline } from "./deadline.ts";
-import { type FailureDetails, GenerationError, unexpectedFailure } from "./errors.ts";
+import {
+  type FailureDetails,
+  GenerationError,
+  unexpectedFailure,
+  type UpstreamError,
+} from "./errors.ts";
 import type { LocalCause, Stage } from "./types.ts";
 import { concat } from "./bytes.ts";
 import { retryAfterMs, retryRefused } from "./retry.ts";
@@ -139,13 +144,25 @@ export async function httpFailure(
       location ?? "?"
     }"; use that address`;
   }
-  return new GenerationError(stage, message, {
-    httpStatus: response.status,
+  return new GenerationError(stage, message, upstreamErrorDetails(response, upstream));
+}
+
+/**
+ * What an upstream's error tells a failure, whether it came as a non-2xx answer or inside a 2xx
+ * one: its words, its id for the request, and when (or whether) to try again, from the answer's
+ * headers and the words.
+ */
+export function upstreamErrorDetails(
+  answer: { status: number; headers: Headers },
+  upstream: UpstreamError,
+): FailureDetails {
+  return {
+    httpStatus: answer.status,
     upstream,
-    retryAfterMs: retryAfterMs(response.headers, upstream.message),
-    retryRefused: retryRefused(response.headers),
-    requestId: requestIdOf(response.headers, upstream.message),
-  });
+    retryAfterMs: retryAfterMs(answer.headers, upstream.message),
+    retryRefused: retryRefused(answer.headers),
+    requestId: requestIdOf(answer.headers, upstream.message),
+  };
 }
 
 /** How much of an error body is read; the rest is cancelled. */

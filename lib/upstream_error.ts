@@ -24,11 +24,13 @@ const EMPTY: UpstreamError = { type: null, message: null, code: null, param: nul
  * the gateways' `{"error": {...}}` (Azure's with an `innererror`), a bare `{"error": "..."}`, an
  * `errors` or `error` array (Cloudflare), a top-level `code` with `message` (SiliconFlow, sub2api)
  * or `{"success": false, "message": ...}` (new-api), `detail`/`msg`, an HTML error page (reduced to
- * its title), or plain text.
+ * its title), plain text, or any of these sent as server-sent events (`event: error` /
+ * `data: {"error": …}`).
  */
 export function parseUpstreamError(text: string): UpstreamError {
   const trimmed = text.trim();
   if (trimmed === "") return EMPTY;
+  if (EVENT_STREAM_START.test(trimmed)) return errorOfEvents(eventData(trimmed));
   let json: unknown;
   try {
     json = JSON.parse(trimmed);
@@ -36,6 +38,31 @@ export function parseUpstreamError(text: string): UpstreamError {
     return { ...EMPTY, message: clip(looksLikeHtml(trimmed) ? htmlSummary(trimmed) : trimmed) };
   }
   return errorFromJson(json) ?? { ...EMPTY, message: clip(trimmed) };
+}
+
+/** Text that opens with a server-sent event's field or comment: an event stream, not words. */
+const EVENT_STREAM_START = /^(event|data|id|retry)?:/;
+
+/** The data of each event of a server-sent event stream, its lines joined by line feeds. */
+function eventData(text: string): string[] {
+  const events: string[] = [];
+  for (const block of text.split(/\r\n\r\n|\n\n|\r\r/)) {
+    const lines = block.split(/\r\n|\n|\r/).filter((line) => /^data(:|$)/.test(line));
+    const data = lines.map((line) => line.replace(/^data:? ?/, "")).join("\n");
+    if (lines.length > 0 && data.trim() !== "") events.push(data);
+  }
+  return events;
+}
+
+/** The first event that holds an error object, or else the first one's text read as a body. */
+function errorOfEvents(events: string[]): UpstreamError {
+  for (const data of events) {
+    try {
+      const upstream = errorFromJson(JSON.parse(data));
+      if (upstream !== null) return upstream;
+    } catch { /* not JSON: looked at below if no event holds an error object */ }
+  }
+  return events.length > 0 ? parseUpstreamError(events[0]!) : EMPTY;
 }
 
 /** The error object inside a JSON answer, or null when it holds none. */

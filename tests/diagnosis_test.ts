@@ -920,3 +920,14 @@ Deno.test("diagnose() names every signal that stops a call in the cancelled reas
     for (const signal of STOP_SIGNALS) assert.ok(reason.includes(signal), `${lang}: ${signal}`);
   }
 });
+
+Deno.test("diagnose() reads OpenAI's server_error sent without a failing status as a JSON 500 is read", () => {
+  const error = { type: "server_error", message: "The server had an error" };
+  const asJson = diagnose(answered(500, error), "en");
+  // An error event of a stream, or an error object answered with HTTP 200.
+  assert.deepEqual(diagnose(answered(200, error), "en"), asJson);
+  assert.equal(asJson.category, "upstream_failure");
+  assert.match(asJson.human_reason, /^The image model's upstream service failed/);
+  // A status that says more still decides.
+  assert.match(diagnose(answered(504, error), "en").human_reason, /gateway/i);
+});

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { Answer } from "../lib/answer.ts";
 import { GenerationError } from "../lib/errors.ts";
-import { isEventStream, readEventStream } from "../lib/event_stream.ts";
+import {
+  type EventStreamOptions,
+  isEventStream,
+  MAX_PARTIAL_EVENTS,
+  readEventStream,
+} from "../lib/event_stream.ts";
 import { ChunkedBody, concat, everyCut, randomBytes, randomCuts, sameBytes } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -36,17 +41,25 @@ class Recorder {
   }
 }
 
-async function readCut(text: string | Uint8Array, cuts: number[] = []) {
+async function readCut(
+  text: string | Uint8Array,
+  cuts: number[] = [],
+  options: EventStreamOptions = {},
+) {
   const bytes = typeof text === "string" ? encoder.encode(text) : text;
   const body = new ChunkedBody(bytes, cuts);
   const recorder = new Recorder();
-  const answer = await readEventStream(body.stream, recorder.target);
+  const answer = await readEventStream(body.stream, recorder.target, {}, options);
   return { answer, recorder, body };
 }
 
-async function failureOf(text: string, cuts: number[] = []): Promise<GenerationError> {
+async function failureOf(
+  text: string,
+  cuts: number[] = [],
+  options: EventStreamOptions = {},
+): Promise<GenerationError> {
   try {
-    await readCut(text, cuts);
+    await readCut(text, cuts, options);
   } catch (error) {
     assert.ok(error instanceof GenerationError, `expected a GenerationError, got ${error}`);
     return error;
@@ -251,4 +264,56 @@ Deno.test("isEventStream() knows server-sent events by their content type", () =
   );
   assert.equal(isEventStream(new Headers({ "content-type": "application/json" })), false);
   assert.equal(isEventStream(new Headers()), false);
+});
+
+Deno.test("readEventStream() reads an error event's wait and retry refusal from the answer's headers and words", async () => {
+  const error = (message: string) =>
+    `event: error\ndata: ${
+      JSON.stringify({ type: "error", error: { message, type: "requests" } })
+    }\n\n`;
+  const headed = await failureOf(error("Rate limit reached"), [], {
+    headers: new Headers({ "retry-after": "2", "x-request-id": "req_1" }),
+  });
+  assert.equal(headed.details.retryAfterMs, 2000);
+  assert.equal(headed.details.retryRefused, false);
+  assert.equal(headed.details.requestId, "req_1");
+
+  const said = await failureOf(error("Rate limit reached. Please try again in 1.5s."));
+  assert.equal(said.details.retryAfterMs, 1500);
+
+  const refused = await failureOf(error("busy"), [], {
+    headers: new Headers({ "x-should-retry": "false" }),
+  });
+  assert.equal(refused.details.retryRefused, true);
+});
+
+const partialEvent = (index: number) =>
+  openAiEvent("image_generation.partial_image", {
+    b64_json: PARTIAL_0.toBase64(),
+    partial_image_index: index,
+  });
+const completed = openAiEvent("image_generation.completed", { b64_json: FINAL.toBase64() });
+
+Deno.test("readEventStream() counts partial images beyond those asked for but hands none of them over", async () => {
+  const stream = [0, 1, 2, 3, 4].map(partialEvent).join("") + completed;
+  const { answer, recorder } = await readCut(stream, [], { partialImagesAsked: 2 });
+  assert.equal(answer.partialImages, 5);
+  assert.deepEqual(recorder.partials.map((p) => p.index), [0, 1]);
+  assert.equal(recorder.drops, 3);
+  assert.ok(sameBytes(recorder.image, FINAL));
+});
+
+Deno.test("readEventStream() fails as a bad response past MAX_PARTIAL_EVENTS partial images", async () => {
+  const many = (count: number) => Array.from({ length: count }, (_, i) => partialEvent(i)).join("");
+  const { answer } = await readCut(many(MAX_PARTIAL_EVENTS) + completed);
+  assert.equal(answer.partialImages, MAX_PARTIAL_EVENTS);
+
+  const failure = await failureOf(many(MAX_PARTIAL_EVENTS + 1) + completed, [], {
+    partialImagesAsked: 1,
+  });
+  assert.equal(failure.stage, "response");
+  assert.equal(
+    failure.message,
+    `The event stream sent more than ${MAX_PARTIAL_EVENTS} partial images (1 asked for)`,
+  );
 });

@@ -280,3 +280,120 @@ Deno.test("generateFromParams() removes the partial images with the image when t
     assert.deepEqual(await listDir(dir), []);
   });
 });
+
+/** A body that sends `text`, then fails as a connection that drops. */
+function cutAfter(text: string, contentType: string): Response {
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return controller.error(new Error("connection reset"));
+      sent = true;
+      controller.enqueue(new TextEncoder().encode(text));
+    },
+  });
+  return new Response(body, { headers: { "content-type": contentType } });
+}
+
+Deno.test("generateImage() diagnoses a stream cut after the request was sent as the same cut of a JSON answer", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("sse-cut", () => cutAfter(partialEvents, "text/event-stream"));
+  upstream.route("json-cut", () => cutAfter('{"data":[{"b64_json":"iVBOR', "application/json"));
+  await withTempDir(async (dir) => {
+    const input = { ...STREAM_INPUT, save_partials: true };
+    const streamed = failure(await generateImage(inputFor(upstream, "sse-cut", dir, input)));
+    const json = failure(await generateImage(inputFor(upstream, "json-cut", dir, input)));
+    for (const result of [streamed, json]) {
+      assert.equal(result.stage, "response");
+      assert.equal(result.diagnosis.category, "network_error");
+      assert.equal(result.diagnosis.retryable, true);
+      assert.match(result.error, /the connection dropped after the request was sent/);
+    }
+    assert.equal(streamed.diagnosis.human_reason, json.diagnosis.human_reason);
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+const errorEvent = (error: Record<string, unknown>) =>
+  `event: error\ndata: ${JSON.stringify({ type: "error", error })}\n\n`;
+
+Deno.test("generateImage() takes an error event's Retry-After and x-should-retry from the stream's headers", async () => {
+  await using upstream = startFakeUpstream();
+  const rateLimit = {
+    message: "Rate limit reached",
+    type: "requests",
+    code: "rate_limit_exceeded",
+  };
+  upstream.route("sse-429", () =>
+    new Response(errorEvent(rateLimit), {
+      headers: { "content-type": "text/event-stream", "retry-after": "2" },
+    }));
+  upstream.route(
+    "sse-no-retry",
+    () =>
+      new Response(errorEvent({ message: "busy", type: "server_error" }), {
+        headers: { "content-type": "text/event-stream", "x-should-retry": "false" },
+      }),
+  );
+  await withTempDir(async (dir) => {
+    const limited = failure(await generateImage(inputFor(upstream, "sse-429", dir, STREAM_INPUT)));
+    assert.equal(limited.diagnosis.category, "rate_limited");
+    assert.equal(limited.diagnosis.retry_after_ms, 2000);
+
+    const input = inputFor(upstream, "sse-no-retry", dir, { ...STREAM_INPUT, max_retries: 2 });
+    const refused = failure(await generateImage(input));
+    assert.equal(refused.diagnosis.retryable, false);
+    assert.equal(upstream.requests.filter((r) => r.scenario === "sse-no-retry").length, 1);
+  });
+});
+
+Deno.test("generateImage() reads an error answered with a failing status as server-sent events", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("sse-400", () =>
+    new Response(
+      errorEvent({
+        message: "Your request was rejected by the safety system",
+        type: "image_generation_user_error",
+        code: "moderation_blocked",
+      }),
+      { status: 400, headers: { "content-type": "text/event-stream" } },
+    ));
+  await withTempDir(async (dir) => {
+    const result = failure(await generateImage(inputFor(upstream, "sse-400", dir, STREAM_INPUT)));
+    assert.equal(result.http_status, 400);
+    assert.equal(result.upstream_error_code, "moderation_blocked");
+    assert.equal(result.upstream_error_message, "Your request was rejected by the safety system");
+    assert.equal(result.diagnosis.category, "content_rejected");
+  });
+});
+
+Deno.test("generateImage() gives a streamed server error the reason of the same error answered HTTP 500", async () => {
+  await using upstream = startFakeUpstream();
+  const error = { message: "The server had an error", type: "server_error" };
+  upstream.route(
+    "sse-500",
+    () => new Response(errorEvent(error), { headers: { "content-type": "text/event-stream" } }),
+  );
+  upstream.route("json-500", () => Response.json({ error }, { status: 500 }));
+  await withTempDir(async (dir) => {
+    const streamed = failure(await generateImage(inputFor(upstream, "sse-500", dir, STREAM_INPUT)));
+    const json = failure(await generateImage(inputFor(upstream, "json-500", dir, STREAM_INPUT)));
+    assert.deepEqual(streamed.diagnosis, json.diagnosis);
+  });
+});
+
+Deno.test("generateImage() neither saves nor tells the partial images beyond those asked for", async () => {
+  await using upstream = startFakeUpstream();
+  upstream.route("sse", () => eventStream(partialEvents + partialEvents + completedEvent));
+  await withTempDir(async (dir) => {
+    const messages: string[] = [];
+    const input = inputFor(upstream, "sse", dir, { ...STREAM_INPUT, save_partials: true });
+    const result = success(
+      await generateImage(input, { onProgress: (message) => messages.push(message) }),
+    );
+    assert.equal(result.partial_images_received, 4);
+    assert.equal(result.partial_paths?.length, 2);
+    assert.equal(messages.filter((m) => m.startsWith("partial")).length, 2);
+    assert.deepEqual(await Deno.readFile(result.image_path), PNG_64);
+    assert.equal((await listDir(dir)).length, 3);
+  });
+});

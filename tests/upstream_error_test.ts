@@ -360,3 +360,31 @@ Deno.test("a key cut by the kept-text clip leaves no part of it once masked", ()
   const shown = redactText(upstream.message ?? "", secretsOf(key, null));
   assert.ok(shown.endsWith(" ***…"), shown.slice(-40));
 });
+
+Deno.test("parseUpstreamError() reads an error sent as server-sent events, as its JSON", () => {
+  const error = {
+    message: "Your request was rejected by the safety system",
+    type: "image_generation_user_error",
+    code: "moderation_blocked",
+  };
+  const expected = upstream(error);
+  const data = JSON.stringify({ type: "error", error });
+  assert.deepEqual(parseUpstreamError(`event: error\ndata: ${data}\n\n`), expected);
+  assert.deepEqual(parseUpstreamError(`event: error\r\ndata: ${data}\r\n\r\n`), expected);
+  // The error is looked for past a comment and an event without one.
+  assert.deepEqual(
+    parseUpstreamError(`: ping\n\nevent: ping\ndata: {"type":"ping"}\n\ndata:${data}\n\n`),
+    expected,
+  );
+  // Data split over several lines is joined, as a reader of the stream joins it.
+  const spread = JSON.stringify({ error }, null, 1).split("\n").map((l) => `data: ${l}`);
+  assert.deepEqual(parseUpstreamError(spread.join("\n")), expected);
+});
+
+Deno.test("parseUpstreamError() reads a plain-text error event as its text, never the framing", () => {
+  assert.deepEqual(
+    parseUpstreamError("event: error\ndata: upstream timed out\n\n"),
+    upstream({ message: "upstream timed out" }),
+  );
+  assert.deepEqual(parseUpstreamError("event: error\n\n"), upstream({}));
+});
