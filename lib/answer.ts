@@ -1,8 +1,8 @@
 import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
-import { bodyChunks } from "./http_failure.ts";
-import { clip, errorFromJson, htmlSummary, requestIdOf } from "./upstream_error.ts";
+import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
+import { clip, errorFromJson, htmlSummary } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */
 export type ImageSource = { kind: "streamed" } | { kind: "url"; url: string };
@@ -29,22 +29,28 @@ export class EmptyAnswerError extends GenerationError {
  * Reads a 2xx answer as it arrives. The first non-empty base64 image (a `b64_json` value, or a
  * `url` holding a data URL) is decoded straight into `sink`, and the rest of the JSON is kept
  * with that value replaced by a marker, so that a 64 MB answer never sits in memory as text.
+ * `headers` are the answer's, read for an error object in it as for an error answer.
  */
 export async function readAnswer(
   body: ReadableStream<Uint8Array> | null,
   sink: ByteSink,
   facts: FailureDetails = {},
+  headers: Headers = new Headers(),
 ): Promise<Answer> {
   const scanner = new AnswerScanner(new Base64StreamDecoder(sink), facts);
   for await (const chunk of bodyChunks(body)) await scanner.push(chunk);
-  return interpretAnswer(await scanner.finish(), facts);
+  return interpretAnswer(await scanner.finish(), facts, headers);
 }
 
 /**
  * Picks the image out of an answer's JSON: `data` as an array or a single object. `facts` (the
  * answer's status and request id) go into every failure.
  */
-export function interpretAnswer(text: string, facts: FailureDetails = {}): Answer {
+export function interpretAnswer(
+  text: string,
+  facts: FailureDetails = {},
+  headers: Headers = new Headers(),
+): Answer {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -62,14 +68,11 @@ export function interpretAnswer(text: string, facts: FailureDetails = {}): Answe
   if (item === undefined) {
     const upstream = errorFromJson(json);
     if (upstream !== null) {
+      const details = upstreamErrorDetails({ status: facts.httpStatus ?? 200, headers }, upstream);
       throw new GenerationError(
         "request",
         `The upstream answered with an error: ${upstream.message}`,
-        {
-          httpStatus: facts.httpStatus ?? 200,
-          upstream,
-          requestId: requestIdOf(null, upstream.message) ?? facts.requestId ?? null,
-        },
+        { ...details, requestId: details.requestId ?? facts.requestId ?? null },
       );
     }
     if (Array.isArray(record.data) && record.data.length === 0) {

@@ -261,7 +261,7 @@ async function attemptOnce(
             headers: response.headers,
             partialImagesAsked: params.partial_images ?? MAX_PARTIAL_IMAGES,
           })
-          : await readAnswer(response.body, file.write, facts);
+          : await readAnswer(response.body, file.write, facts, response.headers);
       } catch (error) {
         throw transportFailure("response", error, deadline, "Reading the answer", facts);
       }

@@ -234,6 +234,8 @@ Deno.test("readAnswer() reports an error object answered with 200 at stage reque
     assert.deepEqual(failure.details, {
       httpStatus: 200,
       requestId: null,
+      retryAfterMs: null,
+      retryRefused: false,
       upstream: {
         type: "image_generation_user_error",
         message: "Your request was rejected by the safety system.",

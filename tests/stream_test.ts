@@ -397,3 +397,20 @@ Deno.test("generateImage() neither saves nor tells the partial images beyond tho
     assert.equal((await listDir(dir)).length, 3);
   });
 });
+
+Deno.test("generateImage() reads the headers of an error answered with HTTP 200 as JSON as it does a stream's", async () => {
+  await using upstream = startFakeUpstream();
+  const error = { message: "busy", type: "server_error" };
+  upstream.route("json-200", () => Response.json({ error }, { headers: { "retry-after": "3" } }));
+  upstream.route(
+    "json-200-no-retry",
+    () => Response.json({ error }, { headers: { "x-should-retry": "false" } }),
+  );
+  await withTempDir(async (dir) => {
+    const waited = failure(await generateImage(inputFor(upstream, "json-200", dir)));
+    assert.equal(waited.diagnosis.retry_after_ms, 3000);
+    const input = inputFor(upstream, "json-200-no-retry", dir, { max_retries: 2 });
+    assert.equal(failure(await generateImage(input)).diagnosis.retryable, false);
+    assert.equal(upstream.requests.filter((r) => r.scenario === "json-200-no-retry").length, 1);
+  });
+});
