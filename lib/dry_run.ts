@@ -1,7 +1,7 @@
 import { safeFileStem } from "./output_file.ts";
 import type { GenerationParams } from "./params.ts";
 import { authHeaderOf, maskedHeaderValues } from "./headers.ts";
-import { maskBaseUrl, redact, secretsOf } from "./redact.ts";
+import { maskBaseUrl, redact, redactText, secretsOf } from "./redact.ts";
 import { endpointOf, requestBody, requestHeaders } from "./request.ts";
 
 export interface DryRunReport {
@@ -27,7 +27,7 @@ export function dryRunReport(params: GenerationParams): DryRunReport {
     dry_run: true,
     request: {
       method: "POST",
-      url: maskBaseUrl(endpointOf(params.base_url).href),
+      url: redactText(maskBaseUrl(endpointOf(params.base_url).href), secrets),
       headers,
       body: redact(requestBody(params), secrets),
     },

@@ -29,35 +29,95 @@ const KEY_HEADER_TOKEN = new RegExp(
 );
 
 /**
+ * A piece of a secret this long is masked wherever it stands, beside an ellipsis or not: an
+ * upstream that echoes 20 characters of a key, or its tail, gives the key away all the same. 12
+ * characters of a generated token occur in no other text; those of a word or a URL can.
+ */
+const MIN_FRAGMENT_CHARS = 12;
+/**
+ * How far into one secret its pieces are looked for: twice what a valid key or header value may
+ * have, so that a pasted megabyte costs no megabyte of pieces. A longer one is still masked whole.
+ */
+const MAX_FRAGMENT_SOURCE_CHARS = 16384;
+/** How much of a key given as an array or object is walked for strings and numbers. */
+const MAX_KEY_ITEMS = 256;
+
+/** For a list made by secretsOf(), the secrets whose every piece is masked too. */
+const fragmentSources = new WeakMap<readonly string[], readonly string[]>();
+
+/**
  * The values that must never be printed: the API key, any credentials in base_url, and the
  * values of extra_headers (with the tokens inside them).
+ *
+ * The key is taken as given, whatever it is (untrimmed, not ASCII, too long, a number): it is
+ * the caller's secret even when it is refused. Pieces of MIN_FRAGMENT_CHARS are masked for the
+ * key and for base_url's credentials, which are secrets through and through; for an extra header
+ * only when its name says it holds a credential (`x-portkey-api-key`, `cf-aig-authorization`) or
+ * its token looks generated, so that a piece of `HTTP-Referer: https://my-app.example.com` or
+ * `X-Title: My Image Studio` in an upstream's message stays readable.
  */
 export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unknown): string[] {
   const secrets = new Set<string>();
-  if (typeof apiKey === "string") {
+  const pieces = new Set<string>();
+  const add = (value: string, inPieces: boolean) => {
+    for (const form of formsOf(value)) {
+      secrets.add(form);
+      if (inPieces) pieces.add(form);
+    }
+  };
+  for (const key of keyValues(apiKey)) {
     // The key is sent trimmed (one read from a file ends in a line break), and echoed so.
-    for (const form of [...formsOf(apiKey), ...formsOf(apiKey.trim())]) secrets.add(form);
+    add(key, true);
+    add(key.trim(), true);
   }
   if (typeof baseUrl === "string") {
     for (const value of urlCredentials(baseUrl).found) {
-      for (const form of [...formsOf(value), ...formsOf(decodedOrSelf(value))]) secrets.add(form);
+      add(value, true);
+      add(decodedOrSelf(value), true);
     }
   }
   if (typeof extraHeaders === "object" && extraHeaders !== null) {
-    for (const value of Object.values(extraHeaders)) {
+    for (const [name, value] of Object.entries(extraHeaders)) {
       if (typeof value !== "string") continue;
-      // The whole value, and each token in it: the part after "Bearer", a key in a JSON config.
-      const tokens = value.split(/[\s"'`,;{}[\]]+/).filter((part) =>
-        part.length >= SHORT_SECRET_CHARS
-      );
-      for (const part of [value, ...tokens]) {
-        for (const form of formsOf(part)) secrets.add(form);
+      const credential = isCredentialHeader(name);
+      add(value, credential);
+      // Each token in it too: the part after "Bearer", a key in a JSON config.
+      for (const token of value.split(/[\s"'`,;{}[\]]+/)) {
+        if (token.length >= SHORT_SECRET_CHARS) add(token, credential || looksRandom(token));
       }
     }
   }
   secrets.delete("");
   // Longest first, so that a secret containing another is masked whole.
-  return [...secrets].sort((a, b) => b.length - a.length);
+  const list = [...secrets].sort((a, b) => b.length - a.length);
+  fragmentSources.set(list, [...pieces].filter((piece) => piece.length >= MIN_FRAGMENT_CHARS));
+  return list;
+}
+
+/** The texts of an api_key as given: a string, a number, or the strings and numbers inside. */
+function keyValues(apiKey: unknown): string[] {
+  if (typeof apiKey === "string") return [apiKey];
+  if (typeof apiKey === "number" || typeof apiKey === "bigint") {
+    const text = String(apiKey);
+    return text.length >= SHORT_SECRET_CHARS ? [text] : [];
+  }
+  if (typeof apiKey !== "object" || apiKey === null) return [];
+  const found: string[] = [];
+  const pending: unknown[] = [apiKey];
+  for (let walked = 0; pending.length > 0 && walked < MAX_KEY_ITEMS; walked++) {
+    const item = pending.pop();
+    if (typeof item === "object" && item !== null) {
+      pending.push(...Object.values(item).slice(0, MAX_KEY_ITEMS));
+    } else {
+      found.push(...keyValues(item));
+    }
+  }
+  return found;
+}
+
+/** A header whose name says it carries a credential: `api-key`, `x-portkey-virtual-key`, … */
+function isCredentialHeader(name: string): boolean {
+  return isSecretName(name) || /(?:auth|authorization|key|token|secret)$/i.test(name);
 }
 
 /**
@@ -82,7 +142,8 @@ function formsOf(value: string): string[] {
   ];
 }
 
-function decodedOrSelf(text: string): string {
+/** `text` percent-decoded, or as it is when it holds a malformed escape. */
+export function decodedOrSelf(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
@@ -273,13 +334,16 @@ const maskers = new WeakMap<readonly string[], Masker>();
 function maskerOf(secrets: readonly string[]): Masker {
   let masker = maskers.get(secrets);
   if (masker === undefined) {
-    masker = buildMasker(secrets.filter((secret) => secret !== ""));
+    masker = buildMasker(
+      secrets.filter((secret) => secret !== ""),
+      fragmentSources.get(secrets) ?? [],
+    );
     maskers.set(secrets, masker);
   }
   return masker;
 }
 
-function buildMasker(secrets: readonly string[]): Masker {
+function buildMasker(secrets: readonly string[], pieceSources: readonly string[]): Masker {
   const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
   // Long secrets are plain text to replace; only short ones need a pattern (whole words only),
   // which keeps the pattern small whatever the length of a key.
@@ -290,11 +354,13 @@ function buildMasker(secrets: readonly string[]): Masker {
     forward: new PartFinder(secret),
     backward: new PartFinder([...secret].reverse().join("")),
   }));
+  const fragments = fragmentsOf(pieceSources);
   return {
     mask(text: string): string {
       let result = text;
       for (const secret of long) result = result.replaceAll(secret, MASK);
       if (whole !== null) result = result.replace(whole, MASK);
+      if (fragments.size > 0) result = maskFragments(result, fragments);
       if (parts.length > 0 && (result.includes("…") || /\.{3}|\*{3}/.test(result))) {
         result = maskPartsAtEllipses(result, parts);
       }
@@ -302,6 +368,40 @@ function buildMasker(secrets: readonly string[]): Masker {
       return result.replace(AUTH_SCHEME_TOKEN, `$1${MASK}`).replace(KEY_HEADER_TOKEN, `$1${MASK}`);
     },
   };
+}
+
+/** Every piece of MIN_FRAGMENT_CHARS of the secrets given. */
+function fragmentsOf(sources: readonly string[]): Set<string> {
+  const fragments = new Set<string>();
+  for (const source of sources) {
+    const end = Math.min(source.length, MAX_FRAGMENT_SOURCE_CHARS);
+    for (let i = 0; i + MIN_FRAGMENT_CHARS <= end; i++) {
+      fragments.add(source.slice(i, i + MIN_FRAGMENT_CHARS));
+    }
+  }
+  return fragments;
+}
+
+/**
+ * `text` with every run of it that is covered by pieces of a secret masked as one: each window
+ * of MIN_FRAGMENT_CHARS is looked up once, and overlapping or touching hits are merged.
+ */
+function maskFragments(text: string, fragments: ReadonlySet<string>): string {
+  const ranges: Array<[number, number]> = [];
+  for (let i = 0; i + MIN_FRAGMENT_CHARS <= text.length; i++) {
+    if (!fragments.has(text.slice(i, i + MIN_FRAGMENT_CHARS))) continue;
+    const last = ranges.at(-1);
+    if (last !== undefined && i <= last[1]) last[1] = i + MIN_FRAGMENT_CHARS;
+    else ranges.push([i, i + MIN_FRAGMENT_CHARS]);
+  }
+  if (ranges.length === 0) return text;
+  let result = "";
+  let offset = 0;
+  for (const [from, to] of ranges) {
+    result += text.slice(offset, from) + MASK;
+    offset = to;
+  }
+  return result + text.slice(offset);
 }
 
 function wholePattern(secret: string): string {

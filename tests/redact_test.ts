@@ -465,3 +465,63 @@ Deno.test("redactText() masks secrets of any length, as long as a regular expres
   const secrets = secretsOf(key, "https://api.example.com/v1", { "x-token": header });
   assert.equal(redactText(`key ${key}, header ${header}.`, secrets), "key ***, header ***.");
 });
+
+const PROBE_KEY = "sk-probe-SECRETKEY1234567890";
+
+Deno.test("redactText() masks any piece of the key of 12 characters or more, with no ellipsis beside it", () => {
+  const secrets = secretsOf(PROBE_KEY, "https://h/v1");
+  const pieces = [PROBE_KEY.slice(0, 20), PROBE_KEY.slice(6), PROBE_KEY.slice(5, 22)];
+  for (const piece of [...pieces, PROBE_KEY.slice(3, 15)]) {
+    assert.equal(
+      redactText(`Incorrect API key provided: ${piece}. Retry`, secrets),
+      "Incorrect API key provided: ***. Retry",
+      piece,
+    );
+  }
+  assert.equal(
+    redactText(`a ${PROBE_KEY.slice(0, 14)} b ${PROBE_KEY.slice(-13)} c`, secrets),
+    "a *** b *** c",
+  );
+});
+
+Deno.test("redactText() masks overlapping and touching pieces as one", () => {
+  const secrets = secretsOf(PROBE_KEY, "https://h/v1");
+  const text = `${PROBE_KEY.slice(0, 14)}${PROBE_KEY.slice(2, 20)}!`;
+  assert.equal(redactText(text, secrets), "***!");
+});
+
+Deno.test("redactText() leaves a piece of the key shorter than 12 characters alone", () => {
+  const secrets = secretsOf(PROBE_KEY, "https://h/v1");
+  const piece = PROBE_KEY.slice(9, 20);
+  assert.equal(redactText(`id ${piece} ok`, secrets), `id ${piece} ok`);
+});
+
+Deno.test("redactText() masks pieces of base_url's credentials and of a credential header's value", () => {
+  const secrets = secretsOf(PROBE_KEY, "https://alice:userpassword123@h/v1", {
+    "x-portkey-api-key": "hdrsecretVALUE98765",
+    "cf-aig-authorization": "Bearer gatewaytokenvalue42",
+  });
+  assert.equal(redactText("pw userpassword12", secrets), "pw ***");
+  assert.equal(redactText("h hdrsecretVAL", secrets), "h ***");
+  assert.equal(redactText("(tokenvalue42)", secrets), "(***)");
+  assert.equal(redactText("(gatewaytoken)", secrets), "(***)");
+});
+
+Deno.test("redactText() leaves pieces of an ordinary header's value, as a title or a referrer", () => {
+  const secrets = secretsOf(PROBE_KEY, "https://h/v1", {
+    "X-Title": "Orange Cat Studio Nightly",
+    "HTTP-Referer": "https://cat-studio.example.com/gallery",
+  });
+  const text = "From https://cat-studio.example.com: Orange Cat Studio asked";
+  assert.equal(redactText(text, secrets), text);
+});
+
+Deno.test("secretsOf() takes the key as given, even when it is refused", () => {
+  for (const given of [`${PROBE_KEY}é`, `${PROBE_KEY} x`, `${PROBE_KEY}${"z".repeat(9000)}`]) {
+    const secrets = secretsOf(given, null);
+    assert.equal(redactText(`size ${PROBE_KEY}`, secrets), "size ***", given.slice(0, 40));
+  }
+  assert.equal(redactText("size 123456789012345", secretsOf(123456789012345, null)), "size ***");
+  const nested = secretsOf({ key: [PROBE_KEY] }, null);
+  assert.equal(redactText(`size ${PROBE_KEY}`, nested), "size ***");
+});
