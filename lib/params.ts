@@ -2,7 +2,7 @@ import { isJsonObject } from "./json.ts";
 import { InputError } from "./errors.ts";
 import { AUTH_HEADERS, type AuthHeader, extraHeadersProblems } from "./headers.ts";
 import { absolutePath } from "./paths.ts";
-import { maskThenClip, secretsOf } from "./redact.ts";
+import { decodedOrSelf, maskThenClip, secretsOf } from "./redact.ts";
 import type { Lang } from "./types.ts";
 
 /** Parameters as they arrive: a JSON object, or flags whose values are all strings. */
@@ -232,6 +232,8 @@ export function validateParams(input: GenerationInput): GenerationParams {
     );
   }
 
+  problems.push(...keyInFieldsProblems(input));
+
   const extraBody = (values.extra_body ?? {}) as Record<string, unknown>;
   const sentNames = new Set([...CORE_BODY_FIELDS, ...PASSTHROUGH_NAMES.filter((n) => n in values)]);
   const clashes = Object.keys(extraBody).filter((key) => sentNames.has(key));
@@ -279,6 +281,30 @@ export function validateParams(input: GenerationInput): GenerationParams {
     auth_header: authHeader,
     extra_headers: extraHeaders,
   };
+}
+
+/**
+ * Fields that must not hold the key. The model, size, task name, folder and base_url are shown in
+ * every result and name the file; the prompt and user go in the request body, which relays log and
+ * providers keep, while the key's header is neither logged nor kept. None has a use for the key.
+ */
+const KEY_FREE_FIELDS = ["prompt", "base_url", "model", "task_name", "output_dir", "user"] as const;
+/** A shorter key (`EMPTY`, `none`, `test`) is a placeholder that a prompt may hold as a word. */
+const MIN_REFUSED_KEY_CHARS = 8;
+
+/**
+ * Each field that holds the api_key, named but not quoted. A field is refused rather than masked
+ * so that a success shows what was given, exactly.
+ */
+function keyInFieldsProblems(input: GenerationInput): string[] {
+  if (typeof input.api_key !== "string") return [];
+  const key = input.api_key.trim();
+  if (key.length < MIN_REFUSED_KEY_CHARS) return [];
+  return KEY_FREE_FIELDS.filter((name) => {
+    const value = input[name];
+    if (typeof value !== "string") return false;
+    return value.includes(key) || (name === "base_url" && decodedOrSelf(value).includes(key));
+  }).map((name) => `Invalid ${name}: it contains the api_key; give the key only as api_key`);
 }
 
 /** partial_images and save_partials mean something only for a stream that sends partial images. */
@@ -360,7 +386,15 @@ function checkText(
 function checkUrl(name: string, raw: unknown): Checked {
   // Not quoted back: a base_url may carry credentials, and one that does not parse cannot be masked.
   if (typeof raw === "string" && URL.canParse(raw)) {
-    const { protocol } = new URL(raw);
+    const { protocol, username, password } = new URL(raw);
+    if ((protocol === "http:" || protocol === "https:") && (username !== "" || password !== "")) {
+      // The runtime would send them as `Authorization: Basic …` beside the key's own header.
+      return {
+        problem: `Invalid ${name}: it holds a user name or password before "@", which would be ` +
+          `sent as a second Authorization header; give the key as api_key, and any other ` +
+          `credential of a gateway in extra_headers`,
+      };
+    }
     if (protocol === "http:" || protocol === "https:") return { value: raw };
   }
   if (typeof raw === "string" && !raw.includes("://")) {

@@ -120,7 +120,7 @@ export function failureResult(
     upstream_error_code: shown(upstream?.code ?? null),
     error: shown(failure.message),
     diagnosis: diagnosis ?? diagnose(factsOf(failure), context.lang),
-    ...commonFields(context, {
+    ...commonFields(context, true, {
       ...extras,
       requestId: extras.requestId ?? failure.details.requestId,
     }),
@@ -133,7 +133,7 @@ export function successResult(
   context: CallContext,
   extras: CallExtras,
 ): SuccessResult {
-  const { request_id, dropped_params, attempts, ...common } = commonFields(context, extras);
+  const { request_id, dropped_params, attempts, ...common } = commonFields(context, false, extras);
   const shown = shownText(context.secrets);
   const result: SuccessResult = {
     ok: true,
@@ -163,12 +163,19 @@ export function successResult(
   return result;
 }
 
-function commonFields(context: CallContext, extras: CallExtras): Common {
+/**
+ * The call's own fields. A failure may come from any input, a careless one holding the key or an
+ * extra header's value in any field, so it masks them; a success's input passed validation, which
+ * refuses the key in them, and shows them as given, exact like the image_path they make.
+ */
+function commonFields(context: CallContext, failed: boolean, extras: CallExtras): Common {
+  const shown = (value: unknown) =>
+    typeof value !== "string" ? null : failed ? redactText(value, context.secrets) : value;
   const common: Common = {
-    base_url: typeof context.base_url === "string" ? maskBaseUrl(context.base_url) : null,
-    model: textOrNull(context.model),
-    size: textOrNull(context.size),
-    task_name: textOrNull(context.task_name),
+    base_url: isHttpUrl(context.base_url) ? shown(maskBaseUrl(context.base_url)) : null,
+    model: shown(context.model),
+    size: shown(context.size),
+    task_name: shown(context.task_name),
     elapsed_ms: elapsedSince(context.startedAt),
   };
   if (extras.requestId) {
@@ -185,8 +192,13 @@ function shownText(secrets: readonly string[]): <T extends string | null>(text: 
     (text === null ? null : maskThenClip(text, secrets, MAX_FIELD_CHARS)) as T;
 }
 
-function textOrNull(value: unknown): string | null {
-  return typeof value === "string" ? value : null;
+/**
+ * Only a base_url that is an http(s) URL is repeated: anything else may be the key given in its
+ * place (`--base-url "$KEY" --api-key https://…`), which no secret of the call would mask.
+ */
+function isHttpUrl(value: unknown): value is string {
+  return typeof value === "string" && URL.canParse(value) &&
+    /^https?:$/.test(new URL(value).protocol);
 }
 
 function elapsedSince(startedAt: number): number {

@@ -306,6 +306,22 @@ testEachTarget(
   },
 );
 
+testEachTarget(
+  "--dry-run masks a credential header's value where base_url repeats it",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const header = "hdrsecretVALUE98765";
+    const input = inputFor(upstream, "ok", "/tmp", {
+      base_url: `https://gateway.example.com/${header}/v1`,
+      extra_headers: { "x-portkey-api-key": header },
+    });
+    const run = await runTarget(target, [JSON.stringify(input), "--dry-run"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const report = onlyJson(run.stdout) as { request: { url: string } };
+    assert.equal(report.request.url, "https://gateway.example.com/***/v1/images/generations");
+  },
+);
+
 testEachTarget("--help explains the forms, stdin for the key, and exit codes", async (target) => {
   const run = await runTarget(target, ["--help"]);
   assert.equal(run.code, 0);
@@ -534,6 +550,112 @@ testEachTarget(
     });
   },
   { ignore: !HAS_SCRIPT },
+);
+
+/** A key whose pieces are easy to tell apart from anything else in an output. */
+const PROBE_KEY = "sk-probe-SECRETKEY1234567890";
+/** The pieces of PROBE_KEY an upstream or a careless caller may show: 12 characters or more. */
+const PROBE_PIECES = [PROBE_KEY.slice(0, 12), PROBE_KEY.slice(6, 18), PROBE_KEY.slice(-12)];
+
+testEachTarget("never prints the key a careless input puts in another field", async (target) => {
+  await withTempDir(async (dir) => {
+    const swapped = await runTarget(target, [
+      ...["--prompt", "p", "--model", "gpt-image-2", "--size", "1024x1024", "--task-name", "t"],
+      ...["--timeout-ms", "5000", "--output-dir", dir],
+      ...["--base-url", PROBE_KEY, "--api-key", "https://api.example.com/v1"],
+    ]);
+    const invalidKey = await runTarget(target, [
+      JSON.stringify({ api_key: `${PROBE_KEY}é`, prompt: "p", size: PROBE_KEY }),
+    ]);
+    const everywhere = await runTarget(target, [JSON.stringify({
+      prompt: "p",
+      base_url: "https://api.example.com/v1",
+      api_key: PROBE_KEY,
+      model: PROBE_KEY,
+      size: PROBE_KEY,
+      task_name: PROBE_KEY.slice(0, 20),
+      timeout_ms: 5000,
+      output_dir: `${dir}/${PROBE_KEY.slice(-14)}`,
+    })]);
+    for (const run of [swapped, invalidKey, everywhere]) {
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assertNoSecret(run.stdout + run.stderr, PROBE_PIECES);
+    }
+    const result = onlyJson(everywhere.stdout);
+    assert.deepEqual([result.model, result.size, result.task_name], ["***", "***", "***"]);
+    assert.match(result.error as string, /Invalid model: it contains the api_key/);
+    assert.equal(onlyJson(swapped.stdout).base_url, null);
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+testEachTarget(
+  "never prints a piece of the key or of a credential header that an upstream quotes whole",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const header = "hdrsecretVALUE98765";
+    upstream.route("pieces", () =>
+      Response.json({
+        error: {
+          message: `Incorrect API key provided: ${PROBE_KEY.slice(0, 20)}. Tail ` +
+            `${PROBE_KEY.slice(6)}, middle ${PROBE_KEY.slice(5, 22)}, header ${
+              header.slice(0, 12)
+            }`,
+        },
+      }, { status: 401 }));
+    await withTempDir(async (dir) => {
+      const input = inputFor(upstream, "pieces", dir, {
+        api_key: PROBE_KEY,
+        extra_headers: { "x-portkey-api-key": header },
+      });
+      const run = await runTarget(target, [JSON.stringify(input)]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assertNoSecret(run.stdout, [...PROBE_PIECES, header.slice(0, 12)]);
+      assert.equal(
+        onlyJson(run.stdout).upstream_error_message,
+        "Incorrect API key provided: ***. Tail ***, middle ***, header ***",
+      );
+    });
+  },
+);
+
+testEachTarget(
+  "masks a piece of the key an upstream quotes in progress lines",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("pieces-retry", () =>
+      Response.json(
+        { error: { message: `Overloaded for ${PROBE_KEY.slice(0, 20)}` } },
+        { status: 502, headers: { "retry-after-ms": "1" } },
+      ));
+    await withTempDir(async (dir) => {
+      const input = inputFor(upstream, "pieces-retry", dir, { api_key: PROBE_KEY, max_retries: 1 });
+      const onTerminal = await runOnTerminal(target, [JSON.stringify(input)]);
+      assert.equal(onTerminal.code, 1, onTerminal.stdout);
+      assert.match(onTerminal.stdout, /attempt 1 failed \(.*Overloaded for \*\*\*\); retrying/);
+      assertNoSecret(onTerminal.stdout, PROBE_PIECES);
+    });
+  },
+  { ignore: !HAS_SCRIPT },
+);
+
+testEachTarget(
+  "refuses a base_url with a user and password, which would go out as a second Authorization",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const base_url = upstream.baseUrl("ok").replace("http://", "http://alice:userpassword1@");
+      const input = JSON.stringify(inputFor(upstream, "ok", dir, { base_url }));
+      for (const args of [[input], [input, "--dry-run"]]) {
+        const run = await runTarget(target, args);
+        assert.equal(run.code, 2, run.stdout + run.stderr);
+        const result = onlyJson(run.stdout);
+        assert.match(result.error as string, /^Invalid base_url: it holds a user name or password/);
+        assertNoSecret(run.stdout, ["alice", "userpassword1"]);
+      }
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
 );
 
 testEachTarget(

@@ -730,3 +730,53 @@ Deno.test("validateParams() keeps stream and partial_images out of extra_body", 
     'extra_body may not set "stream", "partial_images": give them as parameters instead',
   );
 });
+
+Deno.test("validateParams() refuses the api_key in a field, without quoting it", () => {
+  const key = VALID.api_key as string;
+  const fields = {
+    prompt: `a cat, key ${key}`,
+    base_url: `https://api.example.com/${encodeURIComponent(` ${key}`)}/v1`,
+    model: key,
+    task_name: `cat-${key}`,
+    output_dir: `/tmp/${key}`,
+    user: `u-${key}`,
+  };
+  const message = problemOf(withInput({ ...fields, api_key: ` ${key}\n` }));
+  for (const name of Object.keys(fields)) {
+    assert.ok(
+      message.includes(`Invalid ${name}: it contains the api_key; give the key only as api_key`),
+      `${name}: ${message}`,
+    );
+  }
+  assert.ok(!message.includes(key), message);
+});
+
+Deno.test("validateParams() takes a key under 8 characters, or a piece of one, in other fields", () => {
+  const params = validateParams(withInput({ api_key: "EMPTY", prompt: "an EMPTY room" }));
+  assert.equal(params.prompt, "an EMPTY room");
+  const key = VALID.api_key as string;
+  const piece = key.slice(0, -1);
+  assert.equal(validateParams(withInput({ task_name: piece })).task_name, piece);
+});
+
+Deno.test("validateParams() refuses a base_url with a user name or password, which would send a second Authorization", () => {
+  for (
+    const base_url of [
+      "https://bob:hunter22@api.example.com/v1",
+      "http://bob@127.0.0.1:8080/v1",
+      "https://:pw@h/v1",
+    ]
+  ) {
+    const message = problemOf(withInput({ base_url }));
+    assert.equal(
+      message,
+      'Invalid base_url: it holds a user name or password before "@", which would be sent as a ' +
+        "second Authorization header; give the key as api_key, and any other credential of a " +
+        "gateway in extra_headers",
+    );
+  }
+  assert.equal(
+    validateParams(withInput({ base_url: "https://h/v1?u=a@b" })).base_url,
+    "https://h/v1?u=a@b",
+  );
+});

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { InputError } from "../lib/errors.ts";
 import {
+  callContext,
+  failureResult,
   mediaLine,
   ResultCutShort,
   type SavedImage,
@@ -120,4 +123,44 @@ Deno.test("writeResult() writes a b64 string given in the result the same way", 
   const { text, largest } = await written(result);
   assert.equal(text, JSON.stringify(result, null, 2) + "\n");
   assert.ok(largest <= 4 * 1024 * 1024, `largest write ${largest}`);
+});
+
+const KEY = "sk-probe-SECRETKEY1234567890";
+
+Deno.test("failureResult() masks the key and its pieces in the fields it repeats of the input", () => {
+  const result = failureResult(
+    new InputError("Invalid input"),
+    callContext({
+      api_key: `${KEY}é`,
+      base_url: `https://api.example.com/${KEY}/v1`,
+      model: `m-${KEY.slice(0, 20)}`,
+      size: KEY,
+      task_name: `cat ${KEY.slice(6)}`,
+    }),
+  );
+  assert.deepEqual(
+    [result.base_url, result.model, result.size, result.task_name],
+    ["https://api.example.com/***/v1", "m-***", "***", "cat ***"],
+  );
+});
+
+Deno.test("failureResult() masks an extra header's value in the fields it repeats", () => {
+  const context = callContext({
+    api_key: KEY,
+    model: "m-hdrsecretVALUE98765",
+    extra_headers: { "x-portkey-api-key": "hdrsecretVALUE98765" },
+  });
+  assert.equal(failureResult(new InputError("Invalid input"), context).model, "m-***");
+});
+
+Deno.test("failureResult() repeats a base_url only when it is an http(s) URL, which the key is not", () => {
+  const shown = (base_url: string) =>
+    failureResult(
+      new InputError("x"),
+      callContext({ api_key: "https://api.example.com/v1", base_url }),
+    )
+      .base_url;
+  assert.equal(shown(KEY), null);
+  assert.equal(shown(`sk:${KEY}`), null);
+  assert.equal(shown("http://127.0.0.1:8080/v1"), "http://127.0.0.1:8080/v1");
 });
