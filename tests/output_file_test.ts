@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GenerationError } from "../lib/errors.ts";
-import { ABANDONED_AFTER_MS, ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
+import {
+  ABANDONED_AFTER_MS,
+  ImageFile,
+  MAX_SWEPT_PER_RUN,
+  safeFileStem,
+  timestamp,
+} from "../lib/output_file.ts";
 import { concat, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -473,6 +479,80 @@ Deno.test("ImageFile.create() keeps what the sweep cannot prove abandoned, and f
     assert.deepEqual(await namesIn(out), before);
     assert.deepEqual(await Deno.readFile(target), PNG_HEAD);
   });
+});
+
+Deno.test("ImageFile.create() looks at no more than MAX_SWEPT_PER_RUN temporary files", async () => {
+  await withTempDir(async (dir) => {
+    const total = MAX_SWEPT_PER_RUN + 10;
+    for (let i = 0; i < total; i++) {
+      await partFile(dir, `.old.${i.toString(16).padStart(8, "0")}.img2-part`, 2 * DAY_MS);
+    }
+    await (await ImageFile.create(dir, "cat")).discard();
+    assert.equal((await namesIn(dir)).length, total - MAX_SWEPT_PER_RUN);
+  });
+});
+
+Deno.test("ImageFile.create() does not wait for the sweep, which stops when the signal fires", async () => {
+  await withTempDir(async (dir) => {
+    await partFile(dir, ".old.0123abcd.img2-part", 2 * DAY_MS);
+    const controller = new AbortController();
+    const file = await ImageFile.create(dir, "cat", controller.signal);
+    controller.abort();
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), [".old.0123abcd.img2-part"]);
+  });
+});
+
+Deno.test("ImageFile.copy() does not sweep the folder again", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat", AbortSignal.abort());
+    await file.write(PNG_HEAD);
+    await partFile(dir, ".old.0123abcd.img2-part", 2 * DAY_MS);
+    const copy = await file.copy();
+    await copy.discard();
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), [".old.0123abcd.img2-part"]);
+  });
+});
+
+Deno.test("ImageFile.copy() reads the image through the open file, not its name", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "out");
+    const file = await ImageFile.create(out, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      await Deno.rename(out, join(dir, "moved"));
+      await Deno.mkdir(out, { mode: 0o700 });
+      const copy = await file.copy();
+      assert.equal(copy.bytes, PNG_HEAD.length);
+      assert.deepEqual(copy.head, PNG_HEAD);
+      assert.deepEqual(await readBack(copy, 4), PNG_HEAD);
+      await copy.discard();
+      assert.deepEqual(await namesIn(out), []);
+    } finally {
+      await file.discard();
+    }
+  });
+});
+
+Deno.test({
+  name: "ImageFile.discard() removes the temporary file from its folder moved meanwhile",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = join(dir, "out");
+      const file = await ImageFile.create(out, "cat");
+      await file.write(PNG_HEAD);
+      await Deno.rename(out, join(dir, "moved"));
+      await Deno.mkdir(out, { mode: 0o700 });
+      // A file of the same name in the new folder is not the one to remove.
+      const [temp] = await namesIn(join(dir, "moved"));
+      await Deno.writeFile(join(out, temp!), PNG_HEAD);
+      await file.discard();
+      assert.deepEqual(await namesIn(join(dir, "moved")), []);
+      assert.deepEqual(await namesIn(out), [temp]);
+    });
+  },
 });
 
 Deno.test({
