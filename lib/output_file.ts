@@ -197,7 +197,11 @@ export class ImageFile {
     return await this.commitAs(`${this.#stem}-${timestamp(now)}`, extension);
   }
 
-  /** Moves the finished file to `{stem}[-N].{extension}` in its folder and returns that path. */
+  /**
+   * Moves the finished file to `{stem}[-N].{extension}` in its folder and returns that path: the
+   * folder it is in now, should output_dir have been moved meanwhile, so that the image paid for
+   * is kept.
+   */
   async commitAs(stem: string, extension: string): Promise<string> {
     const file = this.#writable();
     try {
@@ -207,10 +211,18 @@ export class ImageFile {
       if (error instanceof GenerationError) throw error;
       throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
     }
+    const from = await pathNow(file, this.#tempPath);
+    if (from === null) {
+      throw new GenerationError(
+        "save",
+        `Cannot save the image: its temporary file "${this.#tempPath}" was moved or removed during the call`,
+      );
+    }
+    const folder = dirname(from);
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
-      const candidate = inFolder(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
+      const candidate = inFolder(folder, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
       try {
-        if (await placeWithoutClobbering(this.#tempPath, candidate)) {
+        if (await placeWithoutClobbering(from, candidate)) {
           this.#finalPath = candidate;
           return candidate;
         }
@@ -223,17 +235,18 @@ export class ImageFile {
     }
     throw new GenerationError(
       "save",
-      `Cannot find a free file name for "${stem}" in "${this.dir}"`,
+      `Cannot find a free file name for "${stem}" in "${folder}"`,
     );
   }
 
   /**
-   * A new temporary file in the same folder, holding the same bytes (a partial image kept aside),
-   * read through this file rather than its name. It does not sweep the folder again.
+   * A new temporary file in the same folder (where this one is now), holding the same bytes (a
+   * partial image kept aside), read through this file rather than its name. It does not sweep the
+   * folder again.
    */
   async copy(): Promise<ImageFile> {
-    this.#writable();
-    const copy = await ImageFile.#open(this.dir, this.#stem);
+    const here = await pathNow(this.#writable(), this.#tempPath);
+    const copy = await ImageFile.#open(here === null ? this.dir : dirname(here), this.#stem);
     try {
       const copied = copy.#writable();
       for await (const piece of this.pieces(Math.min(Math.max(this.#bytes, 1), GATHER_BYTES))) {
@@ -273,7 +286,10 @@ export class ImageFile {
     this.#gathered = null;
     this.#gatheredLength = 0;
     if (file !== null) {
-      if (this.#finalPath === null) await removeTemporary(file, this.#tempPath);
+      if (this.#finalPath === null) {
+        const path = await pathNow(file, this.#tempPath);
+        if (path !== null) await Deno.remove(path).catch(() => {});
+      }
       try {
         file.close();
       } catch { /* already closed */ }
@@ -321,22 +337,23 @@ async function refuseSharedFolder(dir: string, self: number | null): Promise<voi
 }
 
 /**
- * Removes the temporary file `file` whose name was `tempPath`, only if that name still holds it;
- * otherwise (its folder moved or renamed) at the path the system gives for the open file, on
- * Linux, if that path holds it. Never throws.
+ * Where the open temporary file `file`, created as `tempPath`, is now: `tempPath` while that name
+ * holds it; else, its folder having been moved, the path the system gives for the open file (on
+ * Linux), if that path holds it; else null. Never throws.
  */
-async function removeTemporary(file: Deno.FsFile, tempPath: string): Promise<void> {
+async function pathNow(file: Deno.FsFile, tempPath: string): Promise<string | null> {
   try {
     const mine = await file.stat();
     const holdsMine = async (path: string) => {
       const named = await Deno.lstat(path).catch(() => null);
       return named !== null && named.dev === mine.dev && named.ino === mine.ino;
     };
-    if (await holdsMine(tempPath)) return await Deno.remove(tempPath);
+    if (await holdsMine(tempPath)) return tempPath;
     for (const path of await openedPathsNamed(basename(tempPath))) {
-      if (await holdsMine(path)) return await Deno.remove(path);
+      if (await holdsMine(path)) return path;
     }
-  } catch { /* gone already, or nowhere this process can tell */ }
+  } catch { /* closed */ }
+  return null;
 }
 
 /**
@@ -356,6 +373,10 @@ async function openedPathsNamed(name: string): Promise<string[]> {
 
 function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
 /**

@@ -517,21 +517,63 @@ Deno.test("ImageFile.copy() does not sweep the folder again", async () => {
 
 Deno.test("ImageFile.copy() reads the image through the open file, not its name", async () => {
   await withTempDir(async (dir) => {
-    const out = join(dir, "out");
-    const file = await ImageFile.create(out, "cat");
+    const file = await ImageFile.create(dir, "cat");
     try {
       await file.write(PNG_HEAD);
-      await Deno.rename(out, join(dir, "moved"));
-      await Deno.mkdir(out, { mode: 0o700 });
+      const [temp] = await namesIn(dir);
+      await Deno.rename(join(dir, temp!), join(dir, "renamed"));
       const copy = await file.copy();
       assert.equal(copy.bytes, PNG_HEAD.length);
       assert.deepEqual(copy.head, PNG_HEAD);
       assert.deepEqual(await readBack(copy, 4), PNG_HEAD);
       await copy.discard();
-      assert.deepEqual(await namesIn(out), []);
     } finally {
       await file.discard();
     }
+    // A name given by someone else is theirs.
+    assert.deepEqual(await namesIn(dir), ["renamed"]);
+  });
+});
+
+Deno.test({
+  name: "ImageFile.commit() saves the image in its folder moved meanwhile",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = join(dir, "out");
+      const moved = join(dir, "moved");
+      const file = await ImageFile.create(out, "cat");
+      try {
+        await file.write(PNG_HEAD);
+        await Deno.rename(out, moved);
+        await Deno.mkdir(out, { mode: 0o700 });
+        assert.equal(await file.commit("png", NOW), join(moved, "cat-20250304-050607.png"));
+        assert.deepEqual(await namesIn(moved), ["cat-20250304-050607.png"]);
+        assert.deepEqual(await namesIn(out), []);
+      } finally {
+        await file.discard();
+      }
+    });
+  },
+});
+
+Deno.test("ImageFile.commit() fails at stage save when its temporary file was taken away", async () => {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      const [temp] = await namesIn(dir);
+      await Deno.rename(join(dir, temp!), join(dir, "renamed"));
+      const failure = await failureOf(file.commit("png", NOW));
+      assert.equal(failure.stage, "save");
+      assert.match(
+        failure.message,
+        /^Cannot save the image: its temporary file "[^"]+" was moved or removed during the call$/,
+      );
+    } finally {
+      await file.discard();
+    }
+    assert.deepEqual(await namesIn(dir), ["renamed"]);
   });
 });
 

@@ -13,12 +13,17 @@ Deno.test("generateImage() saves the image when a partial image cannot be kept",
   await withTempDir(async (dir) => {
     const out = join(dir, "out");
     const aside = join(dir, "aside");
-    // While the first partial image is copied, output_dir's path holds a regular file.
+    let held = "";
+    // While the first partial image is copied, the image's temporary file is found neither by
+    // its name nor in its folder, and output_dir's path holds a regular file: the copy fails.
     const onProgress = (message: string) => {
       if (message === "partial image 1 received") {
         Deno.renameSync(out, aside);
         Deno.writeTextFileSync(out, "not a folder");
+        held = [...Deno.readDirSync(aside)][0]!.name;
+        Deno.renameSync(join(aside, held), join(aside, "held"));
       } else if (message === "partial image 2 received") {
+        Deno.renameSync(join(aside, "held"), join(aside, held));
         Deno.removeSync(out);
         Deno.renameSync(aside, out);
       }
@@ -40,7 +45,8 @@ Deno.test("generateImage() saves the image when a partial image cannot be kept",
 });
 
 Deno.test({
-  name: "generateImage() leaves no temporary file in output_dir moved away mid-stream",
+  name:
+    "generateImage() saves the images in output_dir moved away mid-stream, and no temporary file",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     await using upstream = startFakeUpstream();
@@ -50,14 +56,14 @@ Deno.test({
       const onProgress = (message: string) => {
         if (message === "partial image 1 received") Deno.renameSync(out, moved);
       };
-      const result = failure(
-        await generateImage(
-          inputFor(upstream, "rendered", out, { ...SAVE_TWO, base_url: upstream.url }),
-          { onProgress },
-        ),
-      );
-      assert.equal(result.stage, "save");
-      assert.deepEqual(await listDir(moved), []);
+      const input = inputFor(upstream, "rendered", out, { ...SAVE_TWO, base_url: upstream.url });
+      const result = success(await generateImage(input, { onProgress }));
+      assert.ok(result.image_path.startsWith(`${moved}/`), result.image_path);
+      const stem = result.image_path.slice(0, -".png".length);
+      const partials = [`${stem}.partial-0.png`, `${stem}.partial-1.png`];
+      assert.deepEqual(result.partial_paths, partials);
+      assert.deepEqual(await listDir(moved), [result.image_path, ...partials].map(nameOf).sort());
+      assert.deepEqual(await listDir(dir), ["moved"]);
     });
   },
 });
