@@ -8,7 +8,9 @@ import {
   safeFileStem,
   timestamp,
 } from "../lib/output_file.ts";
-import { concat, withTempDir } from "./_helpers.ts";
+import { generateImage } from "../lib/mod.ts";
+import { inputFor, startFakeUpstream } from "./_fake_upstream.ts";
+import { concat, failure, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** 2025-03-04 05:06:07 local time. */
@@ -639,5 +641,20 @@ Deno.test("ImageFile.create() sweeps a folder once, not for every image saved in
     await partFile(dir, ".cat.0123abcd.img2-part", 2 * DAY_MS);
     await (await ImageFile.create(dir, "second")).discard();
     assert.deepEqual(await namesIn(dir), [".cat.0123abcd.img2-part"]);
+  });
+});
+
+Deno.test("generateImage() says the call stopped before the request while output_dir was prepared", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir);
+    const result = failure(await generateImage(input, { signal: AbortSignal.abort() }));
+    assert.equal(result.diagnosis.category, "cancelled");
+    assert.equal(
+      result.error,
+      "Preparing output_dir: Cancelled by the caller, before the request was sent",
+    );
+    assert.equal(upstream.requests.length, 0);
+    assert.deepEqual(await namesIn(dir), []);
   });
 });
