@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateImage } from "../lib/mod.ts";
 import { inputFor, listDir, startFakeUpstream } from "./_fake_upstream.ts";
-import { failure, success, withTempDir } from "./_helpers.ts";
+import { success, withTempDir } from "./_helpers.ts";
 
 /** The mock renders an image for each request to its own /v1, streamed with partial images. */
 const SAVE_TWO = { stream: true, partial_images: 2, save_partials: true };
