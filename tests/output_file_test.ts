@@ -517,23 +517,54 @@ Deno.test("ImageFile.copy() does not sweep the folder again", async () => {
   });
 });
 
-Deno.test("ImageFile.copy() reads the image through the open file, not its name", async () => {
+/**
+ * Runs `fn` on an image file whose temporary file someone renamed: a name given by someone else
+ * is theirs, and stays.
+ */
+async function withTemporaryRenamed(fn: (file: ImageFile) => Promise<void>): Promise<void> {
   await withTempDir(async (dir) => {
     const file = await ImageFile.create(dir, "cat");
     try {
       await file.write(PNG_HEAD);
       const [temp] = await namesIn(dir);
       await Deno.rename(join(dir, temp!), join(dir, "renamed"));
-      const copy = await file.copy();
-      assert.equal(copy.bytes, PNG_HEAD.length);
-      assert.deepEqual(copy.head, PNG_HEAD);
-      assert.deepEqual(await readBack(copy, 4), PNG_HEAD);
-      await copy.discard();
+      await fn(file);
     } finally {
       await file.discard();
     }
-    // A name given by someone else is theirs.
     assert.deepEqual(await namesIn(dir), ["renamed"]);
+  });
+}
+
+/** An image file written in `{dir}/out`, then that folder renamed `moved` and `out` made anew. */
+async function movedAway(dir: string): Promise<{ file: ImageFile; out: string; moved: string }> {
+  const out = join(dir, "out");
+  const moved = join(dir, "moved");
+  const file = await ImageFile.create(out, "cat");
+  await file.write(PNG_HEAD);
+  await Deno.rename(out, moved);
+  await Deno.mkdir(out, { mode: 0o700 });
+  return { file, out, moved };
+}
+
+Deno.test("ImageFile.copy() reads the image through the open file, not its name", async () => {
+  await withTemporaryRenamed(async (file) => {
+    const copy = await file.copy();
+    assert.equal(copy.bytes, PNG_HEAD.length);
+    assert.deepEqual(copy.head, PNG_HEAD);
+    assert.deepEqual(await readBack(copy, 4), PNG_HEAD);
+    await copy.discard();
+  });
+});
+
+Deno.test("ImageFile.commit() fails at stage save when its temporary file was taken away", async () => {
+  await withTemporaryRenamed(async (file) => {
+    const failure = await failureOf(file.commit("png", NOW));
+    assert.equal(failure.stage, "save");
+    assert.match(
+      failure.message,
+      /^Cannot save the image: its temporary file "[^"]+" was moved or removed during the call$/,
+    );
   });
 });
 
@@ -542,13 +573,8 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     await withTempDir(async (dir) => {
-      const out = join(dir, "out");
-      const moved = join(dir, "moved");
-      const file = await ImageFile.create(out, "cat");
+      const { file, out, moved } = await movedAway(dir);
       try {
-        await file.write(PNG_HEAD);
-        await Deno.rename(out, moved);
-        await Deno.mkdir(out, { mode: 0o700 });
         assert.equal(await file.commit("png", NOW), join(moved, "cat-20250304-050607.png"));
         assert.deepEqual(await namesIn(moved), ["cat-20250304-050607.png"]);
         assert.deepEqual(await namesIn(out), []);
@@ -559,41 +585,17 @@ Deno.test({
   },
 });
 
-Deno.test("ImageFile.commit() fails at stage save when its temporary file was taken away", async () => {
-  await withTempDir(async (dir) => {
-    const file = await ImageFile.create(dir, "cat");
-    try {
-      await file.write(PNG_HEAD);
-      const [temp] = await namesIn(dir);
-      await Deno.rename(join(dir, temp!), join(dir, "renamed"));
-      const failure = await failureOf(file.commit("png", NOW));
-      assert.equal(failure.stage, "save");
-      assert.match(
-        failure.message,
-        /^Cannot save the image: its temporary file "[^"]+" was moved or removed during the call$/,
-      );
-    } finally {
-      await file.discard();
-    }
-    assert.deepEqual(await namesIn(dir), ["renamed"]);
-  });
-});
-
 Deno.test({
   name: "ImageFile.discard() removes the temporary file from its folder moved meanwhile",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     await withTempDir(async (dir) => {
-      const out = join(dir, "out");
-      const file = await ImageFile.create(out, "cat");
-      await file.write(PNG_HEAD);
-      await Deno.rename(out, join(dir, "moved"));
-      await Deno.mkdir(out, { mode: 0o700 });
+      const { file, out, moved } = await movedAway(dir);
       // A file of the same name in the new folder is not the one to remove.
-      const [temp] = await namesIn(join(dir, "moved"));
+      const [temp] = await namesIn(moved);
       await Deno.writeFile(join(out, temp!), PNG_HEAD);
       await file.discard();
-      assert.deepEqual(await namesIn(join(dir, "moved")), []);
+      assert.deepEqual(await namesIn(moved), []);
       assert.deepEqual(await namesIn(out), [temp]);
     });
   },
