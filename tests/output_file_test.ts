@@ -505,18 +505,6 @@ Deno.test("ImageFile.create() does not wait for the sweep, which stops when the 
   });
 });
 
-Deno.test("ImageFile.copy() does not sweep the folder again", async () => {
-  await withTempDir(async (dir) => {
-    const file = await ImageFile.create(dir, "cat", AbortSignal.abort());
-    await file.write(PNG_HEAD);
-    await partFile(dir, ".old.0123abcd.img2-part", 2 * DAY_MS);
-    const copy = await file.copy();
-    await copy.discard();
-    await file.discard();
-    assert.deepEqual(await namesIn(dir), [".old.0123abcd.img2-part"]);
-  });
-});
-
 /**
  * Runs `fn` on an image file whose temporary file someone renamed: a name given by someone else
  * is theirs, and stays.
