@@ -100,6 +100,14 @@ export async function generateFromParams(
     let saved: SavedOutcome;
     try {
       file = await ImageFile.create(params.output_dir, params.task_name, deadline.signal);
+      const cause = deadline.cause();
+      if (cause !== null) {
+        throw new GenerationError(
+          "save",
+          `Preparing output_dir: ${deadline.stopReason()}, before the request was sent`,
+          { cause },
+        );
+      }
       saved = await saveImage(file, partials, params, deadline, context, onProgress);
     } catch (error) {
       saved = { ok: false, result: failureResult(asFailure(error, deadline), context) };

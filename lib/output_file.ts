@@ -31,6 +31,11 @@ export const ABANDONED_AFTER_MS = 24 * 60 * 60 * 1000;
 export const SWEEP_EVERY_MS = 60_000;
 /** When this process last swept each folder. */
 const sweptAt = new Map<string, number>();
+/**
+ * A sweep looks at no more than this many of the temporary files it finds, picked at random so
+ * that a folder full of them is cleared over several runs, each at a small cost.
+ */
+export const MAX_SWEPT_PER_RUN = 64;
 /** Permission bits: writable by group or others; the sticky bit. */
 const WRITABLE_BY_OTHERS = 0o022;
 const STICKY = 0o1000;
@@ -53,6 +58,8 @@ export class ImageFile {
   #gathered: Uint8Array | null = null;
   #gatheredLength = 0;
   #finalPath: string | null = null;
+  /** The sweep of the folder, which runs beside the request and is awaited by discard(). */
+  #sweep: Promise<void> | null = null;
 
   private constructor(dir: string, stem: string, tempPath: string, file: Deno.FsFile) {
     this.dir = dir;
@@ -63,8 +70,10 @@ export class ImageFile {
 
   /**
    * Creates `dir` (mode 0700, with its parents) and the temporary file (mode 0600) in it, refuses
-   * a folder that others could change, and sweeps temporary files abandoned there by killed runs
-   * (stopping early when `signal` fires; at most once every {@link SWEEP_EVERY_MS} per folder).
+   * a folder that others could change, and starts sweeping temporary files abandoned there by
+   * killed runs. The sweep goes on beside the request (it stops when `signal` fires, and after
+   * MAX_SWEPT_PER_RUN files; at most once every {@link SWEEP_EVERY_MS} per folder) and never fails
+   * the call.
    */
   static async create(dir: string, taskName: string, signal?: AbortSignal): Promise<ImageFile> {
     try {
@@ -75,7 +84,26 @@ export class ImageFile {
         `Cannot create output_dir "${dir}": ${errorMessage(error)}`,
       );
     }
-    const stem = safeFileStem(taskName);
+    const image = await ImageFile.#open(dir, safeFileStem(taskName));
+    let self: number | null;
+    try {
+      // The new file's owner is this process's user, without asking for a permission to know it.
+      self = (await image.#file!.stat()).uid;
+      await refuseSharedFolder(dir, self);
+    } catch (error) {
+      await image.discard();
+      throw error;
+    }
+    const now = Date.now();
+    if (now - (sweptAt.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
+      sweptAt.set(dir, now);
+      image.#sweep = sweepAbandonedParts(dir, basename(image.#tempPath), self, signal, now);
+    }
+    return image;
+  }
+
+  /** A new locked temporary file in `dir`, which must exist. */
+  static async #open(dir: string, stem: string): Promise<ImageFile> {
     const tempPath = inFolder(dir, `.${stem}.${crypto.randomUUID().slice(0, 8)}${PART_SUFFIX}`);
     let file: Deno.FsFile;
     try {
@@ -86,23 +114,9 @@ export class ImageFile {
         `Cannot write in output_dir "${dir}": ${errorMessage(error)}`,
       );
     }
-    const image = new ImageFile(dir, stem, tempPath, file);
-    try {
-      // Held until the file is closed: it tells a sweep by another run that this one is alive.
-      await file.lock(true).catch(() => {/* not supported here: the sweep's age still holds */});
-      // The new file's owner is this process's user, without asking for a permission to know it.
-      const self = (await file.stat()).uid;
-      await refuseSharedFolder(dir, self);
-      const now = Date.now();
-      if (now - (sweptAt.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
-        sweptAt.set(dir, now);
-        await sweepAbandonedParts(dir, self, signal, now);
-      }
-    } catch (error) {
-      await image.discard();
-      throw error;
-    }
-    return image;
+    // Held until the file is closed: it tells a sweep by another run that this one is alive.
+    await file.lock(true).catch(() => {/* not supported here: the sweep's age still holds */});
+    return new ImageFile(dir, stem, tempPath, file);
   }
 
   get bytes(): number {
@@ -183,7 +197,11 @@ export class ImageFile {
     return await this.commitAs(`${this.#stem}-${timestamp(now)}`, extension);
   }
 
-  /** Moves the finished file to `{stem}[-N].{extension}` in its folder and returns that path. */
+  /**
+   * Moves the finished file to `{stem}[-N].{extension}` in its folder and returns that path: the
+   * folder it is in now, should output_dir have been moved meanwhile, so that the image paid for
+   * is kept.
+   */
   async commitAs(stem: string, extension: string): Promise<string> {
     const file = this.#writable();
     try {
@@ -193,10 +211,18 @@ export class ImageFile {
       if (error instanceof GenerationError) throw error;
       throw new GenerationError("save", `Cannot write the image: ${errorMessage(error)}`);
     }
+    const from = await pathNow(file, this.#tempPath);
+    if (from === null) {
+      throw new GenerationError(
+        "save",
+        `Cannot save the image: its temporary file "${this.#tempPath}" was moved or removed during the call`,
+      );
+    }
+    const folder = dirname(from);
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
-      const candidate = inFolder(this.dir, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
+      const candidate = inFolder(folder, `${stem}${n === 1 ? "" : `-${n}`}.${extension}`);
       try {
-        if (await placeWithoutClobbering(this.#tempPath, candidate)) {
+        if (await placeWithoutClobbering(from, candidate)) {
           this.#finalPath = candidate;
           return candidate;
         }
@@ -209,16 +235,23 @@ export class ImageFile {
     }
     throw new GenerationError(
       "save",
-      `Cannot find a free file name for "${stem}" in "${this.dir}"`,
+      `Cannot find a free file name for "${stem}" in "${folder}"`,
     );
   }
 
-  /** A new temporary file beside this one, holding the same bytes (a partial image kept aside). */
+  /**
+   * A new temporary file in the same folder (where this one is now), holding the same bytes (a
+   * partial image kept aside), read through this file rather than its name. It does not sweep the
+   * folder again.
+   */
   async copy(): Promise<ImageFile> {
-    await this.#flush(this.#writable());
-    const copy = await ImageFile.create(this.dir, this.#stem);
+    const here = await pathNow(this.#writable(), this.#tempPath);
+    const copy = await ImageFile.#open(here === null ? this.dir : dirname(here), this.#stem);
     try {
-      await Deno.copyFile(this.#tempPath, copy.#tempPath);
+      const copied = copy.#writable();
+      for await (const piece of this.pieces(Math.min(Math.max(this.#bytes, 1), GATHER_BYTES))) {
+        await writeAll(copied, piece);
+      }
     } catch (error) {
       await copy.discard();
       throw new GenerationError("save", `Cannot copy the image: ${errorMessage(error)}`);
@@ -242,16 +275,28 @@ export class ImageFile {
     } catch { /* gone already */ }
   }
 
-  /** Closes the file, and removes the temporary file unless the image was committed. Never throws. */
+  /**
+   * Closes the file, and removes the temporary file unless the image was committed: under its
+   * name, or wherever the file is now when its folder was moved meanwhile (found through the open
+   * file, where the system tells it). Waits for the sweep. Never throws.
+   */
   async discard(): Promise<void> {
-    try {
-      this.#file?.close();
-    } catch { /* already closed */ }
+    const file = this.#file;
     this.#file = null;
     this.#gathered = null;
     this.#gatheredLength = 0;
-    if (this.#finalPath !== null) return;
-    await Deno.remove(this.#tempPath).catch(() => {});
+    if (file !== null) {
+      if (this.#finalPath === null) {
+        const path = await pathNow(file, this.#tempPath);
+        if (path !== null) await Deno.remove(path).catch(() => {});
+      }
+      try {
+        file.close();
+      } catch { /* already closed */ }
+    }
+    const sweep = this.#sweep;
+    this.#sweep = null;
+    await sweep;
   }
 
   /** The open file, before or after commit. */
@@ -292,21 +337,76 @@ async function refuseSharedFolder(dir: string, self: number | null): Promise<voi
 }
 
 /**
- * Removes the temporary files that killed runs left in `dir`: regular files of this user, named
- * like ours, older than ABANDONED_AFTER_MS, whose lock no live run holds. Symbolic links are
+ * Where the open temporary file `file`, created as `tempPath`, is now: `tempPath` while that name
+ * holds it; else, its folder having been moved, the path the system gives for the open file (on
+ * Linux), if that path holds it; else null. Never throws.
+ */
+async function pathNow(file: Deno.FsFile, tempPath: string): Promise<string | null> {
+  try {
+    const mine = await file.stat();
+    const holdsMine = async (path: string) => {
+      const named = await Deno.lstat(path).catch(() => null);
+      return named !== null && named.dev === mine.dev && named.ino === mine.ino;
+    };
+    if (await holdsMine(tempPath)) return tempPath;
+    for (const path of await openedPathsNamed(basename(tempPath))) {
+      if (await holdsMine(path)) return path;
+    }
+  } catch { /* closed */ }
+  return null;
+}
+
+/**
+ * The current paths of this process's open files named `name`, from /proc/self/fd (where a file
+ * keeps its path as its folders are renamed); none where that does not exist.
+ */
+async function openedPathsNamed(name: string): Promise<string[]> {
+  const paths: string[] = [];
+  try {
+    for await (const entry of Deno.readDir("/proc/self/fd")) {
+      const path = await Deno.readLink(`/proc/self/fd/${entry.name}`).catch(() => "");
+      if (basename(path) === name) paths.push(path);
+    }
+  } catch { /* not Linux */ }
+  return paths;
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
+/**
+ * Removes temporary files that killed runs left in `dir` (`own` is this run's): regular files of this user, named like
+ * ours, older than ABANDONED_AFTER_MS, whose lock no live run holds; at most MAX_SWEPT_PER_RUN
+ * of them, a random sample of those found (so that one run costs little in a folder holding
+ * thousands, and the next runs see others), stopping when `signal` fires. Symbolic links are
  * never followed (lstat, and a file only this user or root could have put there). Never throws.
  */
 async function sweepAbandonedParts(
   dir: string,
+  own: string,
   self: number | null,
   signal?: AbortSignal,
   now: number = Date.now(),
 ): Promise<void> {
   try {
+    const sample: string[] = [];
+    let seen = 0;
     for await (const entry of Deno.readDir(dir)) {
-      if (signal?.aborted) return;
       if (entry.isSymlink || entry.isDirectory || !PART_NAME.test(entry.name)) continue;
-      await removeIfAbandoned(inFolder(dir, entry.name), self, now);
+      if (entry.name === own) continue;
+      // Reservoir sampling: each name found has the same chance to be in the sample.
+      const slot = seen < MAX_SWEPT_PER_RUN ? seen : Math.floor(Math.random() * (seen + 1));
+      if (slot < MAX_SWEPT_PER_RUN) sample[slot] = entry.name;
+      seen++;
+    }
+    for (const name of sample) {
+      if (signal?.aborted) return;
+      await removeIfAbandoned(inFolder(dir, name), self, now);
     }
   } catch { /* a sweep is a courtesy: it never fails the run */ }
 }

@@ -21,12 +21,17 @@ export class PartialImages {
     this.#limit = limit;
   }
 
-  /** `file` holds a partial image: a copy is kept when wanted, and the file is emptied. */
+  /**
+   * `file` holds a partial image: a copy is kept when wanted, and the file is emptied. A partial
+   * image is a courtesy: one that cannot be copied (a full disk, a folder gone) is left out,
+   * never failing the generation.
+   */
   async take(file: ImageFile, index: number): Promise<void> {
     if (file.bytes === 0) return;
     const info = sniffImage(file.head);
     if (info !== null && this.#kept.length < this.#limit) {
-      this.#kept.push({ file: await file.copy(), index, extension: info.extension });
+      const copy = await file.copy().catch(() => null);
+      if (copy !== null) this.#kept.push({ file: copy, index, extension: info.extension });
     }
     await file.reset();
   }

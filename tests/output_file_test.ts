@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GenerationError } from "../lib/errors.ts";
-import { ABANDONED_AFTER_MS, ImageFile, safeFileStem, timestamp } from "../lib/output_file.ts";
-import { concat, withTempDir } from "./_helpers.ts";
+import {
+  ABANDONED_AFTER_MS,
+  ImageFile,
+  MAX_SWEPT_PER_RUN,
+  safeFileStem,
+  timestamp,
+} from "../lib/output_file.ts";
+import { generateImage } from "../lib/mod.ts";
+import { inputFor, startFakeUpstream } from "./_fake_upstream.ts";
+import { concat, failure, withTempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** 2025-03-04 05:06:07 local time. */
@@ -475,6 +483,112 @@ Deno.test("ImageFile.create() keeps what the sweep cannot prove abandoned, and f
   });
 });
 
+Deno.test("ImageFile.create() looks at no more than MAX_SWEPT_PER_RUN temporary files", async () => {
+  await withTempDir(async (dir) => {
+    const total = MAX_SWEPT_PER_RUN + 10;
+    for (let i = 0; i < total; i++) {
+      await partFile(dir, `.old.${i.toString(16).padStart(8, "0")}.img2-part`, 2 * DAY_MS);
+    }
+    await (await ImageFile.create(dir, "cat")).discard();
+    assert.equal((await namesIn(dir)).length, total - MAX_SWEPT_PER_RUN);
+  });
+});
+
+Deno.test("ImageFile.create() does not wait for the sweep, which stops when the signal fires", async () => {
+  await withTempDir(async (dir) => {
+    await partFile(dir, ".old.0123abcd.img2-part", 2 * DAY_MS);
+    const controller = new AbortController();
+    const file = await ImageFile.create(dir, "cat", controller.signal);
+    controller.abort();
+    await file.discard();
+    assert.deepEqual(await namesIn(dir), [".old.0123abcd.img2-part"]);
+  });
+});
+
+/**
+ * Runs `fn` on an image file whose temporary file someone renamed: a name given by someone else
+ * is theirs, and stays.
+ */
+async function withTemporaryRenamed(fn: (file: ImageFile) => Promise<void>): Promise<void> {
+  await withTempDir(async (dir) => {
+    const file = await ImageFile.create(dir, "cat");
+    try {
+      await file.write(PNG_HEAD);
+      const [temp] = await namesIn(dir);
+      await Deno.rename(join(dir, temp!), join(dir, "renamed"));
+      await fn(file);
+    } finally {
+      await file.discard();
+    }
+    assert.deepEqual(await namesIn(dir), ["renamed"]);
+  });
+}
+
+/** An image file written in `{dir}/out`, then that folder renamed `moved` and `out` made anew. */
+async function movedAway(dir: string): Promise<{ file: ImageFile; out: string; moved: string }> {
+  const out = join(dir, "out");
+  const moved = join(dir, "moved");
+  const file = await ImageFile.create(out, "cat");
+  await file.write(PNG_HEAD);
+  await Deno.rename(out, moved);
+  await Deno.mkdir(out, { mode: 0o700 });
+  return { file, out, moved };
+}
+
+Deno.test("ImageFile.copy() reads the image through the open file, not its name", async () => {
+  await withTemporaryRenamed(async (file) => {
+    const copy = await file.copy();
+    assert.equal(copy.bytes, PNG_HEAD.length);
+    assert.deepEqual(copy.head, PNG_HEAD);
+    assert.deepEqual(await readBack(copy, 4), PNG_HEAD);
+    await copy.discard();
+  });
+});
+
+Deno.test("ImageFile.commit() fails at stage save when its temporary file was taken away", async () => {
+  await withTemporaryRenamed(async (file) => {
+    const failure = await failureOf(file.commit("png", NOW));
+    assert.equal(failure.stage, "save");
+    assert.match(
+      failure.message,
+      /^Cannot save the image: its temporary file "[^"]+" was moved or removed during the call$/,
+    );
+  });
+});
+
+Deno.test({
+  name: "ImageFile.commit() saves the image in its folder moved meanwhile",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { file, out, moved } = await movedAway(dir);
+      try {
+        assert.equal(await file.commit("png", NOW), join(moved, "cat-20250304-050607.png"));
+        assert.deepEqual(await namesIn(moved), ["cat-20250304-050607.png"]);
+        assert.deepEqual(await namesIn(out), []);
+      } finally {
+        await file.discard();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "ImageFile.discard() removes the temporary file from its folder moved meanwhile",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { file, out, moved } = await movedAway(dir);
+      // A file of the same name in the new folder is not the one to remove.
+      const [temp] = await namesIn(moved);
+      await Deno.writeFile(join(out, temp!), PNG_HEAD);
+      await file.discard();
+      assert.deepEqual(await namesIn(moved), []);
+      assert.deepEqual(await namesIn(out), [temp]);
+    });
+  },
+});
+
 Deno.test({
   name: "ImageFile.create() leaves another user's temporary files alone",
   ignore: Deno.build.os === "windows" || Deno.uid() !== 0,
@@ -517,5 +631,20 @@ Deno.test("ImageFile.create() sweeps a folder once, not for every image saved in
     await partFile(dir, ".cat.0123abcd.img2-part", 2 * DAY_MS);
     await (await ImageFile.create(dir, "second")).discard();
     assert.deepEqual(await namesIn(dir), [".cat.0123abcd.img2-part"]);
+  });
+});
+
+Deno.test("generateImage() says the call stopped before the request while output_dir was prepared", async () => {
+  await using upstream = startFakeUpstream();
+  await withTempDir(async (dir) => {
+    const input = inputFor(upstream, "ok", dir);
+    const result = failure(await generateImage(input, { signal: AbortSignal.abort() }));
+    assert.equal(result.diagnosis.category, "cancelled");
+    assert.equal(
+      result.error,
+      "Preparing output_dir: Cancelled by the caller, before the request was sent",
+    );
+    assert.equal(upstream.requests.length, 0);
+    assert.deepEqual(await namesIn(dir), []);
   });
 });
