@@ -232,7 +232,7 @@ export function validateParams(input: GenerationInput): GenerationParams {
     );
   }
 
-  problems.push(...keyInFieldsProblems(input));
+  problems.push(...keyInFieldsProblems(input, values));
 
   const extraBody = (values.extra_body ?? {}) as Record<string, unknown>;
   const sentNames = new Set([...CORE_BODY_FIELDS, ...PASSTHROUGH_NAMES.filter((n) => n in values)]);
@@ -285,22 +285,43 @@ export function validateParams(input: GenerationInput): GenerationParams {
 
 /**
  * Fields that must not hold the key. The model, size, task name, folder and base_url are shown in
- * every result and name the file; the prompt and user go in the request body, which relays log and
- * providers keep, while the key's header is neither logged nor kept. None has a use for the key.
+ * every result and name the file; the prompt, user and extra_body go in the request body, and
+ * extra_headers in the request, which relays log and providers keep, while the key's own header is
+ * neither logged nor kept. None has a use for the key.
  */
-const KEY_FREE_FIELDS = ["prompt", "base_url", "model", "task_name", "output_dir", "user"] as const;
-/** A shorter key (`EMPTY`, `none`, `test`) is a placeholder that a prompt may hold as a word. */
-const MIN_REFUSED_KEY_CHARS = 8;
+const KEY_FREE_FIELDS = [
+  "prompt",
+  "base_url",
+  "model",
+  "task_name",
+  "output_dir",
+  "user",
+  "extra_body",
+  "extra_headers",
+] as const;
+/**
+ * Real keys are longer; a shorter one (`EMPTY`, `anything`, `lm-studio`, `not-needed`) is a
+ * placeholder for a local server, which a prompt may hold as a word.
+ */
+const MIN_REFUSED_KEY_CHARS = 16;
 
 /**
  * Each field that holds the api_key, named but not quoted. A field is refused rather than masked
- * so that a success shows what was given, exactly.
+ * so that a success shows what was given, exactly. The objects are read once validated, so that
+ * their size is already bounded.
  */
-function keyInFieldsProblems(input: GenerationInput): string[] {
+function keyInFieldsProblems(
+  input: GenerationInput,
+  values: Partial<Record<ParamName, unknown>>,
+): string[] {
   if (typeof input.api_key !== "string") return [];
   const key = input.api_key.trim();
   if (key.length < MIN_REFUSED_KEY_CHARS) return [];
+  const escapedKey = JSON.stringify(key).slice(1, -1);
   return KEY_FREE_FIELDS.filter((name) => {
+    if (name === "extra_body" || name === "extra_headers") {
+      return values[name] !== undefined && JSON.stringify(values[name]).includes(escapedKey);
+    }
     const value = input[name];
     if (typeof value !== "string") return false;
     return value.includes(key) || (name === "base_url" && decodedOrSelf(value).includes(key));

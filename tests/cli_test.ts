@@ -287,12 +287,12 @@ testEachTarget(
 );
 
 testEachTarget(
-  "--dry-run masks credentials in base_url and a key repeated in extra_body",
+  "--dry-run masks credentials in base_url, also where extra_body repeats them",
   async (target) => {
     await using upstream = startFakeUpstream();
     const input = inputFor(upstream, "ok", "/tmp", {
       base_url: secretBaseUrl(upstream, "ok"),
-      extra_body: { note: `key ${TEST_KEY}`, [TEST_KEY]: true },
+      extra_body: { note: `key ${URL_SECRETS[1]}`, [URL_SECRETS[1]!]: true },
     });
     const run = await runTarget(target, [JSON.stringify(input), "--dry-run"]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
@@ -577,7 +577,23 @@ testEachTarget("never prints the key a careless input puts in another field", as
       timeout_ms: 5000,
       output_dir: `${dir}/${PROBE_KEY.slice(-14)}`,
     })]);
-    for (const run of [swapped, invalidKey, everywhere]) {
+    const inTheRequest = await runTarget(target, [JSON.stringify({
+      prompt: "p",
+      base_url: "http://127.0.0.1:9/v1",
+      api_key: PROBE_KEY,
+      model: "gpt-image-2",
+      size: "1024x1024",
+      task_name: "t",
+      timeout_ms: 5000,
+      output_dir: dir,
+      extra_body: { metadata: { note: PROBE_KEY } },
+      extra_headers: { "x-title": PROBE_KEY },
+    })]);
+    assert.match(
+      onlyJson(inTheRequest.stdout).error as string,
+      /Invalid extra_body: it contains the api_key.*Invalid extra_headers: it contains the api_key/,
+    );
+    for (const run of [swapped, invalidKey, everywhere, inTheRequest]) {
       assert.equal(run.code, 2, run.stdout + run.stderr);
       assertNoSecret(run.stdout + run.stderr, PROBE_PIECES);
     }

@@ -740,6 +740,8 @@ Deno.test("validateParams() refuses the api_key in a field, without quoting it",
     task_name: `cat-${key}`,
     output_dir: `/tmp/${key}`,
     user: `u-${key}`,
+    extra_body: { metadata: { note: `key "${key}"` } },
+    extra_headers: { "x-title": key },
   };
   const message = problemOf(withInput({ ...fields, api_key: ` ${key}\n` }));
   for (const name of Object.keys(fields)) {
@@ -751,9 +753,13 @@ Deno.test("validateParams() refuses the api_key in a field, without quoting it",
   assert.ok(!message.includes(key), message);
 });
 
-Deno.test("validateParams() takes a key under 8 characters, or a piece of one, in other fields", () => {
+Deno.test("validateParams() takes a placeholder key under 16 characters, or a piece of a key, in other fields", () => {
   const params = validateParams(withInput({ api_key: "EMPTY", prompt: "an EMPTY room" }));
   assert.equal(params.prompt, "an EMPTY room");
+  for (const placeholder of ["anything", "lm-studio", "not-needed"]) {
+    const prompt = `draw ${placeholder} you like`;
+    assert.equal(validateParams(withInput({ api_key: placeholder, prompt })).prompt, prompt);
+  }
   const key = VALID.api_key as string;
   const piece = key.slice(0, -1);
   assert.equal(validateParams(withInput({ task_name: piece })).task_name, piece);
