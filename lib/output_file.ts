@@ -36,6 +36,11 @@ const sweptAt = new Map<string, number>();
  * that a folder full of them is cleared over several runs, each at a small cost.
  */
 export const MAX_SWEPT_PER_RUN = 64;
+/**
+ * Nor does it list more than this many entries of the folder: a folder of a million files takes
+ * seconds to list, and the call's end waits for its sweep.
+ */
+export const MAX_LISTED_PER_SWEEP = 1024;
 /** Permission bits: writable by group or others; the sticky bit. */
 const WRITABLE_BY_OTHERS = 0o022;
 const STICKY = 0o1000;
@@ -396,7 +401,9 @@ async function sweepAbandonedParts(
   try {
     const sample: string[] = [];
     let seen = 0;
+    let listed = 0;
     for await (const entry of Deno.readDir(dir)) {
+      if (signal?.aborted || ++listed > MAX_LISTED_PER_SWEEP) break;
       if (entry.isSymlink || entry.isDirectory || !PART_NAME.test(entry.name)) continue;
       if (entry.name === own) continue;
       // Reservoir sampling: each name found has the same chance to be in the sample.
