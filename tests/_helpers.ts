@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
 import { seededRandom } from "../scripts/png.ts";
+import { constants as osConstants } from "node:os";
 
 /** The smallest input that passes validation: every required parameter, nothing else. */
 export const VALID_INPUT = {
@@ -96,4 +97,26 @@ export function randomCuts(length: number, maxPiece: number, seed: number): numb
 
 export function sameBytes(actual: Uint8Array, expected: Uint8Array): boolean {
   return actual.length === expected.length && actual.every((byte, i) => byte === expected[i]);
+}
+
+/**
+ * Resolves once process `pid` catches every one of `signals` (its SigCgt mask in /proc has their
+ * bits), so that a signal sent next reaches the program's own listener. Deno itself catches
+ * SIGTERM from its first instant; wait for a signal only the program listens to as well (SIGQUIT).
+ */
+export async function signalsCaught(
+  pid: number,
+  signals: (keyof typeof osConstants.signals)[],
+): Promise<void> {
+  const wanted = signals.reduce(
+    (mask, name) => mask | 1n << BigInt(osConstants.signals[name] - 1),
+    0n,
+  );
+  for (let attempt = 0; attempt < 2000; attempt++) {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const caught = BigInt(`0x${/^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"}`);
+    if ((caught & wanted) === wanted) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`Process ${pid} did not catch ${signals.join(", ")} within 20 s`);
 }

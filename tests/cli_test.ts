@@ -13,7 +13,7 @@ import {
 } from "./_command.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";
 import { concat } from "../lib/bytes.ts";
-import { withTempDir } from "./_helpers.ts";
+import { signalsCaught, withTempDir } from "./_helpers.ts";
 
 /** Standard output must be exactly one JSON object. */
 function onlyJson(stdout: string): Record<string, unknown> {
@@ -684,7 +684,7 @@ testEachTarget(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await signalsCaught(child.pid, ["SIGTERM", "SIGQUIT"]);
     child.kill("SIGTERM");
     const { code, stdout } = await child.output();
     await child.stdin.close();

@@ -168,29 +168,66 @@ async function timed(response: Promise<Response>): Promise<{ status: number; ms:
   return { status: res.status, ms: performance.now() - started };
 }
 
+/** A response on its way, and whether it has come yet. */
+function watched(response: Promise<Response>): { answered: boolean; done: Promise<void> } {
+  const watch = { answered: false, done: Promise.resolve() };
+  watch.done = response.then(async (res) => {
+    watch.answered = true;
+    await res.body?.cancel();
+  }, () => {});
+  return watch;
+}
+
+/** Far longer than any answer takes, so that what comes before it skipped the latency. */
+const LONG_LATENCY_MS = 20_000;
+
 Deno.test("a generation takes the mock's latency, and x-mock-latency-ms sets it per request", async () => {
   await withMock({ latencyMs: 300 }, async (mock) => {
     const slow = await timed(generate(mock.url));
     assert.equal(slow.status, 200);
     assert.ok(slow.ms >= 290, `answered after ${slow.ms} ms`);
-    const quick = await timed(generate(mock.url, { "x-mock-latency-ms": "0" }));
-    assert.equal(quick.status, 200);
-    assert.ok(quick.ms < 290, `answered after ${quick.ms} ms`);
   });
   await withMock({}, async (mock) => {
     const asked = await timed(generate(mock.url, { "x-mock-latency-ms": "300" }));
     assert.ok(asked.ms >= 290, `answered after ${asked.ms} ms`);
   });
+  const mock = startMockUpstream({ port: 0, latencyMs: LONG_LATENCY_MS });
+  const waiting = watched(generate(mock.url));
+  try {
+    const quick = await generate(mock.url, { "x-mock-latency-ms": "0" });
+    assert.equal(quick.status, 200);
+    await quick.body?.cancel();
+    assert.equal(
+      waiting.answered,
+      false,
+      "the request sent first at the mock's latency came first",
+    );
+  } finally {
+    await mock.shutdown();
+    await waiting.done;
+  }
 });
 
 Deno.test("a rate-limited generation is answered at once, without the latency", async () => {
-  await withMock({ latencyMs: 400, imagesPerMinute: 1 }, async (mock) => {
-    const first = await timed(generate(mock.url));
+  const unlimited = startMockUpstream({ port: 0, latencyMs: LONG_LATENCY_MS });
+  const limited = startMockUpstream({ port: 0, latencyMs: LONG_LATENCY_MS, imagesPerMinute: 1 });
+  const waiting = watched(generate(unlimited.url));
+  try {
+    const first = await generate(limited.url, { "x-mock-latency-ms": "0" });
     assert.equal(first.status, 200);
-    const refused = await timed(generate(mock.url));
+    await first.body?.cancel();
+    const refused = await generate(limited.url);
     assert.equal(refused.status, 429);
-    assert.ok(refused.ms < 390, `answered after ${refused.ms} ms`);
-  });
+    await refused.body?.cancel();
+    assert.equal(
+      waiting.answered,
+      false,
+      "a generation sent earlier at the same latency came first",
+    );
+  } finally {
+    await Promise.all([unlimited.shutdown(), limited.shutdown()]);
+    await waiting.done;
+  }
 });
 
 Deno.test("startMockUpstream() refuses a negative latency", () => {
