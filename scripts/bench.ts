@@ -8,7 +8,7 @@
  * 48 MiB, 64 MiB of base64 ("large"). Every contender is a whole process timed under
  * `/usr/bin/time -v`, run in turn with the others after a warm-up, and checked: the file it
  * saved must hold the image's exact bytes, its JSON must say so. It prints one markdown table of
- * medians and the issue's targets, and writes both as JSON to bench-results/.
+ * medians and the targets, and writes both as JSON to bench-results/.
  *
  * Then img2-batch (scripts/bench_batch.ts): many jobs against the offline upstream with a
  * generation latency and an images-per-minute limit, next to a shell loop and `xargs -P 20` over

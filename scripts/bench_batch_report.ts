@@ -1,5 +1,5 @@
 /**
- * The batch benchmark's verdict: one markdown table of the runs, and the issue's targets for
+ * The batch benchmark's verdict: one markdown table of the runs, and the targets for
  * img2-batch checked against them.
  */
 import type { BatchCaseName, BatchContenderId, BatchMeasurement } from "./bench_batch.ts";

@@ -1,5 +1,5 @@
 /**
- * The benchmark's verdict: medians of the runs, the one markdown table, and the issue's targets
+ * The benchmark's verdict: medians of the runs, the one markdown table, and the targets
  * checked against them.
  */
 import { median } from "./bench_time.ts";
@@ -124,7 +124,7 @@ function ratio(m: Measurement, reference: Measurement | undefined): string {
   return reference === undefined ? "–" : (m.wall_ms / reference.wall_ms).toFixed(2);
 }
 
-/** The targets, each checked against the medians of this run. */
+/** The targets, each checked against the medians of this run. */
 export function checkTargets(
   measurements: readonly Measurement[],
   cases: readonly CaseInfo[],
