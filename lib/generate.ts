@@ -67,6 +67,17 @@ export async function generateImage(
   } catch (error) {
     return failureResult(error, callContext(input));
   }
+  return await generateValidated(params, options);
+}
+
+/**
+ * generateImage() for parameters validateParams() returned, for a caller that validated them
+ * already (img2-batch, for every job before the first request). Never throws.
+ */
+export async function generateValidated(
+  params: GenerationParams,
+  options: GenerateOptions = {},
+): Promise<GenerationResult> {
   return await generateFromParams(params, options, async (result, image) => {
     if (result.ok && image !== null && params.return_base64) {
       result.b64 = (await Array.fromAsync(base64Of(image))).join("");

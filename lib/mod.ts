@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-export { generateImage, type GenerateOptions } from "./generate.ts";
+export { generateImage, type GenerateOptions, generateValidated } from "./generate.ts";
 export type { Attempt, FailureResult, GenerationResult, SuccessResult } from "./result.ts";
 export type { GenerationInput, GenerationParams } from "./params.ts";
 export {

@@ -4,7 +4,12 @@ import { type BatchEvent, Scheduler, type SchedulerHooks } from "../lib/batch/sc
 import { type JobRecord, newRecord } from "../lib/batch/state.ts";
 
 function record(id: string): JobRecord {
-  return newRecord({ id, line: 1, input: { prompt: id }, params: { task_name: id } as never });
+  return newRecord({
+    id,
+    line: 1,
+    input: { prompt: id },
+    params: { prompt: id, task_name: id } as never,
+  });
 }
 
 const done = (id: string): GenerationResult => ({
@@ -161,4 +166,21 @@ Deno.test("Scheduler leaves the jobs it did not start pending when the signal fi
     "pending",
     "pending",
   ]);
+});
+
+Deno.test("Scheduler hands generate each job's validated parameters, not its raw input again", async () => {
+  const records = [record("j0"), record("j1")];
+  const given: unknown[] = [];
+  const scheduler = new Scheduler(
+    records,
+    { ...settings, concurrency: 1 },
+    hooks((params) => {
+      given.push(params);
+      return Promise.resolve(done(params.task_name));
+    }),
+    new AbortController().signal,
+  );
+  await scheduler.run();
+  assert.equal(given.length, 2);
+  records.forEach((r, i) => assert.equal(given[i], r.job!.params));
 });

@@ -10,7 +10,7 @@ import {
   errorMessage,
   type FailureResult,
   failureResult,
-  generateImage,
+  generateValidated,
   GenerationError,
   type GenerationInput,
   InputError,
@@ -212,7 +212,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
         concurrency: scheduler?.limit.current ?? options.concurrency,
       }), force);
     scheduler = new Scheduler(toRun, options, {
-      generate: (input, signal) => generateImage(input, { signal }),
+      generate: (params, signal) => generateValidated(params, { signal }),
       onStart: (record) =>
         journal.append({
           event: "start",

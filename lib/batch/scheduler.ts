@@ -3,7 +3,7 @@
  * paced by `rpm`, retries with backoff, an early stop where going on is pointless, and a clean
  * stop on a signal. Each job's end is made durable (through `onEnd`) before it counts.
  */
-import type { Category, GenerationInput, GenerationResult } from "../mod.ts";
+import type { Category, GenerationParams, GenerationResult } from "../mod.ts";
 import { AdaptiveLimit, Pacer, retryDelayMs } from "./pacing.ts";
 import type { JobRecord } from "./state.ts";
 
@@ -56,7 +56,7 @@ export interface SchedulerSettings {
 }
 
 export interface SchedulerHooks {
-  generate(input: GenerationInput, signal: AbortSignal): Promise<GenerationResult>;
+  generate(params: GenerationParams, signal: AbortSignal): Promise<GenerationResult>;
   /** Called before each request of a job; resolves once that is durable. */
   onStart(record: JobRecord): Promise<void>;
   /** Called when a job's status is final for this run; resolves once that is durable. */
@@ -223,7 +223,7 @@ export class Scheduler {
       attempt: record.attempts + 1,
     });
     this.#hooks.onChange();
-    const result = await this.#hooks.generate(record.job!.input, this.#signal);
+    const result = await this.#hooks.generate(record.job!.params, this.#signal);
     const sent = result.attempts?.length ?? 1;
     record.attempts += sent;
     record.result = result;
