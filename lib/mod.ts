@@ -32,7 +32,8 @@ export {
 } from "./params.ts";
 export { callContext, failureResult } from "./result.ts";
 export { errorMessage, GenerationError, InputError } from "./errors.ts";
-export { safeFileStem } from "./output_file.ts";
+export { isImageNameOf, isPartNameOf, removeIfUnlocked, safeFileStem } from "./output_file.ts";
+export { absolutePath, basename, dirname, inFolder } from "./paths.ts";
 export { dryRunReport } from "./dry_run.ts";
 export { maskedHeaderValues } from "./headers.ts";
 export { maskBaseUrl } from "./redact.ts";

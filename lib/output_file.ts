@@ -1,6 +1,6 @@
 import { errorMessage, GenerationError } from "./errors.ts";
-import { inFolder } from "./paths.ts";
-import { SNIFF_BYTES } from "./image_type.ts";
+import { basename, dirname, inFolder } from "./paths.ts";
+import { type ImageInfo, SNIFF_BYTES } from "./image_type.ts";
 import { writeAll } from "./bytes.ts";
 
 /** File names stay under common file-system limits, counted in UTF-8 bytes. */
@@ -17,6 +17,10 @@ const FIRST_GATHER_BYTES = 64 << 10;
 /** Temporary files are `.{stem}.{8 hex digits}.img2-part`, so that a sweep knows them for ours. */
 const PART_SUFFIX = ".img2-part";
 const PART_NAME = /^\..*\.[0-9a-f]{8}\.img2-part$/;
+const PART_TAIL = /^\.[0-9a-f]{8}\.img2-part$/;
+/** What follows `{stem}-` in the name commit() gives: `{YYYYMMDD-HHMMSS}[-N].{extension}`. */
+const IMAGE_EXTENSIONS = ["png", "jpg", "webp", "gif"] as const satisfies ImageInfo["extension"][];
+const IMAGE_TAIL = new RegExp(`^\\d{8}-\\d{6}(?:-\\d+)?\\.(?:${IMAGE_EXTENSIONS.join("|")})$`);
 /**
  * A temporary file is swept only when it is older than this AND no process holds its lock. The
  * lock is what tells a live run (a stalled upstream may keep one waiting for as long as
@@ -376,14 +380,6 @@ async function openedPathsNamed(name: string): Promise<string[]> {
   return paths;
 }
 
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
-
-function dirname(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
-}
-
 /**
  * Removes temporary files that killed runs left in `dir` (`own` is this run's): regular files of this user, named like
  * ours, older than ABANDONED_AFTER_MS, whose lock no live run holds; at most MAX_SWEPT_PER_RUN
@@ -423,10 +419,37 @@ async function removeIfAbandoned(path: string, self: number | null, now: number)
     const info = await Deno.lstat(path);
     if (!info.isFile || info.uid !== self || info.mtime === null) return;
     if (now - info.mtime.getTime() < ABANDONED_AFTER_MS) return;
+  } catch {
+    return;
+  }
+  // Its age tells it abandoned where locks are not supported.
+  await removeIfUnlocked(path, { withoutLocks: true });
+}
+
+/**
+ * Removes the temporary file at `path` unless a live run holds its lock. Where locks are not
+ * supported, nothing tells whether one does: it is kept unless `withoutLocks` says to remove it.
+ * Never throws.
+ */
+export async function removeIfUnlocked(
+  path: string,
+  { withoutLocks = false }: { withoutLocks?: boolean } = {},
+): Promise<void> {
+  try {
     using file = await Deno.open(path, { read: true });
-    const unlocked = await file.tryLock(true).catch(() => true);
+    const unlocked = await file.tryLock(true).catch(() => withoutLocks);
     if (unlocked) await Deno.remove(path);
   } catch { /* gone, or not ours to remove */ }
+}
+
+/** Whether `name` is one commit() gives an image of file stem `stem` (see safeFileStem()). */
+export function isImageNameOf(stem: string, name: string): boolean {
+  return name.startsWith(`${stem}-`) && IMAGE_TAIL.test(name.slice(stem.length + 1));
+}
+
+/** Whether `name` is one of the temporary files made for an image of file stem `stem`. */
+export function isPartNameOf(stem: string, name: string): boolean {
+  return name.startsWith(`.${stem}`) && PART_TAIL.test(name.slice(stem.length + 1));
 }
 
 /**

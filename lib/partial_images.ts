@@ -1,5 +1,6 @@
 import { sniffImage } from "./image_type.ts";
 import type { ImageFile } from "./output_file.ts";
+import { basename } from "./paths.ts";
 
 interface KeptPartial {
   file: ImageFile;
@@ -38,7 +39,7 @@ export class PartialImages {
 
   /** Names the kept images after the final image at `finalPath`; returns their paths. */
   async commitBeside(finalPath: string): Promise<string[]> {
-    const name = finalPath.slice(finalPath.lastIndexOf("/") + 1);
+    const name = basename(finalPath);
     const stem = name.slice(0, name.lastIndexOf("."));
     const paths: string[] = [];
     for (const partial of this.#kept) {

@@ -1,5 +1,5 @@
 /**
- * The two path operations the command needs, for POSIX paths. `node:path` would do, but loading
+ * The path operations the commands need, for POSIX paths. `node:path` would do, but loading
  * the Node compatibility layer costs more start-up time than the rest of the command.
  */
 
@@ -17,4 +17,16 @@ export function absolutePath(path: string, cwd: string = Deno.cwd()): string {
 /** A file name inside a folder. */
 export function inFolder(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+/** The last segment of `path`: the name of the file or folder. */
+export function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** The folder that holds `path`: "." for a bare name, "/" for a name at the root. */
+export function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  if (slash === -1) return ".";
+  return path.slice(0, slash) || "/";
 }

@@ -4,8 +4,11 @@ import { GenerationError } from "../lib/errors.ts";
 import {
   ABANDONED_AFTER_MS,
   ImageFile,
+  isImageNameOf,
+  isPartNameOf,
   MAX_LISTED_PER_SWEEP,
   MAX_SWEPT_PER_RUN,
+  removeIfUnlocked,
   safeFileStem,
   timestamp,
 } from "../lib/output_file.ts";
@@ -623,6 +626,67 @@ Deno.test("ImageFile.create() fails at stage save when output_dir is a regular f
     assert.equal(failure.stage, "save");
     assert.match(failure.message, /^Cannot (create|write in) output_dir "[^"]+\/file\.txt": /);
     assert.equal(await Deno.readTextFile(regular), "x");
+  });
+});
+
+Deno.test("isPartNameOf() and isImageNameOf() know the names ImageFile gives a stem, and no other", async () => {
+  await withTempDir(async (dir) => {
+    const stem = "a.b (c)+";
+    const first = await ImageFile.create(dir, stem);
+    const second = await ImageFile.create(dir, stem);
+    const parts = await namesIn(dir);
+    assert.equal(parts.length, 2);
+    for (const name of parts) {
+      assert.ok(isPartNameOf(stem, name), name);
+      assert.ok(!isImageNameOf(stem, name), name);
+      assert.ok(!isPartNameOf("a.b", name), name);
+    }
+    for (const file of [first, second]) {
+      await file.write(PNG_HEAD);
+      const name = (await file.commit("webp", NOW)).slice(dir.length + 1);
+      assert.ok(isImageNameOf(stem, name), name);
+      assert.ok(!isPartNameOf(stem, name), name);
+      assert.ok(!isImageNameOf("a.b", name), name);
+      await file.discard();
+    }
+    assert.deepEqual(await namesIn(dir), [
+      `${stem}-20250304-050607-2.webp`,
+      `${stem}-20250304-050607.webp`,
+    ]);
+  });
+  for (
+    const name of [
+      "cat-20250304-050607.partial-1.png",
+      "cat-20250304-050607.txt",
+      "cat-x-20250304-050607.png",
+      "cat-2025030-050607.png",
+      "cat.png",
+      ".cat.0123abcd.img2-part",
+    ]
+  ) assert.ok(!isImageNameOf("cat", name), name);
+  for (
+    const name of [
+      ".catx.0123abcd.img2-part",
+      ".cat.0123abcg.img2-part",
+      ".cat.0123abcd.img2-part.png",
+      "cat.0123abcd.img2-part",
+      ".cat.part",
+    ]
+  ) assert.ok(!isPartNameOf("cat", name), name);
+});
+
+Deno.test("removeIfUnlocked() removes a temporary file unless a live run holds its lock", async () => {
+  await withTempDir(async (dir) => {
+    const path = await partFile(dir, ".cat.0123abcd.img2-part", 0);
+    {
+      using holder = await Deno.open(path, { read: true });
+      await holder.lock(true);
+      await removeIfUnlocked(path);
+      assert.deepEqual(await namesIn(dir), [".cat.0123abcd.img2-part"]);
+    }
+    await removeIfUnlocked(path);
+    assert.deepEqual(await namesIn(dir), []);
+    await removeIfUnlocked(path);
   });
 });
 

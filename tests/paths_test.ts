@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { absolutePath, inFolder } from "../lib/paths.ts";
+import { absolutePath, basename, dirname, inFolder } from "../lib/paths.ts";
 
 Deno.test("absolutePath() resolves relative paths, '.' and '..' against the folder given", () => {
   assert.equal(absolutePath("out", "/home/ye"), "/home/ye/out");
@@ -12,4 +12,14 @@ Deno.test("absolutePath() resolves relative paths, '.' and '..' against the fold
 Deno.test("inFolder() joins a folder and a name with one slash", () => {
   assert.equal(inFolder("/tmp/out", "a.png"), "/tmp/out/a.png");
   assert.equal(inFolder("/", "a.png"), "/a.png");
+});
+
+Deno.test("basename() and dirname() split a path at its last slash", () => {
+  assert.equal(basename("/tmp/out/a.png"), "a.png");
+  assert.equal(dirname("/tmp/out/a.png"), "/tmp/out");
+  assert.equal(basename("/a.png"), "a.png");
+  assert.equal(dirname("/a.png"), "/");
+  assert.equal(basename("a.png"), "a.png");
+  assert.equal(dirname("a.png"), ".");
+  assert.equal(dirname("out/a.png"), "out");
 });

@@ -1,4 +1,4 @@
-import { safeFileStem } from "../mod.ts";
+import { inFolder, isImageNameOf, isPartNameOf, removeIfUnlocked, safeFileStem } from "../mod.ts";
 
 /** File-system time stamps come from a coarser clock than Date.now(). */
 const CLOCK_SLACK_MS = 1000;
@@ -13,7 +13,8 @@ export interface AdoptedImage {
  * What a job cut off by the death of its run left in `output_dir`. Its temporary files
  * (`.{task_name}.{8 hex}.img2-part`, as the pipeline names them: an image cut short, or a second
  * name of one already moved into place) are removed unless a live writer holds their lock: the
- * pipeline's own sweep waits a day for them, as it cannot know that their run died. Its image, if it was named but not journaled, is returned to be adopted:
+ * pipeline's own sweep waits a day for them, as it cannot know that their run died. Its image, if
+ * it was named but not journaled, is returned to be adopted:
  * only complete images ever carry the final name `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`, as
  * the pipeline moves them there once written and synced, and only one made after `startedAt`
  * (epoch ms) is the job's. The newest one wins.
@@ -23,19 +24,17 @@ export async function recoverCutJob(
   taskName: string,
   startedAt: number,
 ): Promise<AdoptedImage | null> {
-  const stem = safeFileStem(taskName).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const image = new RegExp(`^${stem}-\\d{8}-\\d{6}(?:-\\d+)?\\.(?:png|jpg|webp|gif)$`);
-  const temporary = new RegExp(`^\\.${stem}\\.[0-9a-f]{8}\\.img2-part$`);
+  const stem = safeFileStem(taskName);
   let best: (AdoptedImage & { mtime: number }) | null = null;
   try {
     for await (const entry of Deno.readDir(outputDir)) {
       if (!entry.isFile) continue;
-      const path = `${outputDir.replace(/\/$/, "")}/${entry.name}`;
-      if (temporary.test(entry.name)) {
-        await removeUnlocked(path);
+      const path = inFolder(outputDir, entry.name);
+      if (isPartNameOf(stem, entry.name)) {
+        await removeIfUnlocked(path);
         continue;
       }
-      if (!image.test(entry.name)) continue;
+      if (!isImageNameOf(stem, entry.name)) continue;
       const info = await Deno.stat(path).catch(() => null);
       const mtime = info?.mtime?.getTime() ?? -Infinity;
       if (info === null || info.size === 0 || mtime < startedAt - CLOCK_SLACK_MS) continue;
@@ -45,11 +44,4 @@ export async function recoverCutJob(
     return null;
   }
   return best && { path: best.path, bytes: best.bytes };
-}
-
-async function removeUnlocked(path: string): Promise<void> {
-  try {
-    using file = await Deno.open(path, { read: true });
-    if (await file.tryLock(true)) await Deno.remove(path);
-  } catch { /* gone already, or not ours to remove */ }
 }
