@@ -327,3 +327,21 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "names a jobs file given by a relative path by its absolute path",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/cats.jsonl`, promptJobs(1));
+      const relative = `./${"../".repeat(Deno.cwd().split("/").length)}${jobs.slice(1)}`;
+      const run = await runBatch(target, [
+        relative,
+        ...sharedFlags(upstream, "ok", dir),
+        "--dry-run",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(parseJson(run.stdout).jobs_file, jobs);
+    });
+  },
+);

@@ -4,7 +4,7 @@
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
 import { writeAll } from "../bytes.ts";
-import { type Category, type GenerationResult, InputError } from "../mod.ts";
+import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
 
@@ -123,9 +123,10 @@ export class Journal {
     const file = await Deno.open(path, { append: true, create: true });
     if (!await file.tryLock(true) || (await file.stat()).size !== size) {
       file.close();
-      const dir = path.slice(0, path.lastIndexOf("/"));
       throw new InputError(
-        `Another img2-batch is running in "${dir}": wait for it to end, or give --run-dir for a separate run`,
+        `Another img2-batch is running in "${
+          dirname(path)
+        }": wait for it to end, or give --run-dir for a separate run`,
       );
     }
     const journal = new Journal(file);

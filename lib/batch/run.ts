@@ -4,6 +4,8 @@
  */
 import { concat } from "../bytes.ts";
 import {
+  absolutePath,
+  basename,
   callContext,
   DEFAULT_OUTPUT_DIR,
   dryRunReport,
@@ -13,6 +15,7 @@ import {
   generateValidated,
   GenerationError,
   type GenerationInput,
+  inFolder,
   InputError,
   maskBaseUrl,
   maskedHeaderValues,
@@ -120,9 +123,10 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
 
   const outputDir = resolveFolder("output_dir", shared.output_dir ?? DEFAULT_OUTPUT_DIR);
-  const runDir = options.runDir !== null
-    ? resolveFolder("--run-dir", options.runDir)
-    : `${outputDir}/.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`;
+  const runDir = options.runDir !== null ? resolveFolder("--run-dir", options.runDir) : inFolder(
+    outputDir,
+    `.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`,
+  );
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
   const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
@@ -140,7 +144,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
   return {
     options,
-    jobsFile: jobsPath === "-" || jobsPath.startsWith("/") ? jobsPath : `${Deno.cwd()}/${jobsPath}`,
+    jobsFile: jobsPath === "-" ? jobsPath : absolutePath(jobsPath),
     jobsSha256,
     planHash: plan,
     shared,
@@ -427,7 +431,7 @@ function parseObject(text: string): GenerationInput {
 
 /** "jobs/article.jsonl" → "article". */
 function fileStem(path: string): string {
-  const name = path.slice(path.lastIndexOf("/") + 1);
+  const name = basename(path);
   const dot = name.lastIndexOf(".");
   return dot > 0 ? name.slice(0, dot) : name;
 }
