@@ -2,7 +2,7 @@ import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "./base64_stream.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
-import { clip, errorFromJson, htmlSummary } from "./upstream_error.ts";
+import { clipKept, errorFromJson, htmlSummary } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */
 export type ImageSource = { kind: "streamed" } | { kind: "url"; url: string };
@@ -55,7 +55,7 @@ export function interpretAnswer(
   try {
     json = JSON.parse(text);
   } catch {
-    const shown = text.trim() === "" ? "it is empty" : clip(htmlSummary(text));
+    const shown = text.trim() === "" ? "it is empty" : clipKept(htmlSummary(text));
     throw new GenerationError("response", `The answer is not JSON: ${shown}`, facts);
   }
   const record = typeof json === "object" && json !== null ? json as Record<string, unknown> : {};

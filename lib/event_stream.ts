@@ -12,7 +12,8 @@ import { ASCII } from "./bytes.ts";
 import { type FailureDetails, GenerationError } from "./errors.ts";
 import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
 import { MAX_PARTIAL_IMAGES } from "./params.ts";
-import { clip, errorFromJson, parseUpstreamError } from "./upstream_error.ts";
+import { errorFromJson, parseUpstreamError } from "./upstream_error.ts";
+import { clip } from "./redact.ts";
 
 /** Where the images of the events go; which event an image belonged to is known at its end. */
 export interface EventImageTarget {

@@ -32,7 +32,7 @@ export const ABANDONED_AFTER_MS = 24 * 60 * 60 * 1000;
  * A folder is swept at most this often by one process: listing it for every image would make a
  * batch of N images into one folder cost O(N²). What turns abandoned meanwhile is a day old.
  */
-export const SWEEP_EVERY_MS = 60_000;
+const SWEEP_EVERY_MS = 60_000;
 /** When this process last swept each folder. */
 const sweptAt = new Map<string, number>();
 /**

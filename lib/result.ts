@@ -233,17 +233,17 @@ export async function writeResult(
   image: SavedImage | null = null,
 ): Promise<void> {
   const encoder = new TextEncoder();
-  if (!result.ok || (result.b64 === undefined && image === null)) {
+  if (!result.ok || image === null) {
     const text = encoder.encode(JSON.stringify(result, null, 2) + "\n");
     await cutShortOnFailure(() => write(text));
     return;
   }
-  const { b64, ...rest } = result;
+  const { b64: _b64, ...rest } = result;
   const head = encoder.encode(`${JSON.stringify(rest, null, 2).slice(0, -2)},\n  "b64": "`);
   await cutShortOnFailure(async () => {
     await write(head);
     const buffer = new Uint8Array((BASE64_PIECE_BYTES / 3) * 4);
-    for await (const piece of b64 === undefined ? base64Of(image!) : slices(b64, buffer.length)) {
+    for await (const piece of base64Of(image)) {
       const { written } = encoder.encodeInto(piece, buffer);
       await write(buffer.subarray(0, written));
     }
@@ -262,12 +262,6 @@ async function cutShortOnFailure(writing: () => Promise<void>): Promise<void> {
 /** The image as base64, a piece at a time. */
 export async function* base64Of(image: SavedImage): AsyncGenerator<string> {
   for await (const piece of image.pieces(BASE64_PIECE_BYTES)) yield piece.toBase64();
-}
-
-function* slices(text: string, size: number): Generator<string> {
-  for (let offset = 0; offset < text.length; offset += size) {
-    yield text.slice(offset, offset + size);
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { isJsonObject } from "./json.ts";
 import type { UpstreamError } from "./errors.ts";
-import { clip as clipTo } from "./redact.ts";
+import { clip } from "./redact.ts";
 
 /** No text field of a result is longer than this (result.ts clips, after masking secrets). */
 export const MAX_FIELD_CHARS = 1000;
@@ -35,9 +35,9 @@ export function parseUpstreamError(text: string): UpstreamError {
   try {
     json = JSON.parse(trimmed);
   } catch {
-    return { ...EMPTY, message: clip(looksLikeHtml(trimmed) ? htmlSummary(trimmed) : trimmed) };
+    return { ...EMPTY, message: clipKept(looksLikeHtml(trimmed) ? htmlSummary(trimmed) : trimmed) };
   }
-  return errorFromJson(json) ?? { ...EMPTY, message: clip(trimmed) };
+  return errorFromJson(json) ?? { ...EMPTY, message: clipKept(trimmed) };
 }
 
 /** Text that opens with a server-sent event's field or comment: an event stream, not words. */
@@ -69,7 +69,9 @@ function errorOfEvents(events: string[]): UpstreamError {
 export function errorFromJson(json: unknown): UpstreamError | null {
   if (!isJsonObject(json)) return null;
   const error = json.error ?? json.errors;
-  if (typeof error === "string" && error.trim() !== "") return { ...EMPTY, message: clip(error) };
+  if (typeof error === "string" && error.trim() !== "") {
+    return { ...EMPTY, message: clipKept(error) };
+  }
   const inner = Array.isArray(error) ? error[0] : error;
   if (isJsonObject(inner)) return fieldsOf(inner, json);
   const detail = json.detail;
@@ -196,12 +198,12 @@ function decodeEntities(text: string): string {
 }
 
 /** Upstream text as kept while it is read (see MAX_KEPT_CHARS). */
-export function clip(text: string, max = MAX_KEPT_CHARS): string {
-  return clipTo(text, max);
+export function clipKept(text: string): string {
+  return clip(text, MAX_KEPT_CHARS);
 }
 
 function clipOrNull(text: string | null): string | null {
-  return text === null ? null : clip(text);
+  return text === null ? null : clipKept(text);
 }
 
 const REQUEST_ID_HEADERS = ["x-request-id", "x-oneapi-request-id", "x-new-api-request-id"];
@@ -218,5 +220,3 @@ export function requestIdOf(headers: Headers | null, message: string | null): st
   const fromMessage = message ? /\(request id: ?([^)\s]+)\)/i.exec(message)?.[1] : undefined;
   return fromMessage ?? null;
 }
-
-export { EMPTY as NO_UPSTREAM_ERROR };

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import type { UpstreamError } from "../lib/errors.ts";
-import { redactText, secretsOf } from "../lib/redact.ts";
+import { clip, redactText, secretsOf } from "../lib/redact.ts";
 import {
-  clip,
+  clipKept,
   errorFromJson,
   htmlSummary,
   MAX_FIELD_CHARS,
-  NO_UPSTREAM_ERROR,
   parseUpstreamError,
   requestIdOf,
 } from "../lib/upstream_error.ts";
@@ -151,7 +150,7 @@ Deno.test("parseUpstreamError() keeps plain text, trimmed", () => {
 });
 
 Deno.test("parseUpstreamError() reads nothing from an empty body", () => {
-  assert.deepEqual(parseUpstreamError(""), NO_UPSTREAM_ERROR);
+  assert.deepEqual(parseUpstreamError(""), upstream({}));
   assert.deepEqual(parseUpstreamError(" \r\n"), upstream({}));
 });
 
@@ -276,7 +275,7 @@ Deno.test("htmlSummary() decodes character entities", () => {
 });
 
 Deno.test("clip() trims and clips to the limit with an ellipsis", () => {
-  assert.equal(clip("  abc  "), "abc");
+  assert.equal(clip("  abc  ", 4), "abc");
   assert.equal(clip("abcdef", 4), "abc…");
   assert.equal(clip("abcd", 4), "abcd");
   assert.equal(clip("", 4), "");
@@ -286,6 +285,14 @@ Deno.test("clip() never cuts a character in half", () => {
   const clipped = clip("🐱".repeat(600), 1000);
   assert.equal(clipped.isWellFormed(), true);
   assert.match(clipped, /^(?:🐱){499,999}…$/u);
+});
+
+Deno.test("clipKept() keeps 8 times what a result shows of upstream text", () => {
+  assert.equal(clipKept(` ${"x".repeat(8 * MAX_FIELD_CHARS)} `), "x".repeat(8 * MAX_FIELD_CHARS));
+  assert.equal(
+    clipKept("x".repeat(8 * MAX_FIELD_CHARS + 1)),
+    `${"x".repeat(8 * MAX_FIELD_CHARS - 1)}…`,
+  );
 });
 
 Deno.test("requestIdOf() reads x-request-id", () => {
