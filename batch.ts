@@ -3,7 +3,8 @@
 import { batchHelpText } from "./lib/batch/help.ts";
 import { runBatch } from "./lib/batch/run.ts";
 import { VERSION } from "./lib/mod.ts";
-import { isWriteAbandoned, Stdout } from "./lib/stdout.ts";
+import { Stdout } from "./lib/stdout.ts";
+import { unwrittenExitCode } from "./lib/result.ts";
 import { StopSignals } from "./lib/stop_signals.ts";
 
 const EXIT_FAILURE = 1;
@@ -40,10 +41,7 @@ export async function main(argv: string[]): Promise<number> {
         return outcome.result.ok ? 0 : EXIT_FAILURE;
     }
   } catch (error) {
-    // A signal came and standard output took nothing more: the signal's code is all it can get.
-    if (isWriteAbandoned(error)) return stop.exitCode!;
-    if (error instanceof Deno.errors.BrokenPipe) return EXIT_FAILURE;
-    throw error;
+    return unwrittenExitCode(error, stop.exitCode);
   } finally {
     stop.dispose();
   }

@@ -6,14 +6,14 @@ import { errorMessage, GenerationError } from "./lib/errors.ts";
 import { generateFromParams } from "./lib/generate.ts";
 import { helpText } from "./lib/help.ts";
 import { StopSignals } from "./lib/stop_signals.ts";
-import { isWriteAbandoned, Stdout } from "./lib/stdout.ts";
+import { Stdout } from "./lib/stdout.ts";
 import { type GenerationParams, validateParams } from "./lib/params.ts";
 import {
   callContext,
   failureResult,
   type GenerationResult,
   mediaLine,
-  ResultCutShort,
+  unwrittenExitCode,
   writeResult,
 } from "./lib/result.ts";
 import { VERSION } from "./lib/version.ts";
@@ -26,13 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(argv, stop, new Stdout(stop.signal));
   } catch (error) {
-    // A signal came and standard output took nothing more: the signal's code is all it can get.
-    if (isWriteAbandoned(error)) return stop.exitCode!;
-    // Standard output was closed by its reader, or broke mid-result: there is no one left to tell.
-    if (error instanceof Deno.errors.BrokenPipe || error instanceof ResultCutShort) {
-      return EXIT_FAILURE;
-    }
-    throw error;
+    return unwrittenExitCode(error, stop.exitCode);
   } finally {
     stop.dispose();
   }

@@ -5,6 +5,7 @@ import type { ImageInfo } from "./image_type.ts";
 import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./redact.ts";
 import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream_error.ts";
 import type { Category, Diagnosis, Lang, Stage } from "./types.ts";
+import { isWriteAbandoned } from "./stdout.ts";
 
 export interface Attempt {
   http_status: number | null;
@@ -219,6 +220,17 @@ export interface SavedImage {
  */
 export class ResultCutShort extends Error {
   override name = "ResultCutShort";
+}
+
+/**
+ * The exit code of a command whose answer could not be written: the signal's when a signal came
+ * and standard output took nothing more, 1 when its reader closed it or the result broke off
+ * (there is no one left to tell). Any other error is thrown again.
+ */
+export function unwrittenExitCode(error: unknown, signalExitCode: number | null): number {
+  if (isWriteAbandoned(error) && signalExitCode !== null) return signalExitCode;
+  if (error instanceof Deno.errors.BrokenPipe || error instanceof ResultCutShort) return 1;
+  throw error;
 }
 
 /**

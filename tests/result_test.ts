@@ -7,6 +7,7 @@ import {
   ResultCutShort,
   type SavedImage,
   type SuccessResult,
+  unwrittenExitCode,
   writeResult,
 } from "../lib/result.ts";
 import { concat, randomBytes } from "./_helpers.ts";
@@ -162,4 +163,11 @@ Deno.test("failureResult() repeats a base_url only when it is an http(s) URL, wh
   assert.equal(shown(KEY), null);
   assert.equal(shown(`sk:${KEY}`), null);
   assert.equal(shown("http://127.0.0.1:8080/v1"), "http://127.0.0.1:8080/v1");
+});
+
+Deno.test("unwrittenExitCode() gives 1 for a closed or cut-short standard output, and throws anything else", () => {
+  assert.equal(unwrittenExitCode(new Deno.errors.BrokenPipe("closed"), null), 1);
+  assert.equal(unwrittenExitCode(new ResultCutShort("cut"), 143), 1);
+  const other = new TypeError("a bug");
+  assert.throws(() => unwrittenExitCode(other, 143), (error) => error === other);
 });
