@@ -1,3 +1,4 @@
+import { concat } from "./bytes.ts";
 import { isJsonObject } from "./json.ts";
 import { errorMessage, InputError } from "./errors.ts";
 import { type GenerationInput, isParamName, PARAM_SPECS, unknownParamMessage } from "./params.ts";
@@ -64,29 +65,12 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
     if (!arg.startsWith("--")) throw new InputError(unknownOptionMessage(arg));
 
     const equals = arg.indexOf("=");
-    const flag = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
-    const name = flag.replaceAll("-", "_");
-    const inline = equals === -1 ? null : arg.slice(equals + 1);
-    if (name === "input") {
-      if (inputFile !== null) throw new InputError(`Option "--${flag}" is given twice`);
-      inputFile = inline ?? takeValue(argv, ++i, arg);
+    if ((equals === -1 ? arg.slice(2) : arg.slice(2, equals)).replaceAll("-", "_") === "input") {
+      if (inputFile !== null) throw new InputError(`Option "${flagOf(arg)}" is given twice`);
+      inputFile = equals === -1 ? takeValue(argv, ++i, arg) : arg.slice(equals + 1);
       continue;
     }
-    if (!isParamName(name)) {
-      throw new InputError(unknownOptionMessage(equals === -1 ? arg : arg.slice(0, equals)));
-    }
-    if (Object.hasOwn(flagValues, name)) throw new InputError(`Option "--${flag}" is given twice`);
-
-    if (PARAM_SPECS[name].rule.kind === "boolean" && inline === null) {
-      // `--return-base64` alone means true; an explicit true/false may follow it.
-      const next = argv[i + 1];
-      flagValues[name] = next === "true" || next === "false" ? argv[++i] : "true";
-    } else if (PARAM_SPECS[name].rule.kind === "object") {
-      const text = inline ?? takeValue(argv, ++i, arg);
-      flagValues[name] = parseJsonObject(cappedArgument(text, `--${flag}`), `--${flag}`);
-    } else {
-      flagValues[name] = inline ?? takeValue(argv, ++i, arg);
-    }
+    i = readParamFlag(argv, i, flagValues);
   }
 
   const stray = positionals.find((arg) => arg !== "-" && !looksLikeJson(arg));
@@ -103,7 +87,7 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
   }
   if (positional === "-") {
     if (inputFile !== null) throw new InputError(`Give either "-" or --input, not both`);
-    const text = await readCapped(sources.stdin(), "standard input");
+    const text = utf8Text(await readCapped(sources.stdin(), "standard input"), "standard input");
     Object.assign(invocation.input, parseJsonObject(text, "standard input"));
   }
   if (inputFile !== null) {
@@ -114,7 +98,8 @@ export async function parseInvocation(argv: string[], sources: InputSources): Pr
     } catch (error) {
       throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
     }
-    Object.assign(invocation.input, parseJsonObject(await readCapped(stream, source), source));
+    const text = utf8Text(await readCapped(stream, source), source);
+    Object.assign(invocation.input, parseJsonObject(text, source));
   }
   Object.assign(invocation.input, flagValues);
   return invocation;
@@ -134,40 +119,103 @@ function takeValue(argv: string[], index: number, flag: string): string {
 }
 
 /**
- * The text of a stream, read no further than MAX_INPUT_BYTES, so that `/dev/zero` or a gigabyte
- * piped in costs no more memory than the cap. A UTF-8 byte order mark is dropped; other bytes
- * that are not UTF-8 are refused rather than silently replaced.
+ * Reads the parameter flag at `argv[index]` (`--size 1024x1024`, `--output-dir=out`,
+ * `--return-base64 [true|false]`, `--extra-headers '{…}'`) into `values`, and returns the index of
+ * the last argument it took. A name that is no parameter, or one given twice, is an InputError
+ * that quotes no more of the argument than is safe.
  */
-async function readCapped(stream: ReadableStream<Uint8Array>, source: string): Promise<string> {
+export function readParamFlag(argv: string[], index: number, values: GenerationInput): number {
+  const arg = argv[index]!;
+  const equals = arg.indexOf("=");
+  const flag = flagOf(arg);
+  const name = flag.slice(2).replaceAll("-", "_");
+  const inline = equals === -1 ? null : arg.slice(equals + 1);
+  if (!isParamName(name)) throw new InputError(unknownOptionMessage(flag));
+  if (Object.hasOwn(values, name)) throw new InputError(`Option "${flag}" is given twice`);
+
+  let i = index;
+  if (PARAM_SPECS[name].rule.kind === "boolean" && inline === null) {
+    // `--return-base64` alone means true; an explicit true/false may follow it.
+    const next = argv[i + 1];
+    values[name] = next === "true" || next === "false" ? argv[++i] : "true";
+  } else if (PARAM_SPECS[name].rule.kind === "object") {
+    const text = inline ?? takeValue(argv, ++i, arg);
+    values[name] = parseJsonObject(cappedArgument(text, flag), flag);
+  } else {
+    values[name] = inline ?? takeValue(argv, ++i, arg);
+  }
+  return i;
+}
+
+/** `--output-dir=out` → `--output-dir`. */
+function flagOf(arg: string): string {
+  const equals = arg.indexOf("=");
+  return equals === -1 ? arg : arg.slice(0, equals);
+}
+
+/** How much an input may hold, and how an error names that limit. */
+export interface ByteLimit {
+  bytes: number;
+  /** Completes "it is larger than …". */
+  label: string;
+}
+
+const PARAMETERS_LIMIT: ByteLimit = {
+  bytes: MAX_INPUT_BYTES,
+  label: `${MAX_INPUT_LABEL}, the limit for the parameters`,
+};
+
+/**
+ * The bytes of a stream, read no further than `limit`, so that `/dev/zero` or a gigabyte piped in
+ * costs no more memory than the limit. `signal` gives the read up (a stop signal), and the stream
+ * is cancelled on every failure.
+ */
+export async function readCapped(
+  stream: ReadableStream<Uint8Array>,
+  source: string,
+  limit: ByteLimit = PARAMETERS_LIMIT,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const reader = stream.getReader();
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  let text = "";
+  const stop = () => reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", stop, { once: true });
+  const chunks: Uint8Array[] = [];
   let received = 0;
-  const decode = (piece?: Uint8Array) => {
-    try {
-      return decoder.decode(piece, { stream: piece !== undefined });
-    } catch {
-      throw new InputError(`Cannot read ${source}: it is not UTF-8 text`);
-    }
-  };
   try {
     while (true) {
+      if (signal?.aborted) throw new InputError(`Cannot read ${source}: cancelled`);
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
         chunk = await reader.read();
       } catch (error) {
         throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
       }
-      if (chunk.done) return text + decode();
+      if (signal?.aborted) throw new InputError(`Cannot read ${source}: cancelled`);
+      if (chunk.done) return concat(chunks);
       received += chunk.value.length;
-      if (received > MAX_INPUT_BYTES) throw new InputError(tooLargeMessage(source));
-      text += decode(chunk.value);
+      if (received > limit.bytes) {
+        throw new InputError(`Cannot read ${source}: it is larger than ${limit.label}`);
+      }
+      chunks.push(chunk.value);
     }
   } catch (error) {
-    await reader.cancel().catch(() => {});
+    await stop();
     throw error;
   } finally {
+    signal?.removeEventListener("abort", stop);
     reader.releaseLock();
+  }
+}
+
+/**
+ * The UTF-8 text of `bytes`, a byte order mark dropped; bytes that are not UTF-8 are refused
+ * rather than silently replaced.
+ */
+export function utf8Text(bytes: Uint8Array, source: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new InputError(`Cannot read ${source}: it is not UTF-8 text`);
   }
 }
 
@@ -181,10 +229,11 @@ function cappedArgument(text: string, source: string): string {
 }
 
 function tooLargeMessage(source: string): string {
-  return `Cannot read ${source}: it is larger than ${MAX_INPUT_LABEL}, the limit for the parameters`;
+  return `Cannot read ${source}: it is larger than ${PARAMETERS_LIMIT.label}`;
 }
 
-function parseJsonObject(text: string, source: string): GenerationInput {
+/** `text` as a JSON object; the parser's reason is kept, the text it quotes is not. */
+export function parseJsonObject(text: string, source: string): GenerationInput {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -203,7 +252,7 @@ function parseJsonObject(text: string, source: string): GenerationInput {
  * The parser quotes the text around the error (`Unexpected token 's', ..."api_key": sk-…"... is
  * not valid JSON`), and that text may hold the API key: only the words before the quote are kept.
  */
-function withoutQuotedInput(message: string): string {
+export function withoutQuotedInput(message: string): string {
   return message.replace(/,\s*(?:\.\.\.)?".*$/s, "");
 }
 
@@ -220,7 +269,7 @@ const FLAG_NAME = /^--[A-Za-z][\w-]{0,31}$/;
 const SHORT_WORD = /^-?[\p{L}\p{N}][\p{L}\p{N}._-]{0,11}$/u;
 
 /** `Unknown option "-x"`, or, for `--timeout`, the parameter it most likely means. */
-function unknownOptionMessage(arg: string): string {
+export function unknownOptionMessage(arg: string): string {
   if (FLAG_NAME.test(arg)) return unknownParamMessage(arg.slice(2));
   if (SHORT_WORD.test(arg)) return `Unknown option "${arg}"`;
   const known = /^--([A-Za-z][\w-]*)/.exec(arg)?.[1];

@@ -31,6 +31,17 @@ export {
   validateParams,
 } from "./params.ts";
 export { callContext, failureResult } from "./result.ts";
+export {
+  type ByteLimit,
+  MAX_INPUT_BYTES,
+  MAX_INPUT_LABEL,
+  parseJsonObject,
+  readCapped,
+  readParamFlag,
+  unknownOptionMessage,
+  utf8Text,
+  withoutQuotedInput,
+} from "./args.ts";
 export { errorMessage, GenerationError, InputError } from "./errors.ts";
 export { isImageNameOf, isPartNameOf, removeIfUnlocked, safeFileStem } from "./output_file.ts";
 export { absolutePath, basename, dirname, inFolder } from "./paths.ts";

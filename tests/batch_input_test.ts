@@ -308,3 +308,25 @@ testEachBatchTarget(
     assert.match(parseJson(new TextDecoder().decode(stdout)).error, /standard input: cancelled/);
   },
 );
+
+testEachBatchTarget(
+  "an unknown option that holds the key is described, never quoted",
+  async (target) => {
+    const key = "sk-proj-" + "Q7wErTy9".repeat(8);
+    for (const arg of [`-${key}`, `--${key}`, `--${key}=1`]) {
+      const run = await runBatch(target, ["jobs.jsonl", arg]);
+      assert.equal(run.code, 2);
+      assert.match(parseJson(run.stdout).error, /^Unknown option/);
+      assert.ok(!`${run.stdout}${run.stderr}`.includes("Q7wErTy9"), run.stdout);
+    }
+  },
+);
+
+testEachBatchTarget("--help and --version win over a mistake on the same line", async (target) => {
+  const help = await runBatch(target, ["--bogus", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /img2-batch/);
+  const version = await runBatch(target, ["a", "b", "-V"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^img2-batch \d/);
+});

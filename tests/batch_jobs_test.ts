@@ -124,6 +124,27 @@ Deno.test("parseBatchArgs reads the scheduler's options and the image flags", ()
   });
 });
 
+Deno.test("parseBatchArgs() never quotes an unknown option that might be the key", () => {
+  const key = "sk-proj-" + "S3cr3tK3y".repeat(6);
+  for (const arg of [`-${key}`, `--${key}`, `--${key}=x`, `--size-${key}`]) {
+    let message = "";
+    try {
+      parseBatchArgs(["jobs.jsonl", arg]);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    assert.match(message, /^Unknown (option|parameter)/);
+    assert.ok(!message.includes("S3cr3tK3y"), message);
+  }
+});
+
+Deno.test("parseBatchArgs() lets --help and --version win over mistakes", () => {
+  assert.equal(parseBatchArgs(["--bogus", "--help"]).help, true);
+  assert.equal(parseBatchArgs(["a", "b", "-h"]).help, true);
+  assert.equal(parseBatchArgs(["--concurrency", "0", "--version"]).version, true);
+  assert.throws(() => parseBatchArgs(["--bogus", "--", "--help"]), /Unknown parameter "bogus"/);
+});
+
 Deno.test("parseBatchArgs rejects what it cannot run", () => {
   for (
     const [argv, message] of [
@@ -131,7 +152,10 @@ Deno.test("parseBatchArgs rejects what it cannot run", () => {
       [["a", "b"], /Expected one argument/],
       [["a", "--concurrency", "0"], /Invalid --concurrency "0"/],
       [["a", "--rpm", "fast"], /Invalid --rpm "fast"/],
-      [["a", "--timeout"], /Unknown option "timeout": did you mean "timeout_ms"\?/],
+      [["a", "--timeout"], /Unknown parameter "timeout": did you mean "timeout_ms"\?/],
+      [["a", "--size", "1", "--size=2"], /Option "--size" is given twice/],
+      [["a", "--run-dir", "x", "--run_dir", "y"], /Option "--run-dir" is given twice/],
+      [["a", "--events"], /Option "--events" needs a value/],
       [["a", "--api-key", "k", "--api-key-file", "f"], /either --api_key or --api-key-file/],
       [["a", "--force=yes"], /takes no value/],
     ] as const

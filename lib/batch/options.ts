@@ -1,10 +1,4 @@
-import {
-  type GenerationInput,
-  InputError,
-  isParamName,
-  PARAM_SPECS,
-  unknownParamMessage,
-} from "../mod.ts";
+import { type GenerationInput, InputError, readParamFlag, unknownOptionMessage } from "../mod.ts";
 
 /** What `img2-batch` is asked to do, before the jobs are read. */
 export interface BatchOptions {
@@ -74,49 +68,45 @@ export function parseBatchArgs(argv: string[]): BatchOptions {
     help: false,
     version: false,
   };
+  // As in img2-generate, --help and --version win over everything else, mistakes included.
+  const beforeEnd = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (beforeEnd.some((arg) => arg === "--help" || arg === "-h")) return { ...options, help: true };
+  if (beforeEnd.some((arg) => arg === "--version" || arg === "-V")) {
+    return { ...options, version: true };
+  }
+
   const positionals: string[] = [];
   const seen = new Set<string>();
-
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (arg === "-h") options.help = true;
-    else if (arg === "-V") options.version = true;
-    else if (!arg.startsWith("--") || arg === "-") {
-      if (arg.startsWith("-") && arg !== "-") throw new InputError(`Unknown option "${arg}"`);
+    if (!arg.startsWith("-") || arg === "-") {
       positionals.push(arg);
-    } else {
-      const equals = arg.indexOf("=");
-      const flag = (equals === -1 ? arg.slice(2) : arg.slice(2, equals)).replaceAll("_", "-");
-      const inline = equals === -1 ? null : arg.slice(equals + 1);
+      continue;
+    }
+    if (!arg.startsWith("--")) throw new InputError(unknownOptionMessage(arg));
+    const equals = arg.indexOf("=");
+    const flag = (equals === -1 ? arg.slice(2) : arg.slice(2, equals)).replaceAll("_", "-");
+    const inline = equals === -1 ? null : arg.slice(equals + 1);
+    if (Object.hasOwn(SWITCHES, flag)) {
+      if (inline !== null) throw new InputError(`Option "--${flag}" takes no value`);
       if (seen.has(flag)) throw new InputError(`Option "--${flag}" is given twice`);
       seen.add(flag);
-      const value = () => {
-        if (inline !== null) return inline;
-        const next = argv[++i];
-        if (next === undefined) throw new InputError(`Option "${arg}" needs a value`);
-        return next;
-      };
-      if (Object.hasOwn(SWITCHES, flag)) {
-        if (inline !== null) throw new InputError(`Option "--${flag}" takes no value`);
-        options[SWITCHES[flag as keyof typeof SWITCHES]] = true;
-      } else if (Object.hasOwn(VALUED, flag)) {
-        setValued(options, flag as keyof typeof VALUED, value());
-      } else {
-        const name = flag.replaceAll("-", "_");
-        if (!isParamName(name)) throw new InputError(unknownOptionMessage(flag));
-        if (PARAM_SPECS[name].rule.kind === "boolean" && inline === null) {
-          const next = argv[i + 1];
-          options.flags[name] = next === "true" || next === "false" ? argv[++i] : "true";
-        } else if (PARAM_SPECS[name].rule.kind === "object") {
-          options.flags[name] = parseObjectFlag(value(), `--${flag}`);
-        } else {
-          options.flags[name] = value();
-        }
+      options[SWITCHES[flag as keyof typeof SWITCHES]] = true;
+    } else if (Object.hasOwn(VALUED, flag)) {
+      if (seen.has(flag)) throw new InputError(`Option "--${flag}" is given twice`);
+      seen.add(flag);
+      let value = inline;
+      if (value === null) {
+        value = argv[++i] ?? null;
+        if (value === null) throw new InputError(`Option "--${flag}" needs a value`);
       }
+      setValued(options, flag as keyof typeof VALUED, value);
+    } else {
+      i = readParamFlag(argv, i, options.flags);
     }
   }
 
@@ -160,21 +150,4 @@ function positiveInteger(flag: string, text: string, max: number): number {
     throw new InputError(`Invalid --${flag} "${text}": expected an integer from 1 to ${max}`);
   }
   return value;
-}
-
-function parseObjectFlag(text: string, flag: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new InputError(`Cannot parse ${flag} as JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InputError(`Expected ${flag} to be a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function unknownOptionMessage(flag: string): string {
-  return unknownParamMessage(flag).replace(/^Unknown parameter/, "Unknown option");
 }
