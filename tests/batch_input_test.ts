@@ -330,3 +330,90 @@ testEachBatchTarget("--help and --version win over a mistake on the same line", 
   assert.equal(version.code, 0);
   assert.match(version.stdout, /^img2-batch \d/);
 });
+
+testEachBatchTarget(
+  "--api-key-file and --defaults stop reading /dev/zero at the parameters' limit",
+  async (target) => {
+    for (const flag of ["--api-key-file", "--defaults"]) {
+      const run = await runBatch(target, ["jobs.jsonl", flag, "/dev/zero", "--dry-run"]);
+      assert.equal(run.code, 2);
+      assert.equal(
+        parseJson(run.stdout).error,
+        `Cannot read the ${flag}${flag === "--defaults" ? " file" : ""} "/dev/zero": ` +
+          `it is larger than 1 MiB (1048576 bytes), the limit for the parameters`,
+      );
+    }
+  },
+);
+
+testEachBatchTarget(
+  "a --defaults file is parsed with the parser's reason, and must be UTF-8",
+  async (target) => {
+    await withTempDir(async (dir) => {
+      const defaults = `${dir}/defaults.json`;
+      await Deno.writeTextFile(defaults, `{"model": gpt}`);
+      const broken = await runBatch(target, ["jobs.jsonl", "--defaults", defaults]);
+      assert.equal(broken.code, 2);
+      assert.match(
+        parseJson(broken.stdout).error,
+        /^Cannot parse the --defaults file ".*defaults\.json" as JSON: Unexpected token/,
+      );
+      await Deno.writeFile(defaults, new Uint8Array([0x7b, 0xff, 0x7d]));
+      const latin = await runBatch(target, ["jobs.jsonl", "--defaults", defaults]);
+      assert.equal(latin.code, 2);
+      assert.match(parseJson(latin.stdout).error, /defaults\.json": it is not UTF-8 text$/);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a jobs file that is not UTF-8 is refused rather than sent with its bytes replaced",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = `${dir}/latin1.jsonl`;
+      // "café" in Latin-1: the é is one byte that UTF-8 cannot start with.
+      const latin1 = [
+        ...new TextEncoder().encode(`{"prompt": "caf`),
+        0xe9,
+        ...new TextEncoder().encode(`"}\n`),
+      ];
+      await Deno.writeFile(jobs, new Uint8Array(latin1));
+      const run = await runBatch(target, [jobs, ...sharedFlags(upstream, "ok", dir)]);
+      assert.equal(run.code, 2);
+      assert.equal(
+        parseJson(run.stdout).error,
+        `Cannot read the jobs file "${jobs}": it is not UTF-8 text`,
+      );
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "return_base64 and media_line are refused in a batch, so that no image lands in its records",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/b64.jsonl`, [
+        { prompt: "a" },
+        { prompt: "b", return_base64: true },
+      ]);
+      const run = await runBatch(target, [jobs, ...sharedFlags(upstream, "ok", dir)]);
+      assert.equal(run.code, 2);
+      const result = parseJson(run.stdout);
+      assert.equal(result.stage, "input");
+      assert.equal(result.line, 2);
+      assert.match(result.error, /^img2-batch saves images; return_base64 is for img2-generate/);
+
+      const shared = await runBatch(target, [
+        await writeJobs(`${dir}/media.jsonl`, [{ prompt: "a" }]),
+        "--media-line",
+        ...sharedFlags(upstream, "ok", dir),
+      ]);
+      assert.equal(shared.code, 2);
+      assert.match(parseJson(shared.stdout).error, /^img2-batch saves images; media_line/);
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);

@@ -8,7 +8,12 @@ import {
   InputError,
   safeFileStem,
   validateParams,
+  withoutQuotedInput,
 } from "../mod.ts";
+import { isJsonObject } from "../json.ts";
+
+/** Parameters that ask for the image in the answer: a batch saves every image and records each result. */
+const ANSWER_ONLY_PARAMS = ["return_base64", "media_line"] as const;
 
 /** An input error tied to a line of the jobs file (or an index of its JSON array). */
 export class JobInputError extends InputError {
@@ -80,7 +85,7 @@ export function readJobs(
       fail(raw.parseError);
       continue;
     }
-    if (typeof raw.value !== "object" || raw.value === null || Array.isArray(raw.value)) {
+    if (!isJsonObject(raw.value)) {
       fail(`Expected a JSON object for the job`);
       continue;
     }
@@ -98,6 +103,15 @@ export function readJobs(
       params = validateParams(input);
     } catch (error) {
       fail(errorMessage(error), { ...input, id });
+      continue;
+    }
+    const answerOnly = ANSWER_ONLY_PARAMS.find((name) => params[name]);
+    if (answerOnly !== undefined) {
+      fail(
+        `img2-batch saves images; ${answerOnly} is for img2-generate alone, ` +
+          `as the journal and the result would otherwise hold every image`,
+        { ...input, id },
+      );
       continue;
     }
     const jobId = id === undefined ? params.task_name : String(id);
@@ -165,5 +179,5 @@ function rawJobs(text: string): RawJob[] {
 
 /** The parser's message without the text it quotes, which may hold a key. */
 function shortJsonError(error: unknown): string {
-  return errorMessage(error).replace(/,\s*(?:\.\.\.)?".*$/s, "");
+  return withoutQuotedInput(errorMessage(error));
 }

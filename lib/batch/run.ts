@@ -2,7 +2,6 @@
  * One run of `img2-batch`, from the command line to the result: read and validate every job,
  * check the plan against the run dir, resume from the journal, schedule, and write the result.
  */
-import { concat } from "../bytes.ts";
 import {
   absolutePath,
   basename,
@@ -19,7 +18,10 @@ import {
   InputError,
   maskBaseUrl,
   maskedHeaderValues,
+  parseJsonObject,
+  readCapped,
   resolveFolder,
+  utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
@@ -36,7 +38,7 @@ export const STATE_FILE = "state.json";
 export const RESULT_FILE = "batch_result.json";
 /** Far more than 100 000 jobs, and a bound on what `/dev/zero` given as the jobs can cost. */
 export const MAX_JOBS_BYTES = 256 * 1024 * 1024;
-const MAX_JOBS_LABEL = "256 MiB, the limit for the jobs";
+const JOBS_LIMIT = { bytes: MAX_JOBS_BYTES, label: "256 MiB, the limit for the jobs" };
 
 export interface BatchIo {
   /** Standard input, read only when the jobs come from "-". */
@@ -106,18 +108,31 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   const jobsPath = options.jobsPath!;
   const shared: GenerationInput = {};
   if (options.defaultsPath !== null) {
-    Object.assign(shared, parseObject(await readText(options.defaultsPath, "--defaults")));
+    const source = `the --defaults file "${options.defaultsPath}"`;
+    const text = await readSmallFile(options.defaultsPath, source, io.signal);
+    Object.assign(shared, parseJsonObject(text, source));
   }
   Object.assign(shared, options.flags);
   if (options.apiKeyFile !== null) {
-    shared.api_key = (await readText(options.apiKeyFile, "--api-key-file")).replace(/\r?\n$/, "");
+    // Taken as it is: the key's surrounding white space, a final newline included, is trimmed
+    // where every key is validated.
+    const source = `the --api-key-file "${options.apiKeyFile}"`;
+    shared.api_key = await readSmallFile(options.apiKeyFile, source, io.signal);
   }
   delete shared.id;
 
-  const bytes = await readJobsBytes(jobsPath, io);
+  const jobsSource = jobsPath === "-"
+    ? "the jobs from standard input"
+    : `the jobs file "${jobsPath}"`;
+  const bytes = await readCapped(
+    await openInput(jobsPath, jobsSource, io),
+    jobsSource,
+    JOBS_LIMIT,
+    io.signal,
+  );
   const jobsSha256 = await sha256Hex(bytes);
   const stem = jobsPath === "-" ? "job" : fileStem(jobsPath);
-  const list = readJobs(new TextDecoder().decode(bytes), stem, shared, options);
+  const list = readJobs(utf8Text(bytes, jobsSource), stem, shared, options);
   if (list.jobs.length + list.invalid.length === 0) {
     throw new JobInputError(`No jobs in ${jobsPath === "-" ? "standard input" : `"${jobsPath}"`}`);
   }
@@ -378,55 +393,29 @@ async function isFile(path: string | null): Promise<boolean> {
   return await Deno.stat(path).then((info) => info.isFile, () => false);
 }
 
-async function readText(path: string, flag: string): Promise<string> {
+/** Standard input for "-", else the file; an input error when it cannot be opened. */
+async function openInput(
+  path: string,
+  source: string,
+  io: BatchIo,
+): Promise<ReadableStream<Uint8Array>> {
+  if (path === "-") return io.stdin();
   try {
-    return await Deno.readTextFile(path);
+    return (await Deno.open(path)).readable;
   } catch (error) {
-    throw new InputError(`Cannot read ${flag} file "${path}": ${errorMessage(error)}`);
-  }
-}
-
-/** The jobs content, read no further than MAX_JOBS_BYTES, and given up on a signal. */
-async function readJobsBytes(path: string, io: BatchIo): Promise<Uint8Array> {
-  const source = path === "-" ? "the jobs from standard input" : `the jobs file "${path}"`;
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
-  const stop = () => reader?.cancel().catch(() => {});
-  io.signal.addEventListener("abort", stop, { once: true });
-  try {
-    reader = (path === "-" ? io.stdin() : (await Deno.open(path)).readable).getReader();
-    while (!io.signal.aborted) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > MAX_JOBS_BYTES) {
-        throw new InputError(`Cannot read ${source}: it is larger than ${MAX_JOBS_LABEL}`);
-      }
-      chunks.push(value);
-    }
-    if (io.signal.aborted) throw new InputError(`Cannot read ${source}: cancelled`);
-  } catch (error) {
-    await stop();
-    if (error instanceof InputError) throw error;
     throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
-  } finally {
-    io.signal.removeEventListener("abort", stop);
   }
-  return concat(chunks);
 }
 
-function parseObject(text: string): GenerationInput {
-  let value: unknown;
+/** A file of parameters, as UTF-8 text no larger than img2-generate takes its parameters. */
+async function readSmallFile(path: string, source: string, signal: AbortSignal): Promise<string> {
+  let stream: ReadableStream<Uint8Array>;
   try {
-    value = JSON.parse(text);
-  } catch {
-    throw new InputError(`Cannot parse the --defaults file as JSON`);
+    stream = (await Deno.open(path)).readable;
+  } catch (error) {
+    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InputError(`Expected the --defaults file to be a JSON object`);
-  }
-  return value as GenerationInput;
+  return utf8Text(await readCapped(stream, source, undefined, signal), source);
 }
 
 /** "jobs/article.jsonl" → "article". */
