@@ -8,6 +8,7 @@ import {
   runBatch,
   sharedFlags,
   testEachBatchTarget,
+  untilSignalCaught,
   writeJobs,
 } from "./batch_command.ts";
 
@@ -300,7 +301,7 @@ testEachBatchTarget(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await untilSignalCaught(child.pid, "SIGTERM");
     child.kill("SIGTERM");
     const { code, stdout } = await child.output();
     await child.stdin.close();
@@ -414,6 +415,31 @@ testEachBatchTarget(
       assert.equal(shared.code, 2);
       assert.match(parseJson(shared.stdout).error, /^img2-batch saves images; media_line/);
       assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "SIGTERM while reading --api-key-file from a pipe that never ends exits 143",
+  async (target) => {
+    await withTempDir(async (dir) => {
+      const fifo = `${dir}/key.fifo`;
+      await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      const [command, ...leading] = target.argv!;
+      const child = new Deno.Command(command!, {
+        args: [...leading, "jobs.jsonl", "--api-key-file", fifo],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // Opened once the command opens its end, and held open so that its read never ends.
+      using writer = await Deno.open(fifo, { write: true });
+      await writer.write(new TextEncoder().encode("sk-"));
+      await untilSignalCaught(child.pid, "SIGTERM");
+      child.kill("SIGTERM");
+      const { code, stdout } = await child.output();
+      const result = parseJson(new TextDecoder().decode(stdout));
+      assert.equal(code, 143, result.error);
+      assert.equal(result.error, `Cannot read the --api-key-file "${fifo}": cancelled`);
     });
   },
 );
