@@ -345,3 +345,31 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "the run dir, the output_dir it makes and the run's files are for the caller alone",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/own.jsonl`, promptJobs(1));
+      const events = `${dir}/events.jsonl`;
+      const run = await runBatch(target, [
+        jobs,
+        "--events",
+        events,
+        ...sharedFlags(upstream, "count", dir),
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const runDir = `${dir}/out/.img2-batch/own`;
+      const modeOf = async (path: string) => ((await Deno.stat(path)).mode! & 0o777).toString(8);
+      for (const folder of [`${dir}/out`, `${dir}/out/.img2-batch`, runDir]) {
+        assert.equal(await modeOf(folder), "700", folder);
+      }
+      for (const name of ["journal.jsonl", "state.json", "batch_result.json"]) {
+        assert.equal(await modeOf(`${runDir}/${name}`), "600", name);
+      }
+      assert.equal(await modeOf(events), "600");
+    });
+  },
+);

@@ -120,7 +120,7 @@ export class Journal {
    * left unfinished by a crash is closed first.
    */
   static async open(path: string, existing: string, size: number): Promise<Journal> {
-    const file = await Deno.open(path, { append: true, create: true });
+    const file = await Deno.open(path, { append: true, create: true, mode: 0o600 });
     if (!await file.tryLock(true) || (await file.stat()).size !== size) {
       file.close();
       throw new InputError(

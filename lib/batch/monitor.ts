@@ -31,7 +31,7 @@ export class Monitor {
       ? null
       : eventsPath === "-"
       ? Deno.stderr
-      : await Deno.open(eventsPath, { append: true, create: true });
+      : await Deno.open(eventsPath, { append: true, create: true, mode: 0o600 });
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
     return new Monitor(events, progress);
   }

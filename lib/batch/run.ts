@@ -195,7 +195,9 @@ function dryRun(setup: Setup): unknown {
 async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   const startedAt = performance.now();
   const { options, runDir } = setup;
-  await Deno.mkdir(runDir, { recursive: true });
+  // Prompts and results are the caller's own: the folders made here (output_dir among them,
+  // when the run dir is inside it) and every file of the run are for the caller alone.
+  await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
   const journal = await Journal.open(
     `${runDir}/${JOURNAL_FILE}`,
     setup.journalText,

@@ -119,7 +119,7 @@ export function isoOrNull(time: number | null): string | null {
 export async function writeAtomically(path: string, text: string): Promise<void> {
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
-    using file = await Deno.open(temp, { createNew: true, write: true });
+    using file = await Deno.open(temp, { createNew: true, write: true, mode: 0o600 });
     await writeAll(file, new TextEncoder().encode(text));
     await file.syncData();
     await Deno.rename(temp, path);
