@@ -48,6 +48,8 @@ export { absolutePath, basename, dirname, inFolder } from "./paths.ts";
 export { dryRunReport } from "./dry_run.ts";
 export { maskedHeaderValues } from "./headers.ts";
 export { maskBaseUrl } from "./redact.ts";
+export { isJsonObject } from "./json.ts";
+export { isWriteAbandoned, Stdout } from "./stdout.ts";
 export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
 export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
 export { VERSION } from "./version.ts";

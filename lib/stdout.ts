@@ -2,7 +2,7 @@
  * Standard output for a command's answer: every write taken whole and, once a stop signal has
  * come, given up after a short grace, so that a reader that never reads cannot hold the process.
  */
-import { writeAll } from "./bytes.ts";
+import { type Writable, writeAll } from "./bytes.ts";
 
 /**
  * How long a write to standard output may take once a signal has come. By then the temporary
@@ -23,11 +23,16 @@ export function isWriteAbandoned(error: unknown): boolean {
 
 export class Stdout {
   readonly #stopped: AbortSignal;
+  readonly #target: Writable;
   readonly #encoder = new TextEncoder();
 
-  /** `stopped` is aborted when a stop signal comes (StopSignals.signal). */
-  constructor(stopped: AbortSignal) {
+  /**
+   * `stopped` is aborted when a stop signal comes (StopSignals.signal). `target` is standard
+   * output unless another stream (standard error, a file) is to be written the same way.
+   */
+  constructor(stopped: AbortSignal, target: Writable = Deno.stdout) {
     this.#stopped = stopped;
+    this.#target = target;
   }
 
   /**
@@ -37,7 +42,7 @@ export class Stdout {
    * expected to exit.
    */
   readonly write = (bytes: Uint8Array): Promise<void> =>
-    writeAll({ write: (piece) => this.#withGrace(Deno.stdout.write(piece)) }, bytes);
+    writeAll({ write: (piece) => this.#withGrace(this.#target.write(piece)) }, bytes);
 
   text(text: string): Promise<void> {
     return this.write(this.#encoder.encode(text));

@@ -141,21 +141,31 @@ async function fullPipe(path: string): Promise<AsyncDisposable> {
 }
 
 /**
- * Runs a target whose standard output is a full pipe that is never read (a FIFO in `dir`), sends
- * it `signal` once `when` resolves, and tells how long it took to end after that. A process
- * still running 5 s after the signal fails the test.
+ * Runs a target whose standard output (or `blocked` stream) is a full pipe that is never read (a
+ * FIFO in `dir`), sends it `signal` once `when` resolves, and tells how long it took to end after
+ * that. A process still running 5 s after the signal fails the test.
  */
 export async function signalWhileStdoutBlocked(
   target: CommandTarget,
   args: string[],
   dir: string,
-  { signal, when }: { signal: Deno.Signal; when: () => Promise<unknown> },
+  { signal, when, blocked = "stdout" }: {
+    signal: Deno.Signal;
+    when: () => Promise<unknown>;
+    blocked?: "stdout" | "stderr";
+  },
 ): Promise<{ code: number; afterSignalMs: number }> {
-  const fifo = `${dir}/stdout`;
+  const fifo = `${dir}/${blocked}`;
   await using _pipe = await fullPipe(fifo);
   const deno = Deno.execPath();
   const child = new Deno.Command("sh", {
-    args: ["-c", 'exec "$@" > "$0"', fifo, ...target.argv!, ...args],
+    args: [
+      "-c",
+      `exec "$@" ${blocked === "stderr" ? "2>" : ">"} "$0"`,
+      fifo,
+      ...target.argv!,
+      ...args,
+    ],
     stdout: "null",
     stderr: "null",
     env: { PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}` },

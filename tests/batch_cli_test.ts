@@ -373,3 +373,30 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "SIGTERM is answered while --events - writes to a standard error that is never read",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/stall.jsonl`, promptJobs(2));
+      const journal = `${dir}/out/.img2-batch/stall/journal.jsonl`;
+      const run = await signalWhileStdoutBlocked(
+        target,
+        [jobs, "--events", "-", ...sharedFlags(upstream, "stall-headers", dir)],
+        dir,
+        {
+          signal: "SIGTERM",
+          blocked: "stderr",
+          // The journal's start comes just before the first event is written.
+          when: async () => {
+            while (!(await Deno.readTextFile(journal).catch(() => "")).includes('"start"')) {
+              await delay(20);
+            }
+          },
+        },
+      );
+      assert.equal(run.code, 143);
+    });
+  },
+);

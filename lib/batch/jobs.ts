@@ -6,11 +6,11 @@ import {
   type GenerationParams,
   type GenerationResult,
   InputError,
+  isJsonObject,
   safeFileStem,
   validateParams,
   withoutQuotedInput,
 } from "../mod.ts";
-import { isJsonObject } from "../json.ts";
 
 /** Parameters that ask for the image in the answer: a batch saves every image and records each result. */
 const ANSWER_ONLY_PARAMS = ["return_base64", "media_line"] as const;

@@ -1,4 +1,5 @@
 /** What a run tells while it goes: `--events` lines, and one progress line on a terminal. */
+import { errorMessage, isWriteAbandoned, Stdout } from "../mod.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
 export interface ProgressCounts {
@@ -11,8 +12,21 @@ export interface ProgressCounts {
 
 const PROGRESS_INTERVAL_MS = 250;
 
+export interface MonitorIo {
+  /** A stop signal: from then on, a write the reader does not take is given up after a grace. */
+  signal: AbortSignal;
+  /** Told once when the events can no longer be written. */
+  warn(message: string): void;
+}
+
 export class Monitor {
-  readonly #events: Deno.FsFile | typeof Deno.stderr | null;
+  readonly #file: Deno.FsFile | null;
+  /** Events are written in order and never wait on the caller: a stalled reader holds no signal up. */
+  readonly #events: Stdout | null;
+  #written: Promise<void> = Promise.resolve();
+  #failed = false;
+  #abandoned = false;
+  readonly #io: MonitorIo;
   readonly #progress: boolean;
   readonly #startedAt = performance.now();
   readonly #encoder = new TextEncoder();
@@ -20,28 +34,50 @@ export class Monitor {
   #lastProgressAt = -Infinity;
   #progressShown = false;
 
-  private constructor(events: Deno.FsFile | typeof Deno.stderr | null, progress: boolean) {
-    this.#events = events;
+  private constructor(
+    file: Deno.FsFile | null,
+    toStderr: boolean,
+    io: MonitorIo,
+    progress: boolean,
+  ) {
+    this.#file = file;
+    const target = toStderr ? Deno.stderr : file;
+    this.#events = target === null ? null : new Stdout(io.signal, target);
+    this.#io = io;
     this.#progress = progress;
   }
 
   /** `eventsPath` "-" is standard error; a file is appended to, across runs. */
-  static async open(eventsPath: string | null, progressOnTerminal: boolean): Promise<Monitor> {
-    const events = eventsPath === null
+  static async open(
+    eventsPath: string | null,
+    progressOnTerminal: boolean,
+    io: MonitorIo,
+  ): Promise<Monitor> {
+    const file = eventsPath === null || eventsPath === "-"
       ? null
-      : eventsPath === "-"
-      ? Deno.stderr
       : await Deno.open(eventsPath, { append: true, create: true, mode: 0o600 });
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
-    return new Monitor(events, progress);
+    return new Monitor(file, eventsPath === "-", io, progress);
   }
 
   emit(event: BatchEvent): void {
-    if (this.#events === null) return;
+    const events = this.#events;
+    if (events === null || this.#failed) return;
     const { event: name, ...fields } = event;
     const line = JSON.stringify({ event: name, time: new Date().toISOString(), ...fields });
     this.#clearProgress();
-    writeAllSync(this.#events, this.#encoder.encode(line + "\n"));
+    this.#written = this.#written.then(async () => {
+      if (this.#failed) return;
+      try {
+        await events.text(line + "\n");
+      } catch (error) {
+        this.#failed = true;
+        this.#abandoned = isWriteAbandoned(error);
+        if (!this.#abandoned) {
+          this.#io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
+        }
+      }
+    });
   }
 
   progress(countsNow: () => ProgressCounts, force = false): void {
@@ -62,13 +98,16 @@ export class Monitor {
     this.#progressShown = true;
   }
 
-  /** Leaves the last progress line in place. */
-  close(): void {
+  /**
+   * Waits for the events still being written (after a stop signal, no longer than a short grace)
+   * and leaves the last progress line in place.
+   */
+  async close(): Promise<void> {
+    await this.#written;
     if (this.#progressShown) writeAllSync(Deno.stderr, this.#encoder.encode("\n"));
     this.#progressShown = false;
-    if (this.#events !== null && this.#events !== Deno.stderr) {
-      (this.#events as Deno.FsFile).close();
-    }
+    // A write given up after a signal still holds the file: the process is about to end.
+    if (!this.#abandoned) this.#file?.close();
   }
 
   #clearProgress(): void {

@@ -205,7 +205,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   );
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
-  const monitor = await Monitor.open(options.eventsPath, true);
+  const monitor = await Monitor.open(options.eventsPath, true, io);
   const state = new StateFile(`${runDir}/${STATE_FILE}`, {
     jobs_file: setup.jobsFile,
     jobs_sha256: setup.jobsSha256,
@@ -265,7 +265,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   } finally {
     await state.flush();
     await journal.close();
-    monitor.close();
+    await monitor.close();
   }
 }
 
