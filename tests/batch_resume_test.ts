@@ -15,6 +15,39 @@ import {
 } from "./batch_command.ts";
 
 testEachBatchTarget(
+  "two jobs files of the same name share a run dir, and the refusal says so",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      await Deno.mkdir(`${dir}/a`);
+      await Deno.mkdir(`${dir}/b`);
+      const first = await writeJobs(`${dir}/a/jobs.jsonl`, promptJobs(1));
+      const second = await writeJobs(`${dir}/b/jobs.jsonl`, [{ prompt: "q", task_name: "q" }]);
+      assert.equal(
+        (await runBatch(target, [first, ...sharedFlags(upstream, "count", dir)])).code,
+        0,
+      );
+      const refused = await runBatch(target, [second, ...sharedFlags(upstream, "count", dir)]);
+      assert.equal(refused.code, 2);
+      assert.equal(
+        parseJson(refused.stdout).error,
+        `Another jobs file, "${first}", uses the run dir "${dir}/out/.img2-batch/jobs": ` +
+          `give --run-dir for a separate run, or --force to run this one there instead`,
+      );
+      const separate = await runBatch(target, [
+        second,
+        "--run-dir",
+        `${dir}/b-run`,
+        ...sharedFlags(upstream, "count", dir),
+      ]);
+      assert.equal(separate.code, 0, separate.stdout);
+      assert.deepEqual(promptsSent(upstream, "count"), ["p1", "q"]);
+    });
+  },
+);
+
+testEachBatchTarget(
   "a changed plan is refused unless --force, which keeps the unchanged done jobs",
   async (target) => {
     await using upstream = startFakeUpstream();

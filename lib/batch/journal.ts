@@ -9,7 +9,7 @@ import { type Category, dirname, type GenerationResult, InputError } from "../mo
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
 
 export type JournalEvent =
-  | { event: "run"; time: number; plan_hash: string; jobs_sha256: string }
+  | { event: "run"; time: number; plan_hash: string; jobs_sha256: string; jobs_file?: string }
   /** Written before each request: `attempt` counts it, in case the run dies before its end. */
   | { event: "start"; time: number; id: string; attempt?: number }
   | {
@@ -44,12 +44,14 @@ export interface JournaledJob {
 export interface Replay {
   /** The plan of the last run, or null for a new run dir. */
   planHash: string | null;
+  /** The jobs file of the last run, when the journal says ("-" for standard input). */
+  jobsFile: string | null;
   jobs: Map<string, JournaledJob>;
 }
 
 /** Rebuilds the state from the journal's text; a line cut short by a crash, or not an event, is ignored. */
 export function replayJournal(text: string): Replay {
-  const replay: Replay = { planHash: null, jobs: new Map() };
+  const replay: Replay = { planHash: null, jobsFile: null, jobs: new Map() };
   for (const line of text.split("\n")) {
     if (line === "") continue;
     let event: JournalEvent | null;
@@ -67,6 +69,7 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
   switch (event.event) {
     case "run":
       replay.planHash = event.plan_hash;
+      replay.jobsFile = typeof event.jobs_file === "string" ? event.jobs_file : null;
       return;
     case "start": {
       const previous = replay.jobs.get(event.id);

@@ -150,7 +150,14 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   });
   const journalText = new TextDecoder().decode(journalBytes);
   const replay = replayJournal(journalText);
+  const jobsFile = jobsPath === "-" ? jobsPath : absolutePath(jobsPath);
   if (replay.planHash !== null && replay.planHash !== plan && !options.force) {
+    if (replay.jobsFile !== null && replay.jobsFile !== jobsFile) {
+      throw new InputError(
+        `Another jobs file, "${replay.jobsFile}", uses the run dir "${runDir}": ` +
+          `give --run-dir for a separate run, or --force to run this one there instead`,
+      );
+    }
     throw new InputError(
       `The jobs or the shared settings changed since the last run in "${runDir}": ` +
         `give --force to run the new plan (done jobs whose parameters did not change are kept), ` +
@@ -159,7 +166,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
   return {
     options,
-    jobsFile: jobsPath === "-" ? jobsPath : absolutePath(jobsPath),
+    jobsFile,
     jobsSha256,
     planHash: plan,
     shared,
@@ -218,6 +225,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
       time: Date.now(),
       plan_hash: setup.planHash,
       jobs_sha256: setup.jobsSha256,
+      jobs_file: setup.jobsFile,
     });
     for (const record of adopted) await journalEnd(journal, record);
 
