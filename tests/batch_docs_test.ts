@@ -44,3 +44,11 @@ Deno.test("lib/batch reaches the single-image pipeline only through lib/mod.ts",
     }
   }
 });
+
+Deno.test("skill/batch/SKILL.md gives the exit code of every signal that stops a run", async () => {
+  const text = await Deno.readTextFile(new URL("../skill/batch/SKILL.md", import.meta.url));
+  const [codes, signals] = signalExitCodes().split(" interrupted by ");
+  const spaced = (list: string) => list!.split("/").map((item) => `\`${item}\``).join(" / ");
+  assert.ok(text.includes(spaced(codes!)), spaced(codes!));
+  assert.ok(text.includes(signals!.split("/").join(" / ")), signals);
+});
