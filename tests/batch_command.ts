@@ -92,20 +92,3 @@ export function delay(ms: number): Promise<void> {
 export function parseJson(text: string): Record<string, any> {
   return JSON.parse(text);
 }
-
-/**
- * Waits until process `pid` has installed a handler for `signal` (its bit in SigCgt of
- * /proc/<pid>/status), so that a signal sent next is caught rather than fatal, however slow the
- * machine is.
- */
-export async function untilSignalCaught(pid: number, signal: Deno.Signal): Promise<void> {
-  const number = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 }[signal as string];
-  if (number === undefined) throw new Error(`No signal number known for ${signal}`);
-  const bit = 1n << BigInt(number - 1);
-  while (true) {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    if (caught !== undefined && (BigInt(`0x${caught}`) & bit) !== 0n) return;
-    await delay(10);
-  }
-}

@@ -8,7 +8,6 @@ import {
   runBatch,
   sharedFlags,
   testEachBatchTarget,
-  untilSignalCaught,
   writeJobs,
 } from "./batch_command.ts";
 
@@ -291,6 +290,9 @@ testEachBatchTarget("stops reading /dev/zero given as the jobs at the cap", asyn
   });
 });
 
+/** Four times the 64 KiB a Linux pipe holds. */
+const PIPE_OVERFLOW_BYTES = 256 * 1024;
+
 testEachBatchTarget(
   "SIGTERM while reading the jobs from standard input exits 143",
   async (target) => {
@@ -301,10 +303,13 @@ testEachBatchTarget(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    await untilSignalCaught(child.pid, "SIGTERM");
+    // Blank lines, more than a pipe holds: once they are all taken, the command is reading the
+    // jobs, long after its signal handlers were installed, however slow the machine is.
+    const writer = child.stdin.getWriter();
+    await writer.write(new Uint8Array(PIPE_OVERFLOW_BYTES).fill(0x0a));
     child.kill("SIGTERM");
     const { code, stdout } = await child.output();
-    await child.stdin.close();
+    await writer.close().catch(() => {});
     assert.equal(code, 143);
     assert.match(parseJson(new TextDecoder().decode(stdout)).error, /standard input: cancelled/);
   },
@@ -431,10 +436,10 @@ testEachBatchTarget(
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      // Opened once the command opens its end, and held open so that its read never ends.
+      // Opened once the command opens its end, after its signal handlers were installed, and held
+      // open so that its read never ends.
       using writer = await Deno.open(fifo, { write: true });
       await writer.write(new TextEncoder().encode("sk-"));
-      await untilSignalCaught(child.pid, "SIGTERM");
       child.kill("SIGTERM");
       const { code, stdout } = await child.output();
       const result = parseJson(new TextDecoder().decode(stdout));
