@@ -4,6 +4,8 @@ import {
   type Invocation,
   MAX_INPUT_BYTES,
   parseInvocation,
+  readCapped,
+  readParamFlag,
 } from "../lib/args.ts";
 import { InputError } from "../lib/errors.ts";
 import { validateParams } from "../lib/params.ts";
@@ -643,4 +645,40 @@ Deno.test("parseInvocation() reads nothing from stdin when - is absent", async (
 
 Deno.test("parseInvocation() returns an empty input for no arguments", async () => {
   assert.deepEqual(await parse([]), { input: {}, help: false, version: false, dryRun: false });
+});
+
+Deno.test("readCapped() gives up a read that never ends on the signal, and cancels the stream", async () => {
+  let cancelled = false;
+  const endless = new ReadableStream<Uint8Array>({
+    pull: () => new Promise(() => {}),
+    cancel: () => {
+      cancelled = true;
+    },
+  });
+  const stop = new AbortController();
+  const reading = readCapped(endless, "the pipe", undefined, stop.signal);
+  stop.abort();
+  await assert.rejects(reading, new InputError("Cannot read the pipe: cancelled"));
+  assert.equal(cancelled, true);
+});
+
+Deno.test("readCapped() stops at its limit and names it", async () => {
+  const bytes = new Uint8Array(11);
+  const source = () => new Blob([bytes.subarray(0, 5), bytes.subarray(5)]).stream();
+  assert.equal((await readCapped(source(), "x", { bytes: 11, label: "eleven" })).length, 11);
+  await assert.rejects(
+    readCapped(source(), "x", { bytes: 10, label: "ten bytes" }),
+    new InputError("Cannot read x: it is larger than ten bytes"),
+  );
+});
+
+Deno.test("readParamFlag() reads one parameter flag and returns the last index it took", () => {
+  const values = {};
+  const argv = ["--return-base64", "false", "--size=1x1", "--extra-body", '{"seed":1}', "--model"];
+  assert.equal(readParamFlag(argv, 0, values), 1);
+  assert.equal(readParamFlag(argv, 2, values), 2);
+  assert.equal(readParamFlag(argv, 3, values), 4);
+  assert.deepEqual(values, { return_base64: "false", size: "1x1", extra_body: { seed: 1 } });
+  assert.throws(() => readParamFlag(argv, 5, values), /Option "--model" needs a value/);
+  assert.throws(() => readParamFlag(["--size", "2"], 0, values), /"--size" is given twice/);
 });
