@@ -33,8 +33,6 @@ export {
 export { callContext, failureResult } from "./result.ts";
 export {
   type ByteLimit,
-  MAX_INPUT_BYTES,
-  MAX_INPUT_LABEL,
   parseJsonObject,
   readCapped,
   readParamFlag,
