@@ -72,18 +72,58 @@ Deno.test("AdaptiveLimit halves on a 429, once per round of requests", () => {
   assert.equal(limit.current, 1);
 });
 
-Deno.test("AdaptiveLimit climbs back by about one per round of successes, up to the maximum", () => {
-  const limit = new AdaptiveLimit(8);
+Deno.test("AdaptiveLimit climbs back by one per full window of successes, up to the maximum", () => {
+  const limit = new AdaptiveLimit(16);
+  limit.rateLimited(0, 0);
+  assert.equal(limit.current, 8);
+  // Below the level of the last 429: one step per window of `current` successes.
+  for (let i = 0; i < 7; i++) limit.succeeded(1);
+  assert.equal(limit.current, 8);
+  limit.succeeded(1);
+  assert.equal(limit.current, 9);
+  for (let i = 0; i < 9; i++) limit.succeeded(1);
+  assert.equal(limit.current, 10);
+  for (let i = 0; i < 1000; i++) limit.succeeded(1);
+  assert.equal(limit.current, 16);
+});
+
+Deno.test("AdaptiveLimit counts only successes of requests sent since the last cut", () => {
+  const limit = new AdaptiveLimit(32);
+  limit.rateLimited(0, 100);
+  assert.equal(limit.current, 16);
+  // Answers to requests sent at the old level say nothing of the new one.
+  for (let i = 0; i < 40; i++) limit.succeeded(50);
+  assert.equal(limit.current, 16);
+  for (let i = 0; i < 15; i++) limit.succeeded(150);
+  assert.equal(limit.current, 16);
+  limit.succeeded(150);
+  assert.equal(limit.current, 17);
+});
+
+Deno.test("AdaptiveLimit approaches the level of the last 429 four times more slowly", () => {
+  const limit = new AdaptiveLimit(32);
   limit.rateLimited(0, 0);
   limit.rateLimited(1, 1);
-  assert.equal(limit.current, 2);
-  limit.succeeded();
-  limit.succeeded();
-  assert.equal(limit.current, 3);
-  for (let i = 0; i < 3; i++) limit.succeeded();
+  limit.rateLimited(2, 2);
   assert.equal(limit.current, 4);
-  for (let i = 0; i < 100; i++) limit.succeeded();
-  assert.equal(limit.current, 8);
+  limit.rateLimited(3, 3);
+  assert.equal(limit.current, 2);
+  let successes = 0;
+  const climbTo = (level: number) => {
+    while (limit.current < level) {
+      limit.succeeded(10);
+      successes++;
+    }
+  };
+  climbTo(3);
+  assert.equal(successes, 2);
+  // From 3, the next step reaches the 4 that was answered 429: four windows of 3.
+  successes = 0;
+  climbTo(4);
+  assert.equal(successes, 12);
+  successes = 0;
+  climbTo(5);
+  assert.equal(successes, 16);
 });
 
 Deno.test("retryDelayMs honours retry_after_ms up to 60 s, else backs off exponentially with jitter", () => {

@@ -27,7 +27,7 @@ const done = (id: string): GenerationResult => ({
   elapsed_ms: 1,
 });
 
-const rateLimited = (): GenerationResult => ({
+const rateLimited = (retryAfterMs = 5): GenerationResult => ({
   ok: false,
   stage: "response",
   http_status: 429,
@@ -35,7 +35,12 @@ const rateLimited = (): GenerationResult => ({
   upstream_error_message: null,
   upstream_error_code: null,
   error: "Rate limited",
-  diagnosis: { category: "rate_limited", human_reason: "", retryable: true, retry_after_ms: 5 },
+  diagnosis: {
+    category: "rate_limited",
+    human_reason: "",
+    retryable: true,
+    retry_after_ms: retryAfterMs,
+  },
   base_url: null,
   model: null,
   size: null,
@@ -116,6 +121,33 @@ Deno.test("Scheduler lowers the concurrency after a 429 and starts nothing durin
   );
   assert.equal(records[0]!.attempts, 2);
   assert.ok(records.every((r) => r.status === "done"));
+});
+
+Deno.test("Scheduler spreads the restarts after a pause over as long again, not all at once", async () => {
+  let answered429At = -1;
+  const startsAfter429: number[] = [];
+  const records = Array.from({ length: 8 }, (_, i) => record(`j${i}`));
+  const scheduler = new Scheduler(
+    records,
+    { ...settings, concurrency: 4 },
+    hooks(async (input) => {
+      if (answered429At >= 0) startsAfter429.push(performance.now());
+      await tick();
+      if (answered429At < 0) {
+        answered429At = performance.now();
+        return rateLimited(40);
+      }
+      return done(String(input.prompt));
+    }),
+    new AbortController().signal,
+  );
+  await scheduler.run();
+  assert.ok(records.every((r) => r.status === "done"));
+  // The pause of 40 ms ends with two slots (the limit halved from four): one start then, the
+  // next 40 / 2 ms later.
+  assert.ok(startsAfter429[0]! >= answered429At + 39, `${startsAfter429[0]! - answered429At}`);
+  const gap = startsAfter429[1]! - startsAfter429[0]!;
+  assert.ok(gap >= 19, `the second start came ${gap} ms after the first`);
 });
 
 Deno.test("Scheduler spaces its starts out when 429s go on at a concurrency of one", async () => {

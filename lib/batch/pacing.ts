@@ -52,15 +52,25 @@ export class Pacer {
   }
 }
 
+/** Near the level where the last 429 came, a step up takes this many windows of successes. */
+const WINDOWS_PER_STEP_NEAR_CEILING = 4;
+
 /**
  * The effective concurrency: halved by a rate-limited answer, at most once per round of
- * requests (answers to requests sent before the last cut are the same news), and raised by
- * one per round of successes, back up to the maximum.
+ * requests (answers to requests sent before the last cut are the same news), and raised by one
+ * after each full window (as many successes as the limit) of requests sent since the last cut
+ * and answered without a 429. The level at which the last 429 came is approached more slowly:
+ * an upstream whose limit is a rate lets only so many requests be in flight, and probing above
+ * that at the speed of the climb back would meet a 429 every few rounds.
  */
 export class AdaptiveLimit {
   readonly max: number;
   #limit: number;
   #lastCutAt = -Infinity;
+  /** The limit when the last 429 came. */
+  #ceiling = Infinity;
+  /** Successes since the last step up or cut. */
+  #successes = 0;
 
   constructor(max: number) {
     this.max = max;
@@ -68,19 +78,28 @@ export class AdaptiveLimit {
   }
 
   get current(): number {
-    return Math.max(1, Math.floor(this.#limit));
+    return this.#limit;
   }
 
   /** A request started at `startedAt` was answered 429 at `now`; true if the limit was cut. */
   rateLimited(startedAt: number, now: number): boolean {
     if (startedAt < this.#lastCutAt) return false;
-    this.#limit = Math.max(1, this.#limit / 2);
+    this.#ceiling = this.#limit;
+    this.#limit = Math.max(1, Math.floor(this.#limit / 2));
     this.#lastCutAt = now;
+    this.#successes = 0;
     return true;
   }
 
-  succeeded(): void {
-    this.#limit = Math.min(this.max, this.#limit + 1 / this.current);
+  /** A request started at `startedAt` was answered without a 429. */
+  succeeded(startedAt: number): void {
+    if (startedAt < this.#lastCutAt || this.#limit >= this.max) return;
+    this.#successes++;
+    const nearCeiling = this.#limit + 1 >= this.#ceiling;
+    const window = this.#limit * (nearCeiling ? WINDOWS_PER_STEP_NEAR_CEILING : 1);
+    if (this.#successes < window) return;
+    this.#limit++;
+    this.#successes = 0;
   }
 }
 

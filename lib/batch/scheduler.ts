@@ -97,6 +97,10 @@ export class Scheduler {
   readonly #delayed: Task[] = [];
   #inFlight = 0;
   #pausedUntil = 0;
+  /** After a pause, starts are spread out until `#spreadUntil`, one every `#spreadMs`. */
+  #spreadUntil = 0;
+  #spreadMs = 0;
+  #lastStartAt = -Infinity;
   #stoppedReason: Category | null = null;
   #rateLimited = 0;
   #doneNow = 0;
@@ -165,7 +169,8 @@ export class Scheduler {
         continue;
       }
       const now = this.#now();
-      const gate = Math.max(this.#pausedUntil, now + this.#pacer.waitMs(now));
+      const spread = now < this.#spreadUntil ? this.#lastStartAt + this.#spreadMs : 0;
+      const gate = Math.max(this.#pausedUntil, spread, now + this.#pacer.waitMs(now));
       if (gate > now) {
         await this.#sleep(gate - now);
         continue;
@@ -197,6 +202,7 @@ export class Scheduler {
 
   #start(task: Task, now: number): void {
     this.#inFlight++;
+    this.#lastStartAt = now;
     this.#pacer.started(now);
     task.record.status = "running";
     this.#runTask(task, now).catch((error) => {
@@ -231,7 +237,7 @@ export class Scheduler {
       (!result.ok && result.diagnosis.category === "rate_limited" ? 1 : 0);
 
     if (result.ok) {
-      this.limit.succeeded();
+      this.limit.succeeded(startedAt);
       this.#pacer.succeeded();
       this.#doneNow++;
       Object.assign(record, {
@@ -273,6 +279,10 @@ export class Scheduler {
       }
       if (now + pause > this.#pausedUntil) {
         this.#pausedUntil = now + pause;
+        // The limit's tokens come back over time: the slots free when the pause ends restart
+        // over as long again, not all at once into the few tokens there are.
+        this.#spreadUntil = this.#pausedUntil + pause;
+        this.#spreadMs = pause / this.limit.current;
         this.#hooks.onEvent({
           event: "paused_rate_limited",
           pause_ms: pause,
