@@ -2,6 +2,7 @@
 // deno-lint-ignore-file no-console
 import { batchHelpText } from "./lib/batch/help.ts";
 import { runBatch } from "./lib/batch/run.ts";
+import { resultJsonPieces } from "./lib/batch/summary.ts";
 import { VERSION } from "./lib/mod.ts";
 import { Stdout } from "./lib/stdout.ts";
 import { unwrittenExitCode } from "./lib/result.ts";
@@ -36,7 +37,8 @@ export async function main(argv: string[]): Promise<number> {
         await stdout.json(outcome.report);
         return 0;
       case "ran":
-        await stdout.json(outcome.result);
+        // In pieces: with many jobs the whole text is tens of megabytes.
+        for (const piece of resultJsonPieces(outcome.result)) await stdout.text(piece);
         if (stop.exitCode !== null) return stop.exitCode;
         return outcome.result.ok ? 0 : EXIT_FAILURE;
     }

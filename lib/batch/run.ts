@@ -31,7 +31,7 @@ import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
 import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
-import { type BatchResult, batchResult } from "./summary.ts";
+import { type BatchResult, batchResult, resultJsonPieces } from "./summary.ts";
 
 export const JOURNAL_FILE = "journal.jsonl";
 export const STATE_FILE = "state.json";
@@ -268,7 +268,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
       doneNow: outcome.doneNow,
       rateLimitedResponses: outcome.rateLimitedResponses,
     });
-    await writeAtomically(`${runDir}/${RESULT_FILE}`, JSON.stringify(result, null, 2) + "\n");
+    await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));
     return result;
   } finally {
     await state.flush();

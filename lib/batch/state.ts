@@ -1,6 +1,7 @@
 import { writeAll } from "../bytes.ts";
 import type { Category, GenerationResult } from "../mod.ts";
 import type { Job } from "./jobs.ts";
+import { jsonPieces } from "./json_pieces.ts";
 import type { JobStatus } from "./journal.ts";
 
 /** One job as the run knows it, from the journal and from what happens now. */
@@ -96,18 +97,24 @@ export class StateFile {
     this.#writing = this.#writing.catch(() => {});
   }
 
-  #text(): string {
-    const jobs = this.#records.map((record) => ({
-      id: record.id,
-      task_name: record.taskName,
-      status: record.status,
-      attempts: record.attempts,
-      category: record.category,
-      image_path: record.imagePath,
-      started_at: isoOrNull(record.startedAt),
-      ended_at: isoOrNull(record.endedAt),
-    }));
-    return JSON.stringify({ ...this.#header, updated_at: new Date().toISOString(), jobs }, null, 1);
+  #text(): Iterable<string> {
+    const header = { ...this.#header, updated_at: new Date().toISOString() };
+    return jsonPieces(header, "jobs", this.#jobs(), 1);
+  }
+
+  *#jobs(): Generator<unknown> {
+    for (const record of this.#records) {
+      yield {
+        id: record.id,
+        task_name: record.taskName,
+        status: record.status,
+        attempts: record.attempts,
+        category: record.category,
+        image_path: record.imagePath,
+        started_at: isoOrNull(record.startedAt),
+        ended_at: isoOrNull(record.endedAt),
+      };
+    }
   }
 }
 
@@ -115,12 +122,21 @@ export function isoOrNull(time: number | null): string | null {
   return time === null ? null : new Date(time).toISOString();
 }
 
-/** Writes `text` to `path` so that a reader sees the old file or the new one, never a part. */
-export async function writeAtomically(path: string, text: string): Promise<void> {
+/**
+ * Writes `text` (a string, or its pieces in order) to `path` so that a reader sees the old file
+ * or the new one, never a part.
+ */
+export async function writeAtomically(
+  path: string,
+  text: string | Iterable<string>,
+): Promise<void> {
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const encoder = new TextEncoder();
   try {
     using file = await Deno.open(temp, { createNew: true, write: true, mode: 0o600 });
-    await writeAll(file, new TextEncoder().encode(text));
+    for (const piece of typeof text === "string" ? [text] : text) {
+      await writeAll(file, encoder.encode(piece));
+    }
     await file.syncData();
     await Deno.rename(temp, path);
   } catch (error) {

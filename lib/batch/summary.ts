@@ -1,4 +1,5 @@
 import type { Category, GenerationResult } from "../mod.ts";
+import { jsonPieces } from "./json_pieces.ts";
 import type { JobStatus } from "./journal.ts";
 import type { JobRecord } from "./state.ts";
 
@@ -70,4 +71,10 @@ export function batchResult(
     rate_limited_responses: run.rateLimitedResponses,
     jobs,
   };
+}
+
+/** `JSON.stringify(result, null, 2)` and a newline, in pieces (see jsonPieces). */
+export function resultJsonPieces(result: BatchResult): Iterable<string> {
+  const { jobs, ...head } = result;
+  return jsonPieces(head, "jobs", jobs, 2);
 }
