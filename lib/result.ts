@@ -4,14 +4,10 @@ import { errorMessage, factsOf, GenerationError, unexpectedFailure } from "./err
 import type { ImageInfo } from "./image_type.ts";
 import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./redact.ts";
 import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream_error.ts";
-import type { Category, Diagnosis, Lang, Stage } from "./types.ts";
+import type { Attempt, Diagnosis, Lang, Stage } from "./types.ts";
 import { isWriteAbandoned } from "./stdout.ts";
 
-export interface Attempt {
-  http_status: number | null;
-  /** null for the attempt that succeeded */
-  category: Category | null;
-}
+export type { Attempt };
 
 interface Common {
   base_url: string | null;

@@ -6,8 +6,7 @@
 import type { Deadline } from "./deadline.ts";
 import { diagnose } from "./diagnosis.ts";
 import { factsOf, GenerationError } from "./errors.ts";
-import type { Attempt } from "./result.ts";
-import type { Diagnosis, Lang } from "./types.ts";
+import type { Attempt, Diagnosis, Lang } from "./types.ts";
 
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;

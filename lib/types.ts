@@ -48,3 +48,10 @@ export interface FailureFacts {
   /** The upstream said not to repeat this request (`x-should-retry: false`). */
   retryRefused: boolean;
 }
+
+/** One attempt of the request: the status it got and, unless it succeeded, how it failed. */
+export interface Attempt {
+  http_status: number | null;
+  /** null for the attempt that succeeded */
+  category: Category | null;
+}
