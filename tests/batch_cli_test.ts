@@ -26,7 +26,12 @@ testEachBatchTarget("runs every job once, and a second run sends nothing", async
     assert.deepEqual(result.counts, { done: 5, failed: 0, not_started: 0, pending: 0, missing: 0 });
     assert.deepEqual(promptsSent(upstream, "count").sort(), ["p1", "p2", "p3", "p4", "p5"]);
     const runDir = `${dir}/out/.img2-batch/cats`;
-    assert.deepEqual(await listDir(runDir), ["batch_result.json", "journal.jsonl", "state.json"]);
+    assert.deepEqual(await listDir(runDir), [
+      "batch_result.json",
+      "index.html",
+      "journal.jsonl",
+      "state.json",
+    ]);
     assert.deepEqual(parseJson(await Deno.readTextFile(`${runDir}/batch_result.json`)), result);
     const state = parseJson(await Deno.readTextFile(`${runDir}/state.json`));
     assert.equal(state.jobs.length, 5);
@@ -41,7 +46,12 @@ testEachBatchTarget("runs every job once, and a second run sends nothing", async
     await Deno.writeTextFile(`${runDir}/state.json.0a1b2c3d.tmp`, '{"jobs_file"');
     const second = await runBatch(target, [jobs, ...sharedFlags(upstream, "count", dir)]);
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(await listDir(runDir), ["batch_result.json", "journal.jsonl", "state.json"]);
+    assert.deepEqual(await listDir(runDir), [
+      "batch_result.json",
+      "index.html",
+      "journal.jsonl",
+      "state.json",
+    ]);
     assert.equal(upstream.requests.length, 5);
     assert.deepEqual(parseJson(second.stdout).counts, result.counts);
   });

@@ -24,6 +24,7 @@ import {
   utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
+import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
@@ -213,12 +214,17 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
   const monitor = await Monitor.open(options.eventsPath, true, io);
-  const state = new StateFile(`${runDir}/${STATE_FILE}`, {
-    jobs_file: setup.jobsFile,
-    jobs_sha256: setup.jobsSha256,
-    plan_hash: setup.planHash,
-    settings: settingsOf(setup),
-  }, records);
+  const state = new StateFile(
+    `${runDir}/${STATE_FILE}`,
+    {
+      jobs_file: setup.jobsFile,
+      jobs_sha256: setup.jobsSha256,
+      plan_hash: setup.planHash,
+      settings: settingsOf(setup),
+    },
+    records,
+    (header, records) => writeContactSheet(`${runDir}/${CONTACT_SHEET_FILE}`, header, records),
+  );
   try {
     await journal.append({
       event: "run",
@@ -373,7 +379,7 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
 
 /** What a run killed while writing state.json or batch_result.json left; the lock makes it ours. */
 async function removeTemporaryFiles(runDir: string): Promise<void> {
-  const temporary = /^(?:state|batch_result)\.json\.[0-9a-f]{8}\.tmp$/;
+  const temporary = /^(?:state\.json|batch_result\.json|index\.html)\.[0-9a-f]{8}\.tmp$/;
   for await (const entry of Deno.readDir(runDir)) {
     if (entry.isFile && temporary.test(entry.name)) {
       await Deno.remove(`${runDir}/${entry.name}`).catch(() => {});
