@@ -39,7 +39,7 @@ export const STATE_FILE = "state.json";
 export const RESULT_FILE = "batch_result.json";
 /** Far more than 100 000 jobs, and a bound on what `/dev/zero` given as the jobs can cost. */
 export const MAX_JOBS_BYTES = 256 * 1024 * 1024;
-const JOBS_LIMIT = { bytes: MAX_JOBS_BYTES, label: "256 MiB, the limit for the jobs" };
+export const JOBS_LIMIT = { bytes: MAX_JOBS_BYTES, label: "256 MiB, the limit for the jobs" };
 
 export interface BatchIo {
   /** Standard input, read only when the jobs come from "-". */
@@ -139,10 +139,9 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
 
   const outputDir = resolveFolder("output_dir", shared.output_dir ?? DEFAULT_OUTPUT_DIR);
-  const runDir = options.runDir !== null ? resolveFolder("--run-dir", options.runDir) : inFolder(
-    outputDir,
-    `.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`,
-  );
+  const runDir = options.runDir !== null
+    ? resolveFolder("--run-dir", options.runDir)
+    : defaultRunDir(outputDir, jobsPath, jobsSha256);
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
   const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
@@ -404,7 +403,7 @@ function settingsOf(setup: Setup): Record<string, unknown> {
   };
 }
 
-async function isFile(path: string | null): Promise<boolean> {
+export async function isFile(path: string | null): Promise<boolean> {
   if (path === null) return false;
   return await Deno.stat(path).then((info) => info.isFile, () => false);
 }
@@ -424,7 +423,11 @@ async function openInput(
 }
 
 /** A file of parameters, as UTF-8 text no larger than img2-generate takes its parameters. */
-async function readSmallFile(path: string, source: string, signal: AbortSignal): Promise<string> {
+export async function readSmallFile(
+  path: string,
+  source: string,
+  signal: AbortSignal,
+): Promise<string> {
   let stream: ReadableStream<Uint8Array>;
   try {
     stream = (await Deno.open(path)).readable;
@@ -432,6 +435,12 @@ async function readSmallFile(path: string, source: string, signal: AbortSignal):
     throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
   }
   return utf8Text(await readCapped(stream, source, undefined, signal), source);
+}
+
+/** Where a run of `jobsPath` keeps its files when no --run-dir is given. */
+export function defaultRunDir(outputDir: string, jobsPath: string, jobsSha256: string): string {
+  const name = jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : fileStem(jobsPath);
+  return inFolder(outputDir, `.img2-batch/${name}`);
 }
 
 /** "jobs/article.jsonl" → "article". */
