@@ -42,8 +42,10 @@ testEachBatchTarget("runs every job once, and a second run sends nothing", async
       assert.match(job.image_path, new RegExp(`/out/${job.task_name}-\\d{8}-\\d{6}\\.png$`));
     }
 
-    // What a run killed while rewriting state.json would leave; the next run clears it.
+    // What a run killed while rewriting state.json or index.html would leave; the next run
+    // clears it.
     await Deno.writeTextFile(`${runDir}/state.json.0a1b2c3d.tmp`, '{"jobs_file"');
+    await Deno.writeTextFile(`${runDir}/index.html.9f8e7d6c.tmp`, "<!doctype html>");
     const second = await runBatch(target, [jobs, ...sharedFlags(upstream, "count", dir)]);
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual(await listDir(runDir), [

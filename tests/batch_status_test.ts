@@ -343,3 +343,21 @@ Deno.test("status takes each job from state.json, or from the journal when it sa
     assert.equal(read!.last_events.length, 5, "a line still being written is not read");
   });
 });
+
+Deno.test("status - finds the run dir of jobs read from standard input, as the run did", async () => {
+  const target = BATCH_TARGETS[0]!;
+  await using upstream = startFakeUpstream();
+  upstream.route("count", () => imageAnswer());
+  await withTempDir(async (dir) => {
+    const jobs = JSON.stringify({ prompt: "p1", task_name: "p1" }) + "\n";
+    const run = await runBatch(target, ["-", ...sharedFlags(upstream, "count", dir)], {
+      stdin: jobs,
+    });
+    assert.equal(run.code, 0, run.stdout);
+    const read = await runBatch(target, ["status", "-", "--output-dir", `${dir}/out`], {
+      stdin: jobs,
+    });
+    assert.equal(read.code, 0, read.stdout);
+    assert.equal(parseJson(read.stdout).run_dir, parseJson(run.stdout).run_dir);
+  });
+});
