@@ -2,6 +2,7 @@
 // deno-lint-ignore-file no-console
 import { batchHelpText } from "./lib/batch/help.ts";
 import { runBatch } from "./lib/batch/run.ts";
+import { runStatus, statusExitCode } from "./lib/batch/status.ts";
 import { resultJsonPieces } from "./lib/batch/summary.ts";
 import { VERSION } from "./lib/mod.ts";
 import { Stdout } from "./lib/stdout.ts";
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
   const stdout = new Stdout(stop.signal);
   try {
+    if (argv[0] === "status") return await status(argv.slice(1), stop, stdout);
     const outcome = await runBatch(argv, {
       stdin: () => Deno.stdin.readable,
       signal: stop.signal,
@@ -46,6 +48,25 @@ export async function main(argv: string[]): Promise<number> {
     return unwrittenExitCode(error, stop.exitCode);
   } finally {
     stop.dispose();
+  }
+}
+
+/** `img2-batch status`: reads a run dir, never writes it. */
+async function status(argv: string[], stop: StopSignals, stdout: Stdout): Promise<number> {
+  const outcome = await runStatus(argv, { stdin: () => Deno.stdin.readable, signal: stop.signal });
+  switch (outcome.kind) {
+    case "help":
+      await stdout.text(batchHelpText());
+      return 0;
+    case "input_error":
+      await stdout.json(outcome.result);
+      return EXIT_INVALID_INPUT;
+    case "html":
+      await stdout.text(`${outcome.path}\n`);
+      return 0;
+    case "status":
+      await stdout.json(outcome.status);
+      return stop.exitCode ?? statusExitCode(outcome.status);
   }
 }
 

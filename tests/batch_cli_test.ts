@@ -26,7 +26,12 @@ testEachBatchTarget("runs every job once, and a second run sends nothing", async
     assert.deepEqual(result.counts, { done: 5, failed: 0, not_started: 0, pending: 0, missing: 0 });
     assert.deepEqual(promptsSent(upstream, "count").sort(), ["p1", "p2", "p3", "p4", "p5"]);
     const runDir = `${dir}/out/.img2-batch/cats`;
-    assert.deepEqual(await listDir(runDir), ["batch_result.json", "journal.jsonl", "state.json"]);
+    assert.deepEqual(await listDir(runDir), [
+      "batch_result.json",
+      "index.html",
+      "journal.jsonl",
+      "state.json",
+    ]);
     assert.deepEqual(parseJson(await Deno.readTextFile(`${runDir}/batch_result.json`)), result);
     const state = parseJson(await Deno.readTextFile(`${runDir}/state.json`));
     assert.equal(state.jobs.length, 5);
@@ -37,11 +42,18 @@ testEachBatchTarget("runs every job once, and a second run sends nothing", async
       assert.match(job.image_path, new RegExp(`/out/${job.task_name}-\\d{8}-\\d{6}\\.png$`));
     }
 
-    // What a run killed while rewriting state.json would leave; the next run clears it.
+    // What a run killed while rewriting state.json or index.html would leave; the next run
+    // clears it.
     await Deno.writeTextFile(`${runDir}/state.json.0a1b2c3d.tmp`, '{"jobs_file"');
+    await Deno.writeTextFile(`${runDir}/index.html.9f8e7d6c.tmp`, "<!doctype html>");
     const second = await runBatch(target, [jobs, ...sharedFlags(upstream, "count", dir)]);
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(await listDir(runDir), ["batch_result.json", "journal.jsonl", "state.json"]);
+    assert.deepEqual(await listDir(runDir), [
+      "batch_result.json",
+      "index.html",
+      "journal.jsonl",
+      "state.json",
+    ]);
     assert.equal(upstream.requests.length, 5);
     assert.deepEqual(parseJson(second.stdout).counts, result.counts);
   });

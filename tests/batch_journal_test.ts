@@ -81,3 +81,25 @@ Deno.test("planHash leaves the key out and does not depend on the order of the s
   assert.notEqual(base, await planHash("other jobs", { model: "m", size: "1024x1024" }));
   assert.equal(canonicalJson({ b: 1, a: { d: 2, c: [3] } }), '{"a":{"c":[3],"d":2},"b":1}');
 });
+
+Deno.test("Journal.open waits out the instant a status check holds a shared lock", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    await Deno.writeTextFile(path, "");
+    using peek = await Deno.open(path, { read: true });
+    assert.equal(await peek.tryLock(false), true);
+    const released = new Promise((resolve) => setTimeout(resolve, 30)).then(() => peek.unlock());
+    const journal = await Journal.open(path, "", 0);
+    await released;
+    await journal.close();
+  });
+});
+
+Deno.test("Journal.open refuses a journal another run holds", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    using holder = await Deno.open(path, { write: true, create: true });
+    await holder.lock(true);
+    await assert.rejects(Journal.open(path, "", 0), /Another img2-batch is running/);
+  });
+});

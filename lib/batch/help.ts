@@ -6,6 +6,7 @@ export function batchHelpText(): string {
 
 Usage:
   img2-batch JOBS [options] [--PARAM VALUE …]
+  img2-batch status RUN_DIR|JOBS [--watch] [--html] [the run's options]
 JOBS is a JSONL file (one job per line; blank lines and lines starting with # are ignored), a
 JSON array file, or - for standard input. Each job holds img2-generate's parameters (prompt,
 size, task_name, …) and optionally an "id". Shared parameters come from --defaults FILE and from
@@ -29,6 +30,14 @@ Options:
   --dry-run              validate and print the plan (key masked); create and send nothing
   --help, -h             this text
   --version, -V          the version
+
+status reads a run dir (given, or found from JOBS and the run's own options, as a run finds it)
+without changing it, while the run goes or after, and prints one JSON object: whether a run is
+live, counts, failure categories, rate, ETA, last events. It needs no key and sends nothing.
+  --watch                redraw a one-line summary on standard error until the run ends
+  --html                 print the path of the run's contact sheet, index.html
+Its exit codes: 0 every job done, 1 some failed or missing, 3 work left (pending, running or at
+the provider), 2 not a run dir.
 
 Running the same command again resumes: done jobs are never sent again. Prints one JSON object,
 also saved as batch_result.json. Exit codes: 0 every job done, 1 some failed, not started or

@@ -65,7 +65,8 @@ export function replayJournal(text: string): Replay {
   return replay;
 }
 
-function applyEvent(replay: Replay, event: JournalEvent): void {
+/** Applies one event of the journal to what is known of its jobs. */
+export function applyEvent(replay: Replay, event: JournalEvent): void {
   switch (event.event) {
     case "run":
       replay.planHash = event.plan_hash;
@@ -106,6 +107,18 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
   }
 }
 
+/** `img2-batch status` holds a shared lock for an instant to see whether a run holds it. */
+const LOCK_TRIES = 5;
+const LOCK_RETRY_MS = 20;
+
+async function tryLockAwhile(file: Deno.FsFile): Promise<boolean> {
+  for (let i = 1; i < LOCK_TRIES; i++) {
+    if (await file.tryLock(true)) return true;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+  }
+  return await file.tryLock(true);
+}
+
 export class Journal {
   readonly #file: Deno.FsFile;
   #queued: string[] = [];
@@ -124,7 +137,7 @@ export class Journal {
    */
   static async open(path: string, existing: string, size: number): Promise<Journal> {
     const file = await Deno.open(path, { append: true, create: true, mode: 0o600 });
-    if (!await file.tryLock(true) || (await file.stat()).size !== size) {
+    if (!await tryLockAwhile(file) || (await file.stat()).size !== size) {
       file.close();
       throw new InputError(
         `Another img2-batch is running in "${

@@ -125,7 +125,10 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
 }
 
-function writeAllSync(target: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {
+export function writeAllSync(
+  target: { writeSync(bytes: Uint8Array): number },
+  bytes: Uint8Array,
+): void {
   let offset = 0;
   while (offset < bytes.length) offset += target.writeSync(bytes.subarray(offset));
 }

@@ -48,7 +48,10 @@ const VALUED = {
 } as const satisfies Record<string, keyof BatchOptions>;
 
 /** Reads the command line; every problem is an InputError. */
-export function parseBatchArgs(argv: string[]): BatchOptions {
+export function parseBatchArgs(
+  argv: string[],
+  expected = `the jobs file (JSONL, a JSON array, or "-")`,
+): BatchOptions {
   const options: BatchOptions = {
     jobsPath: null,
     defaultsPath: null,
@@ -113,7 +116,7 @@ export function parseBatchArgs(argv: string[]): BatchOptions {
   if (options.help || options.version) return options;
   if (positionals.length !== 1) {
     throw new InputError(
-      `Expected one argument, the jobs file (JSONL, a JSON array, or "-"), got ${positionals.length}`,
+      `Expected one argument, ${expected}, got ${positionals.length}`,
     );
   }
   options.jobsPath = positionals[0]!;

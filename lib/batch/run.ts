@@ -24,6 +24,7 @@ import {
   utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
+import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
@@ -38,7 +39,7 @@ export const STATE_FILE = "state.json";
 export const RESULT_FILE = "batch_result.json";
 /** Far more than 100 000 jobs, and a bound on what `/dev/zero` given as the jobs can cost. */
 export const MAX_JOBS_BYTES = 256 * 1024 * 1024;
-const JOBS_LIMIT = { bytes: MAX_JOBS_BYTES, label: "256 MiB, the limit for the jobs" };
+export const JOBS_LIMIT = { bytes: MAX_JOBS_BYTES, label: "256 MiB, the limit for the jobs" };
 
 export interface BatchIo {
   /** Standard input, read only when the jobs come from "-". */
@@ -138,10 +139,9 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   }
 
   const outputDir = resolveFolder("output_dir", shared.output_dir ?? DEFAULT_OUTPUT_DIR);
-  const runDir = options.runDir !== null ? resolveFolder("--run-dir", options.runDir) : inFolder(
-    outputDir,
-    `.img2-batch/${jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : stem}`,
-  );
+  const runDir = options.runDir !== null
+    ? resolveFolder("--run-dir", options.runDir)
+    : defaultRunDir(outputDir, jobsPath, jobsSha256);
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
   const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
@@ -213,12 +213,17 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
   const monitor = await Monitor.open(options.eventsPath, true, io);
-  const state = new StateFile(`${runDir}/${STATE_FILE}`, {
-    jobs_file: setup.jobsFile,
-    jobs_sha256: setup.jobsSha256,
-    plan_hash: setup.planHash,
-    settings: settingsOf(setup),
-  }, records);
+  const state = new StateFile(
+    `${runDir}/${STATE_FILE}`,
+    {
+      jobs_file: setup.jobsFile,
+      jobs_sha256: setup.jobsSha256,
+      plan_hash: setup.planHash,
+      settings: settingsOf(setup),
+    },
+    records,
+    (header, records) => writeContactSheet(`${runDir}/${CONTACT_SHEET_FILE}`, header, records),
+  );
   try {
     await journal.append({
       event: "run",
@@ -373,7 +378,7 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
 
 /** What a run killed while writing state.json or batch_result.json left; the lock makes it ours. */
 async function removeTemporaryFiles(runDir: string): Promise<void> {
-  const temporary = /^(?:state|batch_result)\.json\.[0-9a-f]{8}\.tmp$/;
+  const temporary = /^(?:state\.json|batch_result\.json|index\.html)\.[0-9a-f]{8}\.tmp$/;
   for await (const entry of Deno.readDir(runDir)) {
     if (entry.isFile && temporary.test(entry.name)) {
       await Deno.remove(`${runDir}/${entry.name}`).catch(() => {});
@@ -398,7 +403,7 @@ function settingsOf(setup: Setup): Record<string, unknown> {
   };
 }
 
-async function isFile(path: string | null): Promise<boolean> {
+export async function isFile(path: string | null): Promise<boolean> {
   if (path === null) return false;
   return await Deno.stat(path).then((info) => info.isFile, () => false);
 }
@@ -418,7 +423,11 @@ async function openInput(
 }
 
 /** A file of parameters, as UTF-8 text no larger than img2-generate takes its parameters. */
-async function readSmallFile(path: string, source: string, signal: AbortSignal): Promise<string> {
+export async function readSmallFile(
+  path: string,
+  source: string,
+  signal: AbortSignal,
+): Promise<string> {
   let stream: ReadableStream<Uint8Array>;
   try {
     stream = (await Deno.open(path)).readable;
@@ -426,6 +435,12 @@ async function readSmallFile(path: string, source: string, signal: AbortSignal):
     throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
   }
   return utf8Text(await readCapped(stream, source, undefined, signal), source);
+}
+
+/** Where a run of `jobsPath` keeps its files when no --run-dir is given. */
+export function defaultRunDir(outputDir: string, jobsPath: string, jobsSha256: string): string {
+  const name = jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : fileStem(jobsPath);
+  return inFolder(outputDir, `.img2-batch/${name}`);
 }
 
 /** "jobs/article.jsonl" → "article". */

@@ -52,6 +52,8 @@ export interface StateHeader {
   settings: Record<string, unknown>;
 }
 
+export type StateView = (header: StateHeader, records: readonly JobRecord[]) => Promise<void>;
+
 const MIN_INTERVAL_MS = 1000;
 
 /**
@@ -65,11 +67,19 @@ export class StateFile {
   #lastWriteAt = -Infinity;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #writing: Promise<void> = Promise.resolve();
+  readonly #alongside: StateView | null;
 
-  constructor(path: string, header: StateHeader, records: readonly JobRecord[]) {
+  /** `alongside` writes another view of the same state (the contact sheet) after each write. */
+  constructor(
+    path: string,
+    header: StateHeader,
+    records: readonly JobRecord[],
+    alongside: StateView | null = null,
+  ) {
     this.path = path;
     this.#header = header;
     this.#records = records;
+    this.#alongside = alongside;
   }
 
   /** Something changed: write soon, but not more than once a second. */
@@ -92,7 +102,8 @@ export class StateFile {
 
   #write(): void {
     this.#lastWriteAt = performance.now();
-    this.#writing = this.#writing.then(() => writeAtomically(this.path, this.#text()));
+    this.#writing = this.#writing.then(() => writeAtomically(this.path, this.#text()))
+      .then(() => this.#alongside?.(this.#header, this.#records));
     // A failed periodic write is retried by the next one; the journal holds the truth meanwhile.
     this.#writing = this.#writing.catch(() => {});
   }
