@@ -98,3 +98,32 @@ export function rateLimitedResponse(
   headers.set("openai-version", "2020-10-01");
   return new Response(JSON.stringify({ error }, null, 4) + "\n", { status: 429, headers });
 }
+
+/**
+ * A route (see `MockUpstream.route`) that answers the first `refusals` requests for each prompt
+ * with OpenAI's `rate_limit_exceeded` 429 asking for `retryAfterMs` in `retry-after-ms`, and
+ * every later one with an image: an upstream whose limit refuses what is new, not what is fast.
+ */
+export function refuseFirstRequests(
+  refusals: number,
+  retryAfterMs: number,
+  image: () => Response,
+): (request: Request, body: Record<string, unknown> | null) => Response {
+  const seen = new Map<string, number>();
+  return (_request, body) => {
+    const prompt = String(body?.prompt);
+    const count = (seen.get(prompt) ?? 0) + 1;
+    seen.set(prompt, count);
+    if (count > refusals) return image();
+    const error = {
+      message: "Rate limit reached for images",
+      type: "requests",
+      param: null,
+      code: "rate_limit_exceeded",
+    };
+    return Response.json({ error }, {
+      status: 429,
+      headers: { "retry-after-ms": String(retryAfterMs) },
+    });
+  };
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { signalWhileStdoutBlocked } from "./_command.ts";
 import { listDir, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
+import { refuseFirstRequests } from "../scripts/mock_rate_limit.ts";
 import {
   delay,
   imageAnswer,
@@ -198,6 +199,49 @@ testEachBatchTarget(
       assert.deepEqual([pauses[0].pause_ms, pauses[0].concurrency], [30, 2]);
       assert.equal(lines.filter((line) => line.event === "job_retry").length, 6);
       assert.equal(lines.filter((line) => line.event === "job_done").length, 3);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "429s to the first three requests of every prompt: each waits what was asked, and all finish",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("first-three", refuseFirstRequests(3, 100, imageAnswer));
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/five.jsonl`, promptJobs(5));
+      const events = `${dir}/events.jsonl`;
+      const run = await runBatch(
+        target,
+        [jobs, "--events", events, ...sharedFlags(upstream, "first-three", dir)],
+        {
+          // A spacing of starts that doubled with every 429 took minutes here; bounded by the
+          // 100 ms asked for, the run takes a few seconds.
+          whileRunning: (child) => {
+            const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+            child.status.finally(() => clearTimeout(timer));
+            return Promise.resolve();
+          },
+        },
+      );
+      assert.equal(run.code, 0, run.stderr);
+      const result = parseJson(run.stdout);
+      assert.deepEqual(result.counts, {
+        done: 5,
+        failed: 0,
+        not_started: 0,
+        pending: 0,
+        missing: 0,
+      });
+      assert.equal(result.rate_limited_responses, 15);
+      assert.ok(result.jobs.every((job: { attempts: number }) => job.attempts === 4));
+      assert.equal(upstream.requests.length, 20);
+      const lines = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l));
+      const waits = new Set([
+        ...lines.filter((line) => line.event === "paused_rate_limited").map((l) => l.pause_ms),
+        ...lines.filter((line) => line.event === "job_retry").map((l) => l.delay_ms),
+      ]);
+      assert.deepEqual([...waits], [100]);
     });
   },
 );

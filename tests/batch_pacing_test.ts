@@ -42,21 +42,97 @@ Deno.test("Pacer keeps any 60 s window to at most rpm starts", () => {
   }
 });
 
-Deno.test("Pacer halves its rate of starts on slowDown, and speeds up again with successes", () => {
-  const pacer = new Pacer(null);
+/** A pacer that saw starts every 100 ms, as a run going one request at a time does. */
+function pacedEvery100Ms(rpm: number | null = null): Pacer {
+  const pacer = new Pacer(rpm);
   for (const now of [0, 100, 200, 300]) pacer.started(now);
-  pacer.slowDown();
+  return pacer;
+}
+
+Deno.test("Pacer halves its rate of starts on slowDown, within twice the wait asked for", () => {
+  const pacer = pacedEvery100Ms();
+  pacer.slowDown(200);
   pacer.started(400);
   assert.equal(pacer.waitMs(400), 200);
-  pacer.slowDown();
+  pacer.slowDown(200);
   pacer.started(600);
   assert.equal(pacer.waitMs(600), 400);
-  for (let i = 0; i < 20; i++) pacer.succeeded();
-  pacer.started(1000);
-  assert.ok(pacer.waitMs(1000) > 0 && pacer.waitMs(1000) < 250, `${pacer.waitMs(1000)}`);
-  for (let i = 0; i < 200; i++) pacer.succeeded();
-  pacer.started(1100);
-  assert.equal(pacer.waitMs(1100), 0);
+  // Twice the 200 ms asked for is as far as it goes.
+  pacer.slowDown(200);
+  assert.equal(pacer.spacingMs, 400);
+});
+
+Deno.test("Pacer waits at least what the 429 asked for", () => {
+  const pacer = pacedEvery100Ms();
+  pacer.slowDown(700);
+  assert.equal(pacer.spacingMs, 700);
+});
+
+Deno.test("Pacer gets its full pace back after eight successes", () => {
+  const pacer = pacedEvery100Ms();
+  pacer.slowDown(1000);
+  assert.equal(pacer.spacingMs, 1000);
+  for (let i = 0; i < 4; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 500);
+  for (let i = 0; i < 4; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 0);
+  pacer.started(400);
+  assert.equal(pacer.waitMs(400), 0);
+});
+
+Deno.test("Pacer comes back four times more slowly when a 429 comes on the way back", () => {
+  const pacer = pacedEvery100Ms();
+  pacer.slowDown(400);
+  for (let i = 0; i < 4; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 200);
+  // Met again at 200 ms: twice that, then 32 successes to none.
+  pacer.slowDown(400);
+  assert.equal(pacer.spacingMs, 400);
+  for (let i = 0; i < 16; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 200);
+  for (let i = 0; i < 16; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 0);
+});
+
+Deno.test("Pacer stays within twice the longest wait asked for, 429 after 429", () => {
+  // Answered 429 at once, 100 ms asked for each time: the spacing stops at 200 ms, not 2^n.
+  const pacer = new Pacer(null);
+  let now = 0;
+  for (let i = 0; i < 30; i++) {
+    pacer.started(now);
+    pacer.slowDown(100);
+    now += Math.max(100, pacer.waitMs(now));
+  }
+  assert.equal(pacer.spacingMs, 200);
+  // A longer wait asked for raises the bound, to twice that; a shorter one does not lower it.
+  pacer.slowDown(700);
+  assert.equal(pacer.spacingMs, 700);
+  pacer.slowDown(100);
+  assert.equal(pacer.spacingMs, 1400);
+  pacer.slowDown(100);
+  assert.equal(pacer.spacingMs, 1400);
+});
+
+Deno.test("Pacer never learns a spacing over 60 s, whatever the upstream asks for", () => {
+  const pacer = new Pacer(null);
+  pacer.started(0);
+  pacer.started(50_000);
+  for (let i = 0; i < 10; i++) pacer.slowDown(3_600_000);
+  assert.equal(pacer.spacingMs, 60_000);
+});
+
+Deno.test("Pacer forgets the waits asked for once its pace is back, and keeps --rpm throughout", () => {
+  const pacer = pacedEvery100Ms(600);
+  pacer.slowDown(20_000);
+  assert.equal(pacer.spacingMs, 20_000);
+  for (let i = 0; i < 8; i++) pacer.succeeded();
+  assert.equal(pacer.spacingMs, 100);
+  // The 20 s asked for before no longer counts: the bound is twice the new 30 ms, and --rpm's
+  // 100 ms is longer still.
+  pacer.slowDown(30);
+  assert.equal(pacer.spacingMs, 100);
+  pacer.started(400);
+  assert.equal(pacer.waitMs(400), 100);
 });
 
 Deno.test("AdaptiveLimit halves on a 429, once per round of requests", () => {

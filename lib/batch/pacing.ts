@@ -4,16 +4,28 @@
  * waiting.
  */
 
-/** Each success takes this much off the learned spacing: some 20 successes undo a halving. */
-const SPEED_UP = 0.966;
 /** Weight of the newest gap between starts in their running average. */
 const GAP_WEIGHT = 0.25;
+/** The learned spacing is at most this many times the longest wait the 429s asked for… */
+const SPACING_PER_WAIT = 2;
+/** …and never more than a minute, whatever they asked for. */
+const MAX_SPACING_MS = 60_000;
+/** Successes that undo the spacing learned at a 429, each taking its share off… */
+const SUCCESSES_TO_RECOVER = 8;
+/** …this many times as many when that 429 came while the last spacing was still being undone. */
+const SLOWER_AT_THE_LIMIT = 4;
 
 /**
  * Starts spread evenly, one every 60/rpm seconds, with no burst after an idle spell. Below a
  * concurrency of one, the pace is learned too: a 429 while only one request goes at a time
- * halves the rate of starts (twice the usual gap between them), and each success brings it back
- * up a little, so that a limit lower than one request at a time is kept without guessing it.
+ * halves the rate of starts (twice the usual gap between them, and at least the wait the 429
+ * asked for), so that a limit lower than one request at a time is kept without guessing it.
+ *
+ * That learned spacing is bounded: at most twice the longest wait the 429s asked for since it
+ * was last zero, and at most 60 s, so an upstream asking for 100 ms never waits seconds for the
+ * next request. Successes undo it in equal steps: eight in a row bring the full pace back, or 32
+ * when the 429 came while the last spacing was still being undone (the limit was met again on
+ * the way back, so it is approached more slowly).
  */
 export class Pacer {
   readonly intervalMs: number;
@@ -23,9 +35,18 @@ export class Pacer {
   #gapMs = 0;
   /** The spacing learned from 429s; 0 when none is needed. */
   #learnedMs = 0;
+  /** What each success takes off the learned spacing. */
+  #stepMs = 0;
+  /** The longest wait asked for since the learned spacing was last zero. */
+  #askedMs = 0;
 
   constructor(rpm: number | null) {
     this.intervalMs = rpm === null ? 0 : 60_000 / rpm;
+  }
+
+  /** The spacing of starts now: the --rpm one, or the learned one when longer. */
+  get spacingMs(): number {
+    return Math.max(this.intervalMs, this.#learnedMs);
   }
 
   /** How long until the next start may go. */
@@ -39,16 +60,26 @@ export class Pacer {
       this.#gapMs = this.#gapMs === 0 ? gap : this.#gapMs + GAP_WEIGHT * (gap - this.#gapMs);
     }
     this.#lastStartAt = now;
-    this.#nextAt = now + Math.max(this.intervalMs, this.#learnedMs);
+    this.#nextAt = now + this.spacingMs;
   }
 
-  /** Rate limited with one request at a time: start half as often as lately. */
-  slowDown(): void {
-    this.#learnedMs = Math.max(2 * this.#learnedMs, 2 * this.#gapMs);
+  /**
+   * Rate limited with one request at a time, the answer asking for a wait of `waitMs` (the
+   * upstream's retry_after_ms, or the backoff): start half as often as lately, within the bound.
+   */
+  slowDown(waitMs: number): void {
+    const recovering = this.#learnedMs > 0;
+    this.#askedMs = Math.max(this.#askedMs, waitMs);
+    const bound = Math.min(MAX_SPACING_MS, SPACING_PER_WAIT * this.#askedMs);
+    const slower = Math.max(2 * this.#learnedMs, 2 * this.#gapMs, waitMs);
+    this.#learnedMs = Math.min(bound, slower);
+    const successes = SUCCESSES_TO_RECOVER * (recovering ? SLOWER_AT_THE_LIMIT : 1);
+    this.#stepMs = this.#learnedMs / successes;
   }
 
   succeeded(): void {
-    this.#learnedMs = this.#learnedMs < 1 ? 0 : this.#learnedMs * SPEED_UP;
+    this.#learnedMs -= this.#stepMs;
+    if (this.#learnedMs < 1) this.#learnedMs = this.#askedMs = 0;
   }
 }
 

@@ -275,7 +275,7 @@ export class Scheduler {
       const pause = retryDelayMs(task.rateLimitedInARow - 1, retry_after_ms, this.#random);
       // Down to one request at a time, the starts themselves have to be spaced out.
       if (this.limit.rateLimited(startedAt, now) && this.limit.current === 1) {
-        this.#pacer.slowDown();
+        this.#pacer.slowDown(pause);
       }
       if (now + pause > this.#pausedUntil) {
         this.#pausedUntil = now + pause;
