@@ -149,6 +149,9 @@ function refusedOptionalField(
   const refusal = /unknown|unrecogni[sz]ed|unsupported|not supported|not allowed|extra/i;
   const message = upstream.message ?? "";
   const named = upstream.param ??
+    // xAI: "Argument not supported: quality".
+    /\b(?:parameter|argument|field)s? (?:is |are )?(?:not supported|unsupported|not allowed)\W{1,4}['"`]?([a-z_]+)/i
+      .exec(message)?.[1] ??
     /(?:parameter|argument|field)s?(?: supplied)?\W{0,4}['"`]?([a-z_]+)/i.exec(message)?.[1] ??
     /['"`]([a-z_]+)['"`] (?:parameter|argument|field)/i.exec(message)?.[1] ??
     null;

@@ -70,7 +70,8 @@ export function errorFromJson(json: unknown): UpstreamError | null {
   if (!isJsonObject(json)) return null;
   const error = json.error ?? json.errors;
   if (typeof error === "string" && error.trim() !== "") {
-    return { ...EMPTY, message: clipKept(error) };
+    // xAI: `{"code": "400", "error": "Argument not supported: quality"}`.
+    return { ...EMPTY, message: clipKept(error), code: clipOrNull(firstText(json.code)) };
   }
   const inner = Array.isArray(error) ? error[0] : error;
   if (isJsonObject(inner)) return fieldsOf(inner, json);

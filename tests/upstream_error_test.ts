@@ -395,3 +395,13 @@ Deno.test("parseUpstreamError() reads a plain-text error event as its text, neve
   );
   assert.deepEqual(parseUpstreamError("event: error\n\n"), upstream({}));
 });
+
+Deno.test("parseUpstreamError() keeps the code xAI sends beside a string error", () => {
+  // obot-platform/obot#2995, rikkahub/rikkahub#1602
+  assert.deepEqual(parseUpstreamError('{"code":"400","error":"Argument not supported: quality"}'), {
+    type: null,
+    message: "Argument not supported: quality",
+    code: "400",
+    param: null,
+  });
+});
