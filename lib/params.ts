@@ -89,7 +89,11 @@ export const PARAM_SPECS = {
     required: true,
     help: "API key, sent as a Bearer token (safer in the JSON on stdin, with -)",
   },
-  model: { rule: { kind: "text", nonBlank: true }, required: true, help: "e.g. gpt-image-2" },
+  model: {
+    rule: { kind: "text", nonBlank: true },
+    required: true,
+    help: "e.g. gpt-image-2 or a gpt-image-2.5 model (dall-e-2, dall-e-3, gpt-image-1 are retired)",
+  },
   size: {
     rule: { kind: "size" },
     required: true,

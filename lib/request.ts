@@ -48,7 +48,7 @@ export function requestBody(
   return body;
 }
 
-/** `gpt-image-1`, `gpt-image-2`, and the same behind a gateway's prefix (`openai/gpt-image-1`). */
+/** `gpt-image-2`, `gpt-image-2.5`, and the same behind a gateway's prefix (`openai/gpt-image-2`). */
 function isGptImageModel(model: string): boolean {
   return /(?:^|\/)gpt-image-/i.test(model);
 }
