@@ -441,6 +441,9 @@ const SOURCES = {
     "Gemini API 400 INVALID_ARGUMENT as reported in ammaarreshi/openjourney#1 and google-gemini/cookbook#135",
   geminiSafety:
     "ai.google.dev/api/generate-content#FinishReason (IMAGE_SAFETY, IMAGE_PROHIBITED_CONTENT, IMAGE_RECITATION); CherryHQ/cherry-studio#3876; a gateway's channel_error body quoted in a client's moderation notes",
+  xaiCredits:
+    "xAI {code, error} answers as reported in griptape-ai/griptape-nodes-engine#1079 (403), continuedev/continue#12670 (403), continuedev/continue#10373 (429)",
+  together: "Together 402 credit_limit as reported in expectedparrot/edsl#2098",
   xai: "xAI 400 {code, error} as reported in obot-platform/obot#2995 and rikkahub/rikkahub#1602",
   openaiRetired:
     "OpenAI deprecations: dall-e-2, dall-e-3 retired 2026-05-12; gpt-image-1 shut down 2026-10-23",
@@ -603,6 +606,29 @@ const RULE_SOURCES: readonly RuleSource[] = [
     source: SOURCES.gemini,
     category: "quota_exceeded",
     reason: REASONS.billingRequired,
+  },
+  {
+    // xAI sends these with 403 and 429: neither a key problem nor a rate limit.
+    message:
+      /doesn't have any credits|have run out of credits|has either used all available credits or reached its monthly spending limit/i,
+    seenIn: "xAI",
+    source: SOURCES.xaiCredits,
+    category: "quota_exceeded",
+    reason: REASONS.billingRequired,
+  },
+  {
+    type: /^credit_limit$/i,
+    seenIn: "Together",
+    source: SOURCES.together,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    message: /^Credit limit exceeded\b/i,
+    seenIn: "Together",
+    source: SOURCES.together,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
   },
   {
     code: /^(AccountOverdueError|QuotaExceeded|SetLimitExceeded)$/,

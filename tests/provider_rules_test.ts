@@ -77,6 +77,24 @@ const CASES: [string, number, string, Category][] = [
     "bad_request",
   ],
   [
+    "xAI 403 a new team without credits (griptape-ai/griptape-nodes-engine#1079)",
+    403,
+    `{"code":"The caller does not have permission to execute the specified operation","error":"Your newly created teams doesn't have any credits yet. You can purchase credits on https://console.x.ai/team/c853730f."}`,
+    "quota_exceeded",
+  ],
+  [
+    "xAI 429 credits or monthly spending limit used up (continuedev/continue#10373)",
+    429,
+    `{"code":"Some resource has been exhausted","error":"Your team 16f2151a has either used all available credits or reached its monthly spending limit. To continue making API requests, please purchase more credits or raise your spending limit."}`,
+    "quota_exceeded",
+  ],
+  [
+    "Together 402 credit_limit (expectedparrot/edsl#2098)",
+    402,
+    `{"id":"o3LiXw4-62bZhn","error":{"message":"Credit limit exceeded. Please navigate to https://api.together.xyz/settings/billing to add credit or upgrade your plan.","type":"credit_limit","param":null,"code":null}}`,
+    "quota_exceeded",
+  ],
+  [
     "OpenAI 404 model_not_found for dall-e-3",
     404,
     `{"error":{"message":"The model \`dall-e-3\` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}`,
