@@ -445,6 +445,8 @@ const SOURCES = {
     "xAI {code, error} answers as reported in griptape-ai/griptape-nodes-engine#1079 (403), continuedev/continue#12670 (403), continuedev/continue#10373 (429)",
   together: "Together 402 credit_limit as reported in expectedparrot/edsl#2098",
   xai: "xAI 400 {code, error} as reported in obot-platform/obot#2995 and rikkahub/rikkahub#1602",
+  geminiKey:
+    "Gemini's OpenAI-compatible endpoint: 400 INVALID_ARGUMENT \"API key not valid. Please pass a valid API key.\" in a one-element list, as its clients' tests replay it",
   openaiRetired:
     "OpenAI deprecations: dall-e-2, dall-e-3 retired 2026-05-12; gpt-image-1 shut down 2026-10-23",
   cloudflare:
@@ -860,6 +862,14 @@ const RULE_SOURCES: readonly RuleSource[] = [
       /^(invalid_api_key|account_deactivated|AuthenticationError|INVALID_API_KEY|API_KEY_(REQUIRED|DISABLED)|USER_(NOT_FOUND|INACTIVE)|1000|1001|1002|1003|1004)$/,
     seenIn: "OpenAI, Volcengine Ark, sub2api, Zhipu",
     source: `${SOURCES.openai}; ${SOURCES.ark}; ${SOURCES.sub2api}; ${SOURCES.zhipu}`,
+    category: "auth_failed",
+    reason: REASONS.apiKeyRejected,
+  },
+  {
+    // Google answers a bad key with 400 INVALID_ARGUMENT, not 401.
+    message: /\bAPI key not valid\b|please pass a valid API key/i,
+    seenIn: "Google Gemini",
+    source: SOURCES.geminiKey,
     category: "auth_failed",
     reason: REASONS.apiKeyRejected,
   },

@@ -95,6 +95,18 @@ const CASES: [string, number, string, Category][] = [
     "quota_exceeded",
   ],
   [
+    "Gemini 400 API key not valid, in a one-element list",
+    400,
+    `[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}]`,
+    "auth_failed",
+  ],
+  [
+    "Gemini 400 Imagen for billed users only, in a one-element list",
+    400,
+    `[{"error":{"code":400,"message":"Imagen API is only accessible to billed users at this time.","status":"INVALID_ARGUMENT"}}]`,
+    "quota_exceeded",
+  ],
+  [
     "OpenAI 404 model_not_found for dall-e-3",
     404,
     `{"error":{"message":"The model \`dall-e-3\` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}`,

@@ -363,3 +363,21 @@ Deno.test("generateImage() reports a provider's refusal of a word it sent as giv
     assert.equal(upstream.requests.length, 1);
   });
 });
+
+Deno.test("generateImage() shows the message of Gemini's list-wrapped error, and reads a bad key as auth_failed", async () => {
+  await using upstream = startFakeUpstream();
+  const message = "API key not valid. Please pass a valid API key.";
+  upstream.route(
+    "gemini",
+    () =>
+      Response.json([{ error: { code: 400, message, status: "INVALID_ARGUMENT" } }], {
+        status: 400,
+      }),
+  );
+  await withTempDir(async (dir) => {
+    const result = await generateImage(inputFor(upstream, "gemini", dir));
+    const failure = result as FailureResult;
+    assert.equal(failure.diagnosis.category, "auth_failed");
+    assert.equal(failure.upstream_error_message, message);
+  });
+});

@@ -405,3 +405,14 @@ Deno.test("parseUpstreamError() keeps the code xAI sends beside a string error",
     param: null,
   });
 });
+
+Deno.test("parseUpstreamError() reads the error inside Gemini's one-element list", () => {
+  const body =
+    '[{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}]';
+  assert.deepEqual(parseUpstreamError(body), {
+    type: null,
+    message: "API key not valid. Please pass a valid API key.",
+    code: "400",
+    param: null,
+  });
+});
