@@ -43,8 +43,8 @@ export async function readAnswer(
 }
 
 /**
- * Picks the image out of an answer's JSON: `data` as an array or a single object. `facts` (the
- * answer's status and request id) go into every failure.
+ * Picks the image out of an answer's JSON: `data` (or SiliconFlow's `images`) as an array or a
+ * single object. `facts` (the answer's status and request id) go into every failure.
  */
 export function interpretAnswer(
   text: string,
@@ -59,7 +59,9 @@ export function interpretAnswer(
     throw new GenerationError("response", `The answer is not JSON: ${shown}`, facts);
   }
   const record = typeof json === "object" && json !== null ? json as Record<string, unknown> : {};
-  const items = Array.isArray(record.data) ? record.data : [record.data];
+  // `images` is SiliconFlow's own shape: `{"images": [{"url": …}], "timings": …, "seed": …}`.
+  const listed = record.data ?? record.images;
+  const items = Array.isArray(listed) ? listed : [listed];
   const item = items.find((candidate): candidate is Record<string, unknown> =>
     typeof candidate === "object" && candidate !== null &&
     (nonEmpty(candidate.b64_json) || nonEmpty(candidate.url))

@@ -4,7 +4,8 @@
  *
  * The upstream rules are built from what real upstreams send, each with its source: OpenAI,
  * Azure OpenAI, OpenRouter, the LiteLLM proxy, the new-api, one-api and sub2api gateways (Chinese
- * and English), Volcengine Ark, SiliconFlow, Zhipu, Cloudflare (its error pages and AI Gateway)
+ * and English), Volcengine Ark, SiliconFlow, Zhipu, Alibaba DashScope, Fireworks, Google Gemini,
+ * xAI, Cloudflare (its error pages and AI Gateway)
  * and nginx (pages already reduced to their title). To teach the table a new gateway message, add
  * one line in the right section; the order of the sections is what keeps a 429
  * "insufficient_quota" a quota problem and a 404 "model_not_found" a model problem.
@@ -221,6 +222,12 @@ const REASONS = {
     en:
       "The gateway's sensitive-word check blocked the prompt; reword it, since the same prompt will be blocked again.",
   },
+  billingRequired: {
+    zh:
+      "上游账户没有开通计费,或因达到消费上限、欠费而被暂停;在服务商控制台开通计费或处理账单后再试,单纯重试不会恢复。",
+    en:
+      "The upstream account has no billing set up, or is suspended for reaching its spending limit or unpaid invoices; set up billing or settle the account in the provider's console, retrying alone will not help.",
+  },
   upstreamQuota: {
     zh: "上游账户的额度或账单上限已用尽;充值或提高账单上限后再试,单纯重试不会恢复。",
     en:
@@ -284,6 +291,17 @@ const REASONS = {
     zh: "模型不存在,或当前密钥无权使用该模型;检查 model 名称和账户的模型权限。",
     en:
       "The model does not exist or this key may not use it; check the model name and the account's model access.",
+  },
+  modelRetired: {
+    zh:
+      "上游说这个模型不存在,它是已退役的模型(dall-e-2 与 dall-e-3 于 2026-05-12 退役,gpt-image-1 于 2026-10-23 关停);改用 gpt-image-2 或 gpt-image-2.5 系列。",
+    en:
+      "The upstream says this model does not exist, and it is a retired one (dall-e-2 and dall-e-3 retired on 2026-05-12, gpt-image-1 shut down on 2026-10-23); use gpt-image-2 or the gpt-image-2.5 family instead.",
+  },
+  notInCompatibleMode: {
+    zh: "上游的 OpenAI 兼容接口不提供这个模型;换用兼容接口支持的图片模型,或改用服务商的原生接口。",
+    en:
+      "The upstream's OpenAI-compatible endpoint does not serve this model; use an image model it serves there, or the provider's own API.",
   },
   notAnImageModel: {
     zh: "上游不接受这个 model 作为图片模型;改用上游列出的图片模型名称。",
@@ -414,6 +432,23 @@ const SOURCES = {
   ark: "volcengine.com/docs/82379/1299023 (方舟公共错误码)",
   siliconflow: "docs.siliconflow.cn/cn/faqs/error-code",
   zhipu: "docs.bigmodel.cn/cn/faq/api-code",
+  dashscope:
+    "help.aliyun.com/zh/model-studio/error-code (data_inspection_failed, model_not_supported)",
+  dashscopeIssues: "camel-ai/owl#432, QwenLM/qwen-code#3145 (data_inspection_failed as sent)",
+  fireworks:
+    "Fireworks 412 PRECONDITION_FAILED as relayed in pollinations/pollinations#12136 and amd/gaia#3766",
+  gemini:
+    "Gemini API 400 INVALID_ARGUMENT as reported in ammaarreshi/openjourney#1 and google-gemini/cookbook#135",
+  geminiSafety:
+    "ai.google.dev/api/generate-content#FinishReason (IMAGE_SAFETY, IMAGE_PROHIBITED_CONTENT, IMAGE_RECITATION); CherryHQ/cherry-studio#3876; a gateway's channel_error body quoted in a client's moderation notes",
+  xaiCredits:
+    "xAI {code, error} answers as reported in griptape-ai/griptape-nodes-engine#1079 (403), continuedev/continue#12670 (403), continuedev/continue#10373 (429)",
+  together: "Together 402 credit_limit as reported in expectedparrot/edsl#2098",
+  xai: "xAI 400 {code, error} as reported in obot-platform/obot#2995 and rikkahub/rikkahub#1602",
+  geminiKey:
+    "Gemini's OpenAI-compatible endpoint: 400 INVALID_ARGUMENT \"API key not valid. Please pass a valid API key.\" in a one-element list, as its clients' tests replay it",
+  openaiRetired:
+    "OpenAI deprecations: dall-e-2, dall-e-3 retired 2026-05-12; gpt-image-1 shut down 2026-10-23",
   cloudflare:
     "developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors",
   cloudflareFirewall: "developers.cloudflare.com/waf (block and challenge pages)",
@@ -492,6 +527,29 @@ const RULE_SOURCES: readonly RuleSource[] = [
     reason: REASONS.safetySystem,
   },
   {
+    code: /^(data_inspection_failed|DataInspectionFailed)$/i,
+    seenIn: "Alibaba DashScope",
+    source: `${SOURCES.dashscope}; ${SOURCES.dashscopeIssues}`,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    message: /\bDataInspectionFailed\b|data may contain inappropriate content/i,
+    seenIn: "Alibaba DashScope",
+    source: `${SOURCES.dashscope}; ${SOURCES.dashscopeIssues}`,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
+    // A relay answers these with 500 or 400 alike: the words decide, whatever the status.
+    message:
+      /\bIMAGE_(SAFETY|PROHIBITED_CONTENT|RECITATION)\b|blocked due to safety policy|blocked due to SAFETY\b/i,
+    seenIn: "Google Gemini, relays of it",
+    source: SOURCES.geminiSafety,
+    category: "content_rejected",
+    reason: REASONS.safetySystem,
+  },
+  {
     code: /^(2016|2017)$/,
     seenIn: "Cloudflare AI Gateway",
     source: SOURCES.aiGateway,
@@ -532,6 +590,45 @@ const RULE_SOURCES: readonly RuleSource[] = [
     message: /exceeded your current quota|billing hard limit/i,
     seenIn: "OpenAI",
     source: SOURCES.openai,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    message:
+      /\bis suspended, possibly due to reaching the monthly spending limit|failure to pay past invoices/i,
+    seenIn: "Fireworks",
+    source: SOURCES.fireworks,
+    category: "quota_exceeded",
+    reason: REASONS.billingRequired,
+  },
+  {
+    message:
+      /only accessible to billed users|without a billing account linked|billing (is not|must be|to be) enabled/i,
+    seenIn: "Google Gemini",
+    source: SOURCES.gemini,
+    category: "quota_exceeded",
+    reason: REASONS.billingRequired,
+  },
+  {
+    // xAI sends these with 403 and 429: neither a key problem nor a rate limit.
+    message:
+      /doesn't have any credits|have run out of credits|has either used all available credits or reached its monthly spending limit/i,
+    seenIn: "xAI",
+    source: SOURCES.xaiCredits,
+    category: "quota_exceeded",
+    reason: REASONS.billingRequired,
+  },
+  {
+    type: /^credit_limit$/i,
+    seenIn: "Together",
+    source: SOURCES.together,
+    category: "quota_exceeded",
+    reason: REASONS.upstreamQuota,
+  },
+  {
+    message: /^Credit limit exceeded\b/i,
+    seenIn: "Together",
+    source: SOURCES.together,
     category: "quota_exceeded",
     reason: REASONS.upstreamQuota,
   },
@@ -685,6 +782,28 @@ const RULE_SOURCES: readonly RuleSource[] = [
     reason: REASONS.modelNotActivated,
   },
   {
+    message:
+      /\b(dall-e-[23]|gpt-image-1)(?![\w.-]).{0,40} does not exist|does not exist.{0,40}\b(dall-e-[23]|gpt-image-1)(?![\w.-])/i,
+    seenIn: "OpenAI",
+    source: `${SOURCES.openai}; ${SOURCES.openaiRetired}`,
+    category: "model_unavailable",
+    reason: REASONS.modelRetired,
+  },
+  {
+    code: /^model_not_supported$/i,
+    seenIn: "Alibaba DashScope",
+    source: SOURCES.dashscope,
+    category: "model_unavailable",
+    reason: REASONS.notInCompatibleMode,
+  },
+  {
+    message: /^Unsupported model .{1,200} for OpenAI compatibility mode/i,
+    seenIn: "Alibaba DashScope",
+    source: SOURCES.dashscope,
+    category: "model_unavailable",
+    reason: REASONS.notInCompatibleMode,
+  },
+  {
     code: /^(model_not_found|InvalidEndpointOrModel\.NotFound|20012|1211)$/i,
     seenIn: "OpenAI, new-api, Volcengine Ark, SiliconFlow, Zhipu",
     source:
@@ -743,6 +862,14 @@ const RULE_SOURCES: readonly RuleSource[] = [
       /^(invalid_api_key|account_deactivated|AuthenticationError|INVALID_API_KEY|API_KEY_(REQUIRED|DISABLED)|USER_(NOT_FOUND|INACTIVE)|1000|1001|1002|1003|1004)$/,
     seenIn: "OpenAI, Volcengine Ark, sub2api, Zhipu",
     source: `${SOURCES.openai}; ${SOURCES.ark}; ${SOURCES.sub2api}; ${SOURCES.zhipu}`,
+    category: "auth_failed",
+    reason: REASONS.apiKeyRejected,
+  },
+  {
+    // Google answers a bad key with 400 INVALID_ARGUMENT, not 401.
+    message: /\bAPI key not valid\b|please pass a valid API key/i,
+    seenIn: "Google Gemini",
+    source: SOURCES.geminiKey,
     category: "auth_failed",
     reason: REASONS.apiKeyRejected,
   },
@@ -845,6 +972,14 @@ const RULE_SOURCES: readonly RuleSource[] = [
       /^(invalid_value|unknown_parameter|unsupported_parameter|invalid_request|bad_request_body|convert_request_failed|read_request_body_failed|invalid_image_request|size_not_supported|prompt_too_long|prompt_missing|n_not_within_range|1210|1214|1261)$/i,
     seenIn: "OpenAI, new-api, one-api, Zhipu",
     source: `${SOURCES.openai}; ${SOURCES.newApi}; ${SOURCES.oneApi}; ${SOURCES.zhipu}`,
+    category: "bad_request",
+    reason: REASONS.badParams,
+  },
+
+  {
+    message: /^Argument not supported: /i,
+    seenIn: "xAI",
+    source: SOURCES.xai,
     category: "bad_request",
     reason: REASONS.badParams,
   },

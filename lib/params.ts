@@ -59,6 +59,8 @@ type Rule =
   | { kind: "integer"; min: number; max: number }
   | { kind: "boolean" }
   | { kind: "enum"; values: readonly string[] }
+  /** A provider's word, sent as given; `known` are examples, for near misses and the help. */
+  | { kind: "word"; known: readonly string[] }
   | { kind: "object"; maxDepth: number; secretValues?: boolean }
   | { kind: "folder" };
 
@@ -87,8 +89,16 @@ export const PARAM_SPECS = {
     required: true,
     help: "API key, sent as a Bearer token (safer in the JSON on stdin, with -)",
   },
-  model: { rule: { kind: "text", nonBlank: true }, required: true, help: "e.g. gpt-image-2" },
-  size: { rule: { kind: "size" }, required: true, help: "WIDTHxHEIGHT, e.g. 1024x1024, or auto" },
+  model: {
+    rule: { kind: "text", nonBlank: true },
+    required: true,
+    help: "e.g. gpt-image-2 or a gpt-image-2.5 model (dall-e-2, dall-e-3, gpt-image-1 are retired)",
+  },
+  size: {
+    rule: { kind: "size" },
+    required: true,
+    help: "WIDTHxHEIGHT (1024x1024), auto, or a size word such as 2K (Seedream), sent as given",
+  },
   task_name: {
     rule: { kind: "text", nonBlank: true },
     required: true,
@@ -113,19 +123,19 @@ export const PARAM_SPECS = {
     help: "also return the image as base64 in `b64` (default false)",
   },
   quality: {
-    rule: { kind: "enum", values: ["standard", "hd", "low", "medium", "high", "auto"] },
+    rule: { kind: "word", known: ["low", "medium", "high", "auto", "standard", "hd"] },
     passthrough: true,
-    help: "standard, hd, low, medium, high or auto",
+    help: "a provider's word, sent as given, e.g. low, medium, high, auto, standard, hd",
   },
   background: {
-    rule: { kind: "enum", values: ["transparent", "opaque", "auto"] },
+    rule: { kind: "word", known: ["transparent", "opaque", "auto"] },
     passthrough: true,
-    help: "transparent, opaque or auto",
+    help: "a provider's word, sent as given, e.g. transparent, opaque, auto",
   },
   output_format: {
-    rule: { kind: "enum", values: ["png", "jpeg", "webp"] },
+    rule: { kind: "word", known: ["png", "jpeg", "webp"] },
     passthrough: true,
-    help: "png, jpeg or webp",
+    help: "a provider's word, sent as given, e.g. png, jpeg, webp",
   },
   output_compression: {
     rule: { kind: "integer", min: 0, max: 100 },
@@ -133,14 +143,14 @@ export const PARAM_SPECS = {
     help: "0 to 100, for jpeg and webp",
   },
   moderation: {
-    rule: { kind: "enum", values: ["low", "auto"] },
+    rule: { kind: "word", known: ["low", "auto"] },
     passthrough: true,
-    help: "low or auto",
+    help: "a provider's word, sent as given, e.g. low, auto",
   },
   style: {
-    rule: { kind: "enum", values: ["vivid", "natural"] },
+    rule: { kind: "word", known: ["vivid", "natural"] },
     passthrough: true,
-    help: "vivid or natural (dall-e-3)",
+    help: "a provider's word, sent as given, e.g. vivid, natural",
   },
   user: { rule: { kind: "text", nonBlank: true }, passthrough: true, help: "end-user identifier" },
   stream: {
@@ -360,6 +370,8 @@ function checkValue(name: string, rule: Rule, raw: unknown, show: Show): Checked
       return typeof raw === "string" && rule.values.includes(raw)
         ? { value: raw }
         : { problem: `Invalid ${name} ${show(raw)}: expected one of ${rule.values.join(", ")}` };
+    case "word":
+      return checkWord(name, rule.known, raw, show);
     case "object":
       if (!isJsonObject(raw)) {
         const shown = rule.secretValues ? "" : ` ${show(raw)}`;
@@ -428,21 +440,76 @@ function checkUrl(name: string, raw: unknown): Checked {
 }
 
 const SIZE_PATTERN = /^([1-9]\d{0,5})x([1-9]\d{0,5})$/;
+/** A resolution word: Seedream's 1K, 2K, 4K, TokenHub's 1.5K and 3K. */
+const SIZE_WORD = /^[1-9]\d?(\.5)?K$/;
+
+function isSize(text: string): boolean {
+  return text === "auto" || SIZE_PATTERN.test(text) || SIZE_WORD.test(text);
+}
 
 function checkSize(name: string, raw: unknown, show: Show): Checked {
-  if (raw === "auto" || (typeof raw === "string" && SIZE_PATTERN.test(raw))) return { value: raw };
+  if (typeof raw === "string" && isSize(raw)) return { value: raw };
   const near = typeof raw === "string" ? nearestSize(raw) : null;
   return {
-    problem: `Invalid ${name} ${show(raw)}: expected WIDTHxHEIGHT with positive integers, or auto` +
-      (near === null ? "" : `; did you mean "${near}"?`),
+    problem: `Invalid ${name} ${show(raw)}: expected WIDTHxHEIGHT with positive integers, auto, ` +
+      `or a size word such as 2K` + (near === null ? "" : `; did you mean "${near}"?`),
   };
 }
 
-/** The size a near miss stands for: `1024X1024`, `1024×1024`, `1024 x 1024`, `１０２４ｘ１０２４`, `Auto`. */
+/**
+ * The size a near miss stands for: `1024X1024`, `1024×1024`, `1024 x 1024`, `１０２４ｘ１０２４`,
+ * `Auto`, `2k`.
+ */
 function nearestSize(raw: string): string | null {
   if (raw.length > 40) return null;
   const size = raw.normalize("NFKC").toLowerCase().replace(/\s+|px/g, "").replace(/[×*✕✖]/g, "x");
-  return size === "auto" || SIZE_PATTERN.test(size) ? size : null;
+  if (size === "auto" || SIZE_PATTERN.test(size)) return size;
+  const word = size.toUpperCase();
+  return SIZE_WORD.test(word) ? word : null;
+}
+
+/**
+ * What looks like a provider's word: a short lowercase ASCII token (`high`, `xhigh`, `1080p`,
+ * `ultra_hd`). Providers name new levels with each model, so any such token is sent as given and
+ * the upstream judges it; its refusal comes before any image is made.
+ */
+const WORD_PATTERN = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+
+function checkWord(name: string, known: readonly string[], raw: unknown, show: Show): Checked {
+  const examples = known.join(", ");
+  if (typeof raw !== "string") {
+    return { problem: `Invalid ${name} ${show(raw)}: expected a word such as ${examples}` };
+  }
+  const near = nearestWord(raw, known);
+  if (WORD_PATTERN.test(raw) && (near === null || near === raw)) return { value: raw };
+  return {
+    problem: `Invalid ${name} ${show(raw)}: expected a short lowercase word such as ${examples}` +
+      (near === null || near === raw ? "" : `; did you mean "${near}"?`),
+  };
+}
+
+/**
+ * The known word a value is a clear typo of: the same word in other case or with spaces, or one
+ * letter off (`hight`, `mediun`, `jpg`) or two letters swapped (`hihg`). A word with something
+ * put before a known one (`xhigh`, `ultrahd`) is read as a new word, not a typo.
+ */
+function nearestWord(raw: string, known: readonly string[]): string | null {
+  if (raw.length > 40) return null;
+  const word = raw.normalize("NFKC").trim().toLowerCase();
+  if (known.includes(word)) return word;
+  if (!WORD_PATTERN.test(word)) return null;
+  return known.find((candidate) =>
+    candidate.length >= 3 && !word.endsWith(candidate) &&
+    (editDistance(word, candidate) === 1 || isSwap(word, candidate))
+  ) ?? null;
+}
+
+/** Whether `a` is `b` with two neighbouring letters swapped. */
+function isSwap(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  const differ = [...a].flatMap((char, i) => char === b[i] ? [] : [i]);
+  const [i, j] = differ;
+  return differ.length === 2 && j === i! + 1 && a[i!] === b[j] && a[j] === b[i!];
 }
 
 function checkInteger(name: string, min: number, max: number, raw: unknown, show: Show): Checked {

@@ -48,7 +48,7 @@ export function requestBody(
   return body;
 }
 
-/** `gpt-image-1`, `gpt-image-2`, and the same behind a gateway's prefix (`openai/gpt-image-1`). */
+/** `gpt-image-2`, `gpt-image-2.5`, and the same behind a gateway's prefix (`openai/gpt-image-2`). */
 function isGptImageModel(model: string): boolean {
   return /(?:^|\/)gpt-image-/i.test(model);
 }
@@ -149,6 +149,9 @@ function refusedOptionalField(
   const refusal = /unknown|unrecogni[sz]ed|unsupported|not supported|not allowed|extra/i;
   const message = upstream.message ?? "";
   const named = upstream.param ??
+    // xAI: "Argument not supported: quality".
+    /\b(?:parameter|argument|field)s? (?:is |are )?(?:not supported|unsupported|not allowed)\W{1,4}['"`]?([a-z_]+)/i
+      .exec(message)?.[1] ??
     /(?:parameter|argument|field)s?(?: supplied)?\W{0,4}['"`]?([a-z_]+)/i.exec(message)?.[1] ??
     /['"`]([a-z_]+)['"`] (?:parameter|argument|field)/i.exec(message)?.[1] ??
     null;

@@ -25,7 +25,7 @@ const EMPTY: UpstreamError = { type: null, message: null, code: null, param: nul
  * `errors` or `error` array (Cloudflare), a top-level `code` with `message` (SiliconFlow, sub2api)
  * or `{"success": false, "message": ...}` (new-api), `detail`/`msg`, an HTML error page (reduced to
  * its title), plain text, or any of these sent as server-sent events (`event: error` /
- * `data: {"error": …}`).
+ * `data: {"error": …}`), or Gemini's one-element list around an error object.
  */
 export function parseUpstreamError(text: string): UpstreamError {
   const trimmed = text.trim();
@@ -37,7 +37,9 @@ export function parseUpstreamError(text: string): UpstreamError {
   } catch {
     return { ...EMPTY, message: clipKept(looksLikeHtml(trimmed) ? htmlSummary(trimmed) : trimmed) };
   }
-  return errorFromJson(json) ?? { ...EMPTY, message: clipKept(trimmed) };
+  // Gemini's OpenAI-compatible endpoint wraps its error in a list: `[{"error": {…}}]`.
+  const inList = Array.isArray(json) && json.length === 1 ? json[0] : json;
+  return errorFromJson(inList) ?? { ...EMPTY, message: clipKept(trimmed) };
 }
 
 /** Text that opens with a server-sent event's field or comment: an event stream, not words. */
@@ -70,7 +72,8 @@ export function errorFromJson(json: unknown): UpstreamError | null {
   if (!isJsonObject(json)) return null;
   const error = json.error ?? json.errors;
   if (typeof error === "string" && error.trim() !== "") {
-    return { ...EMPTY, message: clipKept(error) };
+    // xAI: `{"code": "400", "error": "Argument not supported: quality"}`.
+    return { ...EMPTY, message: clipKept(error), code: clipOrNull(firstText(json.code)) };
   }
   const inner = Array.isArray(error) ? error[0] : error;
   if (isJsonObject(inner)) return fieldsOf(inner, json);

@@ -661,16 +661,22 @@ function validate(body: Record<string, unknown>, model: string): ImageRequest | 
   const size = body.size ?? "auto";
   let width = 1024;
   let height = 1024;
-  if (size !== "auto") {
+  // A resolution word (Seedream's 1K, 2K, 4K) stands for a square of that many thousand pixels.
+  const word = typeof size === "string" ? /^([1-9]\d?(?:\.5)?)K$/.exec(size) : null;
+  if (word) {
+    width = height = Math.round(Number(word[1]) * 1024);
+  } else if (size !== "auto") {
     const match = typeof size === "string" ? /^(\d{1,5})x(\d{1,5})$/.exec(size) : null;
     width = match ? Number(match[1]) : 0;
     height = match ? Number(match[2]) : 0;
+  }
+  if (size !== "auto") {
     if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
       return openaiJson(
         400,
         `Invalid value: '${
           String(size)
-        }'. Supported values are: 'auto' and 'WIDTHxHEIGHT' with each side from 1 to ${MAX_SIDE}.`,
+        }'. Supported values are: 'auto', 'WIDTHxHEIGHT' with each side from 1 to ${MAX_SIDE}, and '1K' to '4K'.`,
         { param: "size", code: "invalid_value" },
       );
     }

@@ -376,7 +376,7 @@ export const MOCK_SCENARIOS = {
   },
   "content-policy": {
     kind: "respond",
-    summary: "DALL·E content policy refuses the prompt",
+    summary: "The content policy refuses the prompt",
     expectedCategory: "content_rejected",
     status: 400,
     headers: OPENAI_HEADERS,
@@ -386,7 +386,7 @@ export const MOCK_SCENARIOS = {
       null,
       "content_policy_violation",
     ),
-    source: "OpenAI 400 content_policy_violation (DALL·E 3)",
+    source: "OpenAI 400 content_policy_violation (the DALL·E models, retired 2026-05-12)",
   },
   "model-not-found": {
     kind: "respond",
@@ -423,7 +423,7 @@ export const MOCK_SCENARIOS = {
       "size",
       "invalid_value",
     ),
-    source: "OpenAI 400 invalid_value, param size (gpt-image-1)",
+    source: "OpenAI 400 invalid_value, param size (GPT image models)",
   },
   "404": {
     kind: "respond",
@@ -699,7 +699,7 @@ export const MOCK_SCENARIOS = {
   "ok-url": answerShape({
     summary: "An image url on the upstream's own origin",
     body: imageAnswer([{ url: "http://{{host}}/files/sample.png" }]),
-    source: "OpenAI response_format url (DALL·E), served here by the same server",
+    source: "OpenAI response_format url, served here by the same server",
   }),
   "ok-gzip": answerShape({
     summary: "A gzip-encoded answer",

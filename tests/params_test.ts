@@ -248,15 +248,16 @@ Deno.test("validateParams() reports every problem at once, missing ones first", 
       base_url: "ftp://files.example.com",
       timeout: 5,
       size: "big",
-      quality: "ultra",
+      quality: "hight",
     }),
     [
       "Missing required parameters: api_key, model, task_name, timeout_ms",
       "Invalid prompt: it is empty",
       "Invalid base_url: expected an http or https URL",
       'Unknown parameter "timeout": did you mean "timeout_ms"?',
-      'Invalid size "big": expected WIDTHxHEIGHT with positive integers, or auto',
-      'Invalid quality "ultra": expected one of standard, hd, low, medium, high, auto',
+      'Invalid size "big": expected WIDTHxHEIGHT with positive integers, auto, or a size word such as 2K',
+      'Invalid quality "hight": expected a short lowercase word such as low, medium, high, auto, ' +
+      'standard, hd; did you mean "high"?',
     ].join("; "),
   );
 });
@@ -370,7 +371,7 @@ Deno.test("validateParams() clips a long value it quotes to 60 characters", () =
   assert.equal(shown.length, 60);
   assert.equal(
     problemOf(withInput({ size })),
-    `Invalid size ${shown}: expected WIDTHxHEIGHT with positive integers, or auto`,
+    `Invalid size ${shown}: expected WIDTHxHEIGHT with positive integers, auto, or a size word such as 2K`,
   );
 });
 
@@ -395,12 +396,14 @@ Deno.test("validateParams() rejects a size that is not WIDTHxHEIGHT", () => {
   for (const size of ["0x1024", "1024x0", "1024x", "x1024", "-1x5", "1024", "big"]) {
     assert.equal(
       problemOf(withInput({ size })),
-      `Invalid size ${JSON.stringify(size)}: expected WIDTHxHEIGHT with positive integers, or auto`,
+      `Invalid size ${
+        JSON.stringify(size)
+      }: expected WIDTHxHEIGHT with positive integers, auto, or a size word such as 2K`,
     );
   }
   assert.equal(
     problemOf(withInput({ size: 1024 })),
-    "Invalid size 1024: expected WIDTHxHEIGHT with positive integers, or auto",
+    "Invalid size 1024: expected WIDTHxHEIGHT with positive integers, auto, or a size word such as 2K",
   );
 });
 
@@ -419,18 +422,13 @@ Deno.test("validateParams() suggests the size a near miss stands for", () => {
     assert.equal(
       problemOf(withInput({ size })),
       `Invalid size ${JSON.stringify(size)}: expected WIDTHxHEIGHT with positive integers, ` +
-        `or auto; did you mean "${near}"?`,
+        `auto, or a size word such as 2K; did you mean "${near}"?`,
     );
   }
 });
 
-Deno.test("validateParams() checks each passthrough against its enum", () => {
+Deno.test("validateParams() checks each closed parameter against its values", () => {
   const cases: [string, string, string][] = [
-    ["quality", "ultra", "standard, hd, low, medium, high, auto"],
-    ["background", "white", "transparent, opaque, auto"],
-    ["output_format", "jpg", "png, jpeg, webp"],
-    ["moderation", "high", "low, auto"],
-    ["style", "anime", "vivid, natural"],
     ["response_format", "base64", "b64_json, url"],
     ["lang", "fr", "zh, en"],
   ];
@@ -440,6 +438,66 @@ Deno.test("validateParams() checks each passthrough against its enum", () => {
       `Invalid ${name} "${value}": expected one of ${expected}`,
     );
   }
+});
+
+Deno.test("validateParams() sends a provider's word it does not know as given", () => {
+  const cases: [string, string][] = [
+    ["quality", "xhigh"],
+    ["quality", "ultra"],
+    ["quality", "4k"],
+    ["background", "white"],
+    ["output_format", "avif"],
+    ["moderation", "high"],
+    ["style", "anime"],
+    ["style", "photo_real"],
+  ];
+  for (const [name, value] of cases) {
+    assert.deepEqual(validateParams(withInput({ [name]: value })).passthrough, { [name]: value });
+  }
+});
+
+Deno.test("validateParams() refuses a clear typo of a known word, naming it", () => {
+  const cases: [string, string, string][] = [
+    ["quality", "hight", "high"],
+    ["quality", "mediun", "medium"],
+    ["quality", "hihg", "high"],
+    ["quality", "High", "high"],
+    ["quality", " hd ", "hd"],
+    ["output_format", "jpg", "jpeg"],
+    ["output_format", "PNG", "png"],
+    ["background", "transparant", "transparent"],
+    ["style", "natual", "natural"],
+  ];
+  for (const [name, value, near] of cases) {
+    assert.match(
+      problemOf(withInput({ [name]: value })),
+      new RegExp(
+        `^Invalid ${name} "${value}": expected a short lowercase word such as .*; ` +
+          `did you mean "${near}"\\?$`,
+      ),
+    );
+  }
+});
+
+Deno.test("validateParams() refuses a provider's word that is not a short lowercase token", () => {
+  for (const value of ["very high", "high\n", "ultra!", "x".repeat(33), "", "Ultra"]) {
+    assert.match(
+      problemOf(withInput({ quality: value })),
+      /^Invalid quality .*: expected a short lowercase word such as low, medium, high/,
+    );
+  }
+  assert.equal(
+    problemOf(withInput({ style: 3 })),
+    "Invalid style 3: expected a word such as vivid, natural",
+  );
+});
+
+Deno.test("validateParams() sends a size word as given, and names the near miss of one", () => {
+  for (const size of ["1K", "2K", "4K", "1.5K", "3K"]) {
+    assert.equal(validateParams(withInput({ size })).size, size);
+  }
+  assert.match(problemOf(withInput({ size: "2k" })), /; did you mean "2K"\?$/);
+  assert.match(problemOf(withInput({ size: "0K" })), /^Invalid size "0K": expected WIDTHxHEIGHT/);
 });
 
 Deno.test("validateParams() keeps the passthroughs given, in the documented order", () => {

@@ -395,3 +395,24 @@ Deno.test("parseUpstreamError() reads a plain-text error event as its text, neve
   );
   assert.deepEqual(parseUpstreamError("event: error\n\n"), upstream({}));
 });
+
+Deno.test("parseUpstreamError() keeps the code xAI sends beside a string error", () => {
+  // obot-platform/obot#2995, rikkahub/rikkahub#1602
+  assert.deepEqual(parseUpstreamError('{"code":"400","error":"Argument not supported: quality"}'), {
+    type: null,
+    message: "Argument not supported: quality",
+    code: "400",
+    param: null,
+  });
+});
+
+Deno.test("parseUpstreamError() reads the error inside Gemini's one-element list", () => {
+  const body =
+    '[{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}]';
+  assert.deepEqual(parseUpstreamError(body), {
+    type: null,
+    message: "API key not valid. Please pass a valid API key.",
+    code: "400",
+    param: null,
+  });
+});
