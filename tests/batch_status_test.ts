@@ -361,3 +361,20 @@ Deno.test("status - finds the run dir of jobs read from standard input, as the r
     assert.equal(parseJson(read.stdout).run_dir, parseJson(run.stdout).run_dir);
   });
 });
+
+Deno.test("status opens no FIFO planted as a run file: it answers instead of waiting for a writer", async () => {
+  const target = BATCH_TARGETS[0]!;
+  await withTempDir(async (dir) => {
+    for (const name of ["journal.jsonl", "batch_result.json"]) {
+      const made = await new Deno.Command("mkfifo", { args: [`${dir}/${name}`] }).output();
+      assert.ok(made.success);
+    }
+    const alone = await status(target, [dir]);
+    assert.equal(alone.code, 2);
+    assert.match(alone.json.error, /is not the run dir of an img2-batch run/);
+    await Deno.writeTextFile(`${dir}/state.json`, '{"jobs": []}');
+    const withState = await status(target, [dir]);
+    assert.equal(withState.json.live, false);
+    assert.equal(withState.json.total, 0);
+  });
+});

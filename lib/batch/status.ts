@@ -336,13 +336,8 @@ export class RunDirReader {
   }
 
   async #readJournal(path: string): Promise<boolean> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(path, { read: true });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
+    const file = await openRegularFile(path);
+    if (file === null) return false;
     using _file = file;
     if ((await file.stat()).size < this.#offset) this.#restart();
     await file.seek(this.#offset, Deno.SeekMode.Start);
@@ -482,12 +477,8 @@ export function statusExitCode(status: RunStatus): number {
  * that starts in that instant waits for it; see Journal.open).
  */
 async function isLocked(path: string): Promise<boolean> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return false;
-  }
+  const file = await openRegularFile(path);
+  if (file === null) return false;
   using _file = file;
   if (!await file.tryLock(false)) return true;
   await file.unlock();
@@ -503,12 +494,8 @@ interface ResultHead {
 
 /** batch_result.json's fields before its jobs (it can be tens of megabytes; they come first). */
 async function resultHead(path: string): Promise<ResultHead | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return null;
-  }
+  const file = await openRegularFile(path);
+  if (file === null) return null;
   using _file = file;
   const info = await file.stat();
   const buffer = new Uint8Array(64 * 1024);
@@ -522,6 +509,16 @@ async function resultHead(path: string): Promise<ResultHead | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * A run dir's file opened for reading, or null when it is missing or not a regular file: opening
+ * a FIFO planted under a run file's name would wait for a writer for ever.
+ */
+async function openRegularFile(path: string): Promise<Deno.FsFile | null> {
+  const info = await Deno.stat(path).catch(() => null);
+  if (info === null || !info.isFile) return null;
+  return await Deno.open(path, { read: true }).catch(() => null);
 }
 
 function stringOr(value: unknown, fallback: string): string {
