@@ -306,6 +306,11 @@ const KEY_FREE_FIELDS = [
   "task_name",
   "output_dir",
   "user",
+  "quality",
+  "background",
+  "output_format",
+  "moderation",
+  "style",
   "extra_body",
   "extra_headers",
 ] as const;

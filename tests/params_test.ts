@@ -811,6 +811,18 @@ Deno.test("validateParams() refuses the api_key in a field, without quoting it",
   assert.ok(!message.includes(key), message);
 });
 
+Deno.test("validateParams() refuses a lowercase api_key given as an open word, which would pass the word check", () => {
+  const key = "sk-proj-abcdefghijklmnopqrstu";
+  const words = ["quality", "background", "output_format", "moderation", "style"];
+  const message = problemOf(
+    withInput({ api_key: key, ...Object.fromEntries(words.map((name) => [name, key])) }),
+  );
+  for (const name of words) {
+    assert.ok(message.includes(`Invalid ${name}: it contains the api_key`), `${name}: ${message}`);
+  }
+  assert.ok(!message.includes(key), message);
+});
+
 Deno.test("validateParams() takes a placeholder key under 16 characters, or a piece of a key, in other fields", () => {
   const params = validateParams(withInput({ api_key: "EMPTY", prompt: "an EMPTY room" }));
   assert.equal(params.prompt, "an EMPTY room");
