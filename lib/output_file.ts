@@ -328,7 +328,7 @@ export class ImageFile {
  * or others without the sticky bit, or one owned by another user than this one or root (its owner
  * may rename anything in it, sticky bit or not).
  */
-async function refuseSharedFolder(dir: string, self: number | null): Promise<void> {
+export async function refuseSharedFolder(dir: string, self: number | null): Promise<void> {
   const info = await Deno.stat(dir);
   if (self !== null && info.uid !== null && info.uid !== self && info.uid !== 0) {
     throw new GenerationError(

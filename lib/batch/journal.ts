@@ -4,6 +4,7 @@
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
 import { writeAll } from "../bytes.ts";
+import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
@@ -123,7 +124,8 @@ export class Journal {
    * left unfinished by a crash is closed first.
    */
   static async open(path: string, existing: string, size: number): Promise<Journal> {
-    const file = await Deno.open(path, { append: true, create: true, mode: 0o600 });
+    const file = await openWithoutLinks(path, { append: true, create: true });
+    if (file === null) throw new Error(`Cannot open the journal "${path}"`);
     if (!await file.tryLock(true) || (await file.stat()).size !== size) {
       file.close();
       throw new InputError(

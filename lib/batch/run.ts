@@ -7,6 +7,7 @@ import {
   basename,
   callContext,
   DEFAULT_OUTPUT_DIR,
+  dirname,
   dryRunReport,
   errorMessage,
   type FailureResult,
@@ -29,6 +30,12 @@ import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
+import {
+  openWithoutLinks,
+  refuseForeignFolder,
+  refuseSharedOutputDir,
+  selfUid,
+} from "./run_files.ts";
 import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult, resultJsonPieces } from "./summary.ts";
@@ -144,10 +151,8 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   );
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
-  const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return new Uint8Array();
-    throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
-  });
+  await refuseForeignRunDir(runDir, outputDir, options.runDir !== null);
+  const journalBytes = await readJournal(runDir);
   const journalText = new TextDecoder().decode(journalBytes);
   const replay = replayJournal(journalText);
   const jobsFile = jobsPath === "-" ? jobsPath : absolutePath(jobsPath);
@@ -205,6 +210,12 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   // Prompts and results are the caller's own: the folders made here (output_dir among them,
   // when the run dir is inside it) and every file of the run are for the caller alone.
   await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
+  // Again, now that the folders exist: one made meanwhile by someone else is refused too.
+  await refuseForeignRunDir(
+    runDir,
+    resolveFolder("output_dir", setup.shared.output_dir ?? DEFAULT_OUTPUT_DIR),
+    options.runDir !== null,
+  );
   const journal = await Journal.open(
     `${runDir}/${JOURNAL_FILE}`,
     setup.journalText,
@@ -426,6 +437,37 @@ async function readSmallFile(path: string, source: string, signal: AbortSignal):
     throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
   }
   return utf8Text(await readCapped(stream, source, undefined, signal), source);
+}
+
+/**
+ * Refuses a run dir that another user could steer: the shared output_dir as img2-generate refuses
+ * it, and the folders of the run (`.img2-batch` and the run dir, or the --run-dir given) unless
+ * they are this user's alone. Nothing has been written or sent yet.
+ */
+async function refuseForeignRunDir(
+  runDir: string,
+  outputDir: string,
+  given: boolean,
+): Promise<void> {
+  const self = await selfUid();
+  await refuseSharedOutputDir(outputDir, self);
+  if (given) {
+    // The caller named this folder, a link of theirs included.
+    await refuseForeignFolder(runDir, "run dir", self, { followLink: true });
+  } else {
+    await refuseForeignFolder(dirname(runDir), "folder of the run dirs", self);
+    await refuseForeignFolder(runDir, "run dir", self);
+  }
+}
+
+/** The journal's bytes, read without following a link; empty for a new run dir. */
+async function readJournal(runDir: string): Promise<Uint8Array> {
+  try {
+    const file = await openWithoutLinks(`${runDir}/${JOURNAL_FILE}`, { read: true });
+    return file === null ? new Uint8Array() : await new Response(file.readable).bytes();
+  } catch (error) {
+    throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
+  }
 }
 
 /** "jobs/article.jsonl" → "article". */

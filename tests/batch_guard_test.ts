@@ -1,0 +1,143 @@
+/**
+ * What another user of the machine, a careless caller or a hostile upstream can do to a run:
+ * each case black-box, against batch.ts and the bundle.
+ */
+import assert from "node:assert/strict";
+import { type FakeUpstream, startFakeUpstream } from "./_fake_upstream.ts";
+import { withTempDir } from "./_helpers.ts";
+import {
+  imageAnswer,
+  parseJson,
+  promptJobs,
+  runBatch,
+  sharedFlags,
+  testEachBatchTarget,
+  writeJobs,
+} from "./batch_command.ts";
+
+const IS_ROOT = Deno.uid() === 0;
+
+/** Runs `args` as the user nobody, as another user of the machine would. */
+async function asNobody(args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command("setpriv", {
+    args: ["--reuid=nobody", "--regid=nogroup", "--clear-groups", ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+}
+
+/** sharedFlags() with images going to `outputDir`. */
+function flagsInto(upstream: FakeUpstream, dir: string, outputDir: string): string[] {
+  const flags = sharedFlags(upstream, "count", dir);
+  flags[flags.indexOf("--output-dir") + 1] = outputDir;
+  return flags;
+}
+
+/** A folder everyone may write in, with the sticky bit, as /tmp: `{dir}/shared`. */
+async function sharedFolder(dir: string): Promise<string> {
+  await Deno.chmod(dir, 0o755);
+  const shared = `${dir}/shared`;
+  await Deno.mkdir(shared);
+  await Deno.chmod(shared, 0o1777);
+  return shared;
+}
+
+/** A test that needs a second user: planting files as nobody takes root. */
+function testWithSecondUser(name: string, fn: Parameters<typeof testEachBatchTarget>[1]) {
+  if (!IS_ROOT) {
+    Deno.test({ name: `${name} (needs root to act as another user)`, ignore: true, fn() {} });
+    return;
+  }
+  testEachBatchTarget(name, fn);
+}
+
+testWithSecondUser(
+  "a run dir planted by another user in a shared sticky output_dir is refused, its link not followed",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const shared = await sharedFolder(dir);
+      const victim = `${dir}/victim.txt`;
+      await Deno.writeTextFile(victim, "mine\n");
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
+      const runDir = `${shared}/.img2-batch/jobs`;
+      await asNobody([
+        "sh",
+        "-c",
+        'umask 0; mkdir -p "$0" && chmod 0777 "$0" "$0/.." && ln -s "$1" "$0/journal.jsonl"',
+        runDir,
+        victim,
+      ]);
+      const run = await runBatch(target, [
+        jobs,
+        ...flagsInto(upstream, dir, shared),
+      ]);
+      assert.equal(run.code, 2, run.stdout);
+      assert.match(
+        parseJson(run.stdout).error,
+        /Refusing the folder of the run dirs ".*": it belongs to another user/,
+      );
+      assert.equal(await Deno.readTextFile(victim), "mine\n");
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testWithSecondUser(
+  "a shared output_dir of another user, or a --run-dir of theirs, is refused before anything is sent",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const theirs = `${await sharedFolder(dir)}/theirs`;
+      await asNobody(["sh", "-c", 'mkdir "$0" "$0/run" && chmod 0777 "$0" "$0/run"', theirs]);
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
+      const intoTheirs = await runBatch(target, [
+        jobs,
+        ...flagsInto(upstream, dir, theirs),
+      ]);
+      assert.equal(intoTheirs.code, 2, intoTheirs.stdout);
+      assert.match(parseJson(intoTheirs.stdout).error, /Refusing output_dir .*another user/);
+      const theirRunDir = await runBatch(target, [
+        jobs,
+        ...sharedFlags(upstream, "count", dir),
+        "--run-dir",
+        `${theirs}/run`,
+      ]);
+      assert.equal(theirRunDir.code, 2, theirRunDir.stdout);
+      assert.match(parseJson(theirRunDir.stdout).error, /Refusing the run dir .*another user/);
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "the folders a run makes are its user's alone, and a journal that is a link is refused",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
+      const args = [jobs, ...sharedFlags(upstream, "count", dir)];
+      const run = await runBatch(target, args);
+      assert.equal(run.code, 0, run.stdout);
+      for (
+        const folder of [`${dir}/out`, `${dir}/out/.img2-batch`, `${dir}/out/.img2-batch/jobs`]
+      ) {
+        assert.equal((await Deno.stat(folder)).mode! & 0o777, 0o700, folder);
+      }
+      const other = await writeJobs(`${dir}/other.jsonl`, promptJobs(1));
+      const victim = `${dir}/victim.txt`;
+      await Deno.writeTextFile(victim, "mine\n");
+      await Deno.mkdir(`${dir}/out/.img2-batch/other`, { mode: 0o700 });
+      await Deno.symlink(victim, `${dir}/out/.img2-batch/other/journal.jsonl`);
+      const linked = await runBatch(target, [other, ...sharedFlags(upstream, "count", dir)]);
+      assert.equal(linked.code, 2, linked.stdout);
+      assert.match(parseJson(linked.stdout).error, /Cannot read the journal .*is a link/);
+      assert.equal(await Deno.readTextFile(victim), "mine\n");
+      assert.equal(upstream.requests.length, 1);
+    });
+  },
+);
