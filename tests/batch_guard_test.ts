@@ -3,12 +3,13 @@
  * each case black-box, against batch.ts and the bundle.
  */
 import assert from "node:assert/strict";
-import { type FakeUpstream, startFakeUpstream } from "./_fake_upstream.ts";
+import { type FakeUpstream, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import {
   imageAnswer,
   parseJson,
   promptJobs,
+  promptsSent,
   runBatch,
   sharedFlags,
   testEachBatchTarget,
@@ -138,6 +139,81 @@ testEachBatchTarget(
       assert.match(parseJson(linked.stdout).error, /Cannot read the journal .*is a link/);
       assert.equal(await Deno.readTextFile(victim), "mine\n");
       assert.equal(upstream.requests.length, 1);
+    });
+  },
+);
+
+/** A journal of jobs file `jobs` under `args`, written as an earlier run could have: `events` after its run line. */
+async function plantJournal(
+  target: Parameters<Parameters<typeof testEachBatchTarget>[1]>[0],
+  args: string[],
+  events: Record<string, unknown>[],
+): Promise<void> {
+  const dry = parseJson((await runBatch(target, [...args, "--dry-run"])).stdout);
+  await Deno.mkdir(dry.run_dir, { recursive: true, mode: 0o700 });
+  const time = Date.now() - 5000;
+  const run = { event: "run", time, plan_hash: dry.plan_hash, jobs_sha256: dry.jobs_sha256 };
+  await Deno.writeTextFile(
+    `${dry.run_dir}/journal.jsonl`,
+    [run, ...events].map((event) => JSON.stringify({ time, ...event }) + "\n").join(""),
+  );
+}
+
+function doneLine(id: string, imagePath: string): Record<string, unknown> {
+  return {
+    event: "end",
+    id,
+    status: "done",
+    attempts: 1,
+    category: null,
+    retryable: false,
+    image_path: imagePath,
+    params_hash: "",
+    result: null,
+  };
+}
+
+testEachBatchTarget(
+  "a journal's word that a job is done is believed only with the image it recorded",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(3));
+      const args = [jobs, ...sharedFlags(upstream, "count", dir)];
+      await Deno.mkdir(`${dir}/out`, { mode: 0o700 });
+      // p2's image is named as p2's are, but no run of this journal made it.
+      const planted = `${dir}/out/p2-20260101-120000.png`;
+      await Deno.writeFile(planted, PNG_64);
+      await plantJournal(target, args, [
+        doneLine("p1", "/etc/hostname"),
+        doneLine("p2", planted),
+      ]);
+      const run = await runBatch(target, args);
+      assert.equal(run.code, 1, run.stdout);
+      const result = parseJson(run.stdout);
+      assert.deepEqual(result.jobs.map((job: { status: string }) => job.status), [
+        "missing",
+        "missing",
+        "done",
+      ]);
+      assert.match(
+        result.jobs[0].reason,
+        /"\/etc\/hostname" the journal names is not one of this job's/,
+      );
+      assert.match(result.jobs[1].reason, /journal holds no proof of the image/);
+      assert.deepEqual(promptsSent(upstream, "count"), ["p3"]);
+
+      // A made image swapped for another of the same size is not the job's either.
+      const p3 = result.jobs[2].image_path;
+      const swapped = (await Deno.readFile(p3)).reverse();
+      await Deno.writeFile(p3, swapped);
+      const again = parseJson((await runBatch(target, args)).stdout);
+      assert.equal(again.jobs[2].status, "missing");
+      assert.match(again.jobs[2].reason, /is not the one the journal recorded/);
+      const redone = await runBatch(target, [...args, "--redo-missing"]);
+      assert.equal(redone.code, 0, redone.stdout);
+      assert.deepEqual(promptsSent(upstream, "count").slice(1).sort(), ["p1", "p2", "p3"]);
     });
   },
 );

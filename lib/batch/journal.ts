@@ -4,6 +4,7 @@
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
 import { writeAll } from "../bytes.ts";
+import type { ImageProof } from "./proof.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
@@ -22,6 +23,9 @@ export type JournalEvent =
     category: Category | null;
     retryable: boolean;
     image_path: string | null;
+    /** The image's size and fingerprint (see proof.ts), for a done job. */
+    image_bytes?: number;
+    image_fingerprint?: string;
     params_hash: string;
     adopted?: boolean;
     result: GenerationResult | null;
@@ -37,6 +41,8 @@ export interface JournaledJob {
   category: Category | null;
   retryable: boolean;
   imagePath: string | null;
+  /** What the image recorded was, to be checked before the job counts as done. */
+  proof: ImageProof | null;
   paramsHash: string | null;
   adopted: boolean;
   result: GenerationResult | null;
@@ -82,6 +88,7 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
         category: previous?.category ?? null,
         retryable: previous?.retryable ?? false,
         imagePath: null,
+        proof: null,
         paramsHash: previous?.paramsHash ?? null,
         adopted: false,
         result: null,
@@ -98,6 +105,9 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
         category: event.category,
         retryable: event.retryable,
         imagePath: event.image_path,
+        proof: typeof event.image_bytes === "number" && typeof event.image_fingerprint === "string"
+          ? { bytes: event.image_bytes, fingerprint: event.image_fingerprint }
+          : null,
         paramsHash: event.params_hash,
         adopted: event.adopted === true,
         result: event.result,

@@ -30,6 +30,7 @@ import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
+import { disproof, imageProof } from "./proof.ts";
 import {
   openWithoutLinks,
   refuseForeignFolder,
@@ -340,11 +341,14 @@ async function resumeRecord(
   });
   if (past.status === "done") {
     record.imagePath = past.imagePath;
-    if (await isFile(past.imagePath)) {
+    const why = past.imagePath === null
+      ? "The journal names no image"
+      : await disproof(past.imagePath, params.output_dir, params.task_name, past.proof);
+    if (why === null) {
       record.status = "done";
     } else if (!options.redoMissing) {
       record.status = "missing";
-      record.reason = `The image "${past.imagePath}" is gone: give --redo-missing to make it again`;
+      record.reason = `${why}: give --redo-missing to make it again`;
       io.warn(`job "${record.id}": ${record.reason}`);
     }
   } else if (past.status === "failed") {
@@ -367,6 +371,9 @@ async function resumeRecord(
 }
 
 async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
+  const proof = record.status === "done" && record.imagePath !== null
+    ? await imageProof(record.imagePath)
+    : null;
   await journal.append({
     event: "end",
     time: record.endedAt ?? Date.now(),
@@ -376,6 +383,7 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
     category: record.category,
     retryable: record.retryable,
     image_path: record.imagePath,
+    ...(proof === null ? {} : { image_bytes: proof.bytes, image_fingerprint: proof.fingerprint }),
     params_hash: await paramsHash(record.job!.params),
     ...(record.adopted ? { adopted: true } : {}),
     result: record.result,
@@ -407,11 +415,6 @@ function settingsOf(setup: Setup): Record<string, unknown> {
     keep_going: options.keepGoing,
     shared,
   };
-}
-
-async function isFile(path: string | null): Promise<boolean> {
-  if (path === null) return false;
-  return await Deno.stat(path).then((info) => info.isFile, () => false);
 }
 
 /** Standard input for "-", else the file; an input error when it cannot be opened. */
