@@ -3,9 +3,10 @@
  * each case black-box, against batch.ts and the bundle.
  */
 import assert from "node:assert/strict";
-import { type FakeUpstream, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
+import { type FakeUpstream, listDir, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import {
+  delay,
   imageAnswer,
   parseJson,
   promptJobs,
@@ -214,6 +215,47 @@ testEachBatchTarget(
       const redone = await runBatch(target, [...args, "--redo-missing"]);
       assert.equal(redone.code, 0, redone.stdout);
       assert.deepEqual(promptsSent(upstream, "count").slice(1).sort(), ["p1", "p2", "p3"]);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a job cut off by kill -9 does not adopt the image another run made under the same name",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    const release = Promise.withResolvers<void>();
+    upstream.route("count", async (_request, body) => {
+      if (body?.prompt === "A" && upstream.requests.length === 1) await release.promise;
+      return imageAnswer();
+    });
+    await withTempDir(async (dir) => {
+      await Deno.mkdir(`${dir}/a`);
+      await Deno.mkdir(`${dir}/b`);
+      const a = await writeJobs(`${dir}/a/jobs.jsonl`, [{ prompt: "A" }]);
+      const b = await writeJobs(`${dir}/b/jobs.jsonl`, [{ prompt: "B" }]);
+      const flags = sharedFlags(upstream, "count", dir);
+      const argsA = [a, "--run-dir", `${dir}/run-a`, ...flags];
+      const killed = await runBatch(target, argsA, {
+        whileRunning: async (child) => {
+          while (upstream.requests.length < 1) await delay(20);
+          child.kill("SIGKILL");
+          await child.status;
+        },
+      });
+      assert.equal(killed.code, 137);
+      release.resolve();
+      const other = await runBatch(target, [b, "--run-dir", `${dir}/run-b`, ...flags]);
+      assert.equal(other.code, 0, other.stdout);
+      const theirs = parseJson(other.stdout).jobs[0].image_path;
+
+      const resumed = await runBatch(target, argsA);
+      assert.equal(resumed.code, 0, resumed.stdout);
+      const job = parseJson(resumed.stdout).jobs[0];
+      assert.equal(job.adopted, undefined);
+      assert.notEqual(job.image_path, theirs);
+      assert.deepEqual(promptsSent(upstream, "count"), ["A", "B", "A"]);
+      const hidden = (await listDir(`${dir}/out`)).filter((name) => name.endsWith(".img2-part"));
+      assert.deepEqual(hidden, [], "the part of the request cut off is removed");
     });
   },
 );

@@ -14,6 +14,11 @@ export type JournalEvent =
   | { event: "run"; time: number; plan_hash: string; jobs_sha256: string; jobs_file?: string }
   /** Written before each request: `attempt` counts it, in case the run dies before its end. */
   | { event: "start"; time: number; id: string; attempt?: number }
+  /**
+   * Written once the request's temporary file is made, before the request is sent: what ties an
+   * image found after a crash to this job (the image keeps the file's inode once in place).
+   */
+  | { event: "file"; time: number; id: string; part: string; dev: number; ino: number | null }
   | {
     event: "end";
     time: number;
@@ -46,6 +51,16 @@ export interface JournaledJob {
   paramsHash: string | null;
   adopted: boolean;
   result: GenerationResult | null;
+  /** The temporary file of the latest request, while the job is running. */
+  file: FileMarker | null;
+}
+
+/** A temporary file the journal ties to a job, and when it was made. */
+export interface FileMarker {
+  part: string;
+  dev: number;
+  ino: number | null;
+  time: number;
 }
 
 export interface Replay {
@@ -92,7 +107,15 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
         paramsHash: previous?.paramsHash ?? null,
         adopted: false,
         result: null,
+        file: null,
       });
+      return;
+    }
+    case "file": {
+      const job = replay.jobs.get(event.id);
+      if (job?.status === "running" && typeof event.part === "string") {
+        job.file = { part: event.part, dev: event.dev, ino: event.ino, time: event.time };
+      }
       return;
     }
     case "end": {
@@ -111,6 +134,7 @@ function applyEvent(replay: Replay, event: JournalEvent): void {
         paramsHash: event.params_hash,
         adopted: event.adopted === true,
         result: event.result,
+        file: null,
       });
       return;
     }

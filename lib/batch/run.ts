@@ -253,7 +253,19 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
         concurrency: scheduler?.limit.current ?? options.concurrency,
       }), force);
     scheduler = new Scheduler(toRun, options, {
-      generate: (params, signal) => generateValidated(params, { signal }),
+      generate: (params, signal, record) =>
+        generateValidated(params, {
+          signal,
+          onFile: ({ name, dev, ino }) =>
+            journal.append({
+              event: "file",
+              time: Date.now(),
+              id: record.id,
+              part: name,
+              dev,
+              ino,
+            }),
+        }),
       onStart: (record) =>
         journal.append({
           event: "start",
@@ -354,7 +366,12 @@ async function resumeRecord(
   } else if (past.status === "failed") {
     if (!past.retryable && !options.retryFailed) record.status = "failed";
   } else {
-    const image = await recoverCutJob(params.output_dir, params.task_name, past.startedAt);
+    const image = await recoverCutJob(
+      params.output_dir,
+      params.task_name,
+      past.startedAt,
+      past.file,
+    );
     if (image !== null) {
       Object.assign(record, {
         status: "done",

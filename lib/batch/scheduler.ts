@@ -56,7 +56,11 @@ export interface SchedulerSettings {
 }
 
 export interface SchedulerHooks {
-  generate(params: GenerationParams, signal: AbortSignal): Promise<GenerationResult>;
+  generate(
+    params: GenerationParams,
+    signal: AbortSignal,
+    record: JobRecord,
+  ): Promise<GenerationResult>;
   /** Called before each request of a job; resolves once that is durable. */
   onStart(record: JobRecord): Promise<void>;
   /** Called when a job's status is final for this run; resolves once that is durable. */
@@ -229,7 +233,7 @@ export class Scheduler {
       attempt: record.attempts + 1,
     });
     this.#hooks.onChange();
-    const result = await this.#hooks.generate(record.job!.params, this.#signal);
+    const result = await this.#hooks.generate(record.job!.params, this.#signal, record);
     const sent = result.attempts?.length ?? 1;
     record.attempts += sent;
     record.result = result;
