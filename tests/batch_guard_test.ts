@@ -3,6 +3,7 @@
  * each case black-box, against batch.ts and the bundle.
  */
 import assert from "node:assert/strict";
+import { basename } from "node:path";
 import { type FakeUpstream, listDir, PNG_64, startFakeUpstream } from "./_fake_upstream.ts";
 import { withTempDir } from "./_helpers.ts";
 import {
@@ -256,6 +257,48 @@ testEachBatchTarget(
       assert.deepEqual(promptsSent(upstream, "count"), ["A", "B", "A"]);
       const hidden = (await listDir(`${dir}/out`)).filter((name) => name.endsWith(".img2-part"));
       assert.deepEqual(hidden, [], "the part of the request cut off is removed");
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a journal that fills its disk stops the run, and the jobs in flight finish into images kept for the next run",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("slow", async () => {
+      await delay(20);
+      return imageAnswer();
+    });
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(30));
+      const args = [jobs, "--concurrency", "4", ...sharedFlags(upstream, "slow", dir)];
+      // No file of the process may grow past 8 KiB (ulimit -f counts 512-byte blocks), which the
+      // journal reaches after a few jobs, and the images (of 64 bytes) never do.
+      const cramped = {
+        name: target.name,
+        argv: ["sh", "-c", 'trap "" XFSZ; ulimit -f 16; exec "$@"', "sh", ...target.argv!],
+      };
+      const run = await runBatch(cramped, args);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      const result = parseJson(run.stdout);
+      assert.match(result.journal_error, /^Cannot write the journal, so the run stopped: /);
+      assert.ok(result.elapsed_ms > 0);
+      const done = result.jobs.filter((job: { status: string }) => job.status === "done");
+      assert.ok(done.length > 0 && done.length < 30, `${done.length} done`);
+      assert.equal(result.counts.done + result.counts.pending, 30);
+      const images = (await listDir(`${dir}/out`)).filter((name) => !name.startsWith("."));
+      assert.deepEqual(
+        images.sort(),
+        done.map((job: { image_path: string }) => basename(job.image_path)).sort(),
+      );
+      assert.equal(upstream.requests.length, done.length, "every request sent made an image");
+      const parts = (await listDir(`${dir}/out`)).filter((name) => name.endsWith(".img2-part"));
+      assert.deepEqual(parts, []);
+
+      // Every request was journaled before it was sent: the next run adopts what was made.
+      const resumed = await runBatch(target, args);
+      assert.equal(resumed.code, 0, resumed.stdout);
+      assert.equal(upstream.requests.length, 30);
     });
   },
 );

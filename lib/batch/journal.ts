@@ -146,6 +146,8 @@ export class Journal {
   #queued: string[] = [];
   #waiters: PromiseWithResolvers<void>[] = [];
   #writing: Promise<void> | null = null;
+  /** The error of the write that failed: no more is written (a line may have been cut short). */
+  #broken: unknown = null;
 
   private constructor(file: Deno.FsFile) {
     this.#file = file;
@@ -175,6 +177,7 @@ export class Journal {
 
   /** Resolves once the event is on disk. */
   append(event: JournalEvent): Promise<void> {
+    if (this.#broken !== null) return Promise.reject(this.#broken);
     const waiter = Promise.withResolvers<void>();
     this.#queued.push(JSON.stringify(event));
     this.#waiters.push(waiter);
@@ -190,10 +193,12 @@ export class Journal {
       this.#queued = [];
       this.#waiters = [];
       try {
+        if (this.#broken !== null) throw this.#broken;
         await writeAll(this.#file, encoder.encode(lines.join("\n") + "\n"));
         await this.#file.syncData();
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
+        this.#broken ??= error;
         for (const waiter of waiters) waiter.reject(error);
       }
     }

@@ -291,8 +291,17 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
       elapsedMs: performance.now() - startedAt,
       doneNow: outcome.doneNow,
       rateLimitedResponses: outcome.rateLimitedResponses,
+      journalError: outcome.journalFailure === null
+        ? null
+        : `Cannot write the journal, so the run stopped: ${errorMessage(outcome.journalFailure)}`,
     });
-    await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));
+    try {
+      await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));
+    } catch (error) {
+      // The result on standard output is then the only record of the jobs the journal missed.
+      if (outcome.journalFailure === null) throw error;
+      io.warn(`Cannot write ${RESULT_FILE}: ${errorMessage(error)}`);
+    }
     return result;
   } finally {
     await state.flush();
