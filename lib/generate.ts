@@ -5,7 +5,7 @@ import { Deadline } from "./deadline.ts";
 import { downloadImage } from "./download.ts";
 import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./errors.ts";
 import { type ImageInfo, sniffImage } from "./image_type.ts";
-import { ImageFile } from "./output_file.ts";
+import { ImageFile, type TemporaryFile } from "./output_file.ts";
 import { PartialImages } from "./partial_images.ts";
 import {
   type GenerationInput,
@@ -39,6 +39,12 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Told of each step, for progress on a terminal; upstream text in it is already masked. */
   onProgress?: (message: string) => void;
+  /**
+   * Told of the temporary file once it is made, before the request is sent: a caller that keeps
+   * records (img2-batch) notes which file is its own. If it rejects, nothing is sent and the
+   * call fails at the save stage.
+   */
+  onFile?: (file: TemporaryFile) => Promise<void>;
 }
 
 /**
@@ -111,6 +117,7 @@ export async function generateFromParams(
     let saved: SavedOutcome;
     try {
       file = await ImageFile.create(params.output_dir, params.task_name, deadline.signal);
+      if (options.onFile) await options.onFile(await file.identity());
       const cause = deadline.cause();
       if (cause !== null) {
         throw new GenerationError(

@@ -41,7 +41,13 @@ export {
   withoutQuotedInput,
 } from "./args.ts";
 export { errorMessage, GenerationError, InputError } from "./errors.ts";
-export { isImageNameOf, isPartNameOf, removeIfUnlocked, safeFileStem } from "./output_file.ts";
+export {
+  isImageNameOf,
+  isPartNameOf,
+  refuseSharedFolder,
+  removeIfUnlocked,
+  safeFileStem,
+} from "./output_file.ts";
 export { absolutePath, basename, dirname, inFolder } from "./paths.ts";
 export { dryRunReport } from "./dry_run.ts";
 export { maskedHeaderValues } from "./headers.ts";

@@ -49,6 +49,13 @@ export const MAX_LISTED_PER_SWEEP = 1024;
 const WRITABLE_BY_OTHERS = 0o022;
 const STICKY = 0o1000;
 
+/** A temporary file of the pipeline: its name in output_dir, and its device and inode. */
+export interface TemporaryFile {
+  name: string;
+  dev: number;
+  ino: number | null;
+}
+
 /**
  * The image on its way to disk. It is written to a hidden temporary file in `output_dir` (opened
  * before any request, which proves the folder writable) and moved to its final name only once
@@ -130,6 +137,12 @@ export class ImageFile {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** The temporary file's name and identity, which the image keeps once moved into place. */
+  async identity(): Promise<TemporaryFile> {
+    const { dev, ino } = await this.#opened().stat();
+    return { name: basename(this.#tempPath), dev, ino };
   }
 
   /** The first bytes written, enough to tell the image type. */
@@ -328,7 +341,7 @@ export class ImageFile {
  * or others without the sticky bit, or one owned by another user than this one or root (its owner
  * may rename anything in it, sticky bit or not).
  */
-async function refuseSharedFolder(dir: string, self: number | null): Promise<void> {
+export async function refuseSharedFolder(dir: string, self: number | null): Promise<void> {
   const info = await Deno.stat(dir);
   if (self !== null && info.uid !== null && info.uid !== self && info.uid !== 0) {
     throw new GenerationError(

@@ -223,15 +223,6 @@ testEachBatchTarget(
       const runDir = `${dir}/out/.img2-batch/adopt`;
       await Deno.mkdir(runDir, { recursive: true });
       const startedAt = Date.now() - 5000;
-      // A run that started p1 and p2 and died after p1's image was saved under its name.
-      await Deno.writeTextFile(
-        `${runDir}/journal.jsonl`,
-        [
-          { event: "run", time: startedAt, plan_hash: dry.plan_hash, jobs_sha256: dry.jobs_sha256 },
-          { event: "start", time: startedAt, id: "p1" },
-          { event: "start", time: startedAt, id: "p2" },
-        ].map((event) => JSON.stringify(event) + "\n").join(""),
-      );
       const made = `${dir}/out/p1-20260101-120000.png`;
       await Deno.writeFile(made, PNG_64);
       // p2's file is older than the run that started it: not its image.
@@ -249,6 +240,22 @@ testEachBatchTarget(
         write: true,
       });
       await live.lock(true);
+      // A run that started p1 and p2, noted their temporary files, and died after p1's image was
+      // saved under its name.
+      const marker = async (id: string, part: string) => {
+        const { dev, ino } = await Deno.lstat(`${dir}/out/${part}`);
+        return { event: "file", time: Date.now(), id, part, dev, ino };
+      };
+      await Deno.writeTextFile(
+        `${runDir}/journal.jsonl`,
+        [
+          { event: "run", time: startedAt, plan_hash: dry.plan_hash, jobs_sha256: dry.jobs_sha256 },
+          { event: "start", time: startedAt, id: "p1" },
+          { event: "start", time: startedAt, id: "p2" },
+          await marker("p1", ".p1.0a1b2c3d.img2-part"),
+          await marker("p2", ".p2.4e5f6a7b.img2-part"),
+        ].map((event) => JSON.stringify(event) + "\n").join(""),
+      );
 
       const run = await runBatch(target, args);
       assert.equal(run.code, 0, run.stdout);

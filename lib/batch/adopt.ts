@@ -1,4 +1,5 @@
 import { inFolder, isImageNameOf, isPartNameOf, removeIfUnlocked, safeFileStem } from "../mod.ts";
+import type { FileMarker } from "./journal.ts";
 
 /** File-system time stamps come from a coarser clock than Date.now(). */
 const CLOCK_SLACK_MS = 1000;
@@ -10,38 +11,39 @@ export interface AdoptedImage {
 }
 
 /**
- * What a job cut off by the death of its run left in `output_dir`. Its temporary files
- * (`.{task_name}.{8 hex}.img2-part`, as the pipeline names them: an image cut short, or a second
- * name of one already moved into place) are removed unless a live writer holds their lock: the
- * pipeline's own sweep waits a day for them, as it cannot know that their run died. Its image, if
- * it was named but not journaled, is returned to be adopted:
- * only complete images ever carry the final name `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`, as
- * the pipeline moves them there once written and synced, and only one made after `startedAt`
- * (epoch ms) is the job's. The newest one wins.
+ * What a job cut off by the death of its run left in `output_dir`, going by what the run's own
+ * journal tied to it (`marker`: the temporary file made for its last request, noted before the
+ * request was sent). That temporary file is removed unless a live writer holds its lock (an
+ * image cut short, or a second name of one already moved into place): the pipeline's own sweep
+ * waits a day, as it cannot know that its run died. The job's image, if it was named but not
+ * journaled, is returned to be adopted: only complete images carry the final name
+ * `{task_name}-{YYYYMMDD-HHMMSS}[-N].{ext}`, and the one that is the job's is the file the marker
+ * names, moved there (same device and inode, made no later than the marker). An image of the same
+ * name made by another run, or with no marker at all, is never taken.
  */
 export async function recoverCutJob(
   outputDir: string,
   taskName: string,
   startedAt: number,
+  marker: FileMarker | null,
 ): Promise<AdoptedImage | null> {
+  if (marker === null || marker.ino === null) return null;
   const stem = safeFileStem(taskName);
-  let best: (AdoptedImage & { mtime: number }) | null = null;
+  if (isPartNameOf(stem, marker.part)) await removeIfUnlocked(inFolder(outputDir, marker.part));
   try {
     for await (const entry of Deno.readDir(outputDir)) {
-      if (!entry.isFile) continue;
+      if (!entry.isFile || !isImageNameOf(stem, entry.name)) continue;
       const path = inFolder(outputDir, entry.name);
-      if (isPartNameOf(stem, entry.name)) {
-        await removeIfUnlocked(path);
-        continue;
-      }
-      if (!isImageNameOf(stem, entry.name)) continue;
-      const info = await Deno.stat(path).catch(() => null);
-      const mtime = info?.mtime?.getTime() ?? -Infinity;
-      if (info === null || info.size === 0 || mtime < startedAt - CLOCK_SLACK_MS) continue;
-      if (best === null || mtime > best.mtime) best = { path, bytes: info.size, mtime };
+      const info = await Deno.lstat(path).catch(() => null);
+      if (info === null || !info.isFile || info.size === 0) continue;
+      if (info.dev !== marker.dev || info.ino !== marker.ino) continue;
+      // A number freed by a removed file may be given to a new one: the marker's file was made
+      // before the marker was written, and written to after the job started.
+      const born = info.birthtime?.getTime() ?? null;
+      if (born !== null && born > marker.time + CLOCK_SLACK_MS) continue;
+      if ((info.mtime?.getTime() ?? -Infinity) < startedAt - CLOCK_SLACK_MS) continue;
+      return { path, bytes: info.size };
     }
-  } catch {
-    return null;
-  }
-  return best && { path: best.path, bytes: best.bytes };
+  } catch { /* an output_dir gone or unreadable: nothing to adopt */ }
+  return null;
 }

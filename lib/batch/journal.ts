@@ -4,6 +4,8 @@
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
 import { writeAll } from "../bytes.ts";
+import type { ImageProof } from "./proof.ts";
+import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
@@ -12,6 +14,11 @@ export type JournalEvent =
   | { event: "run"; time: number; plan_hash: string; jobs_sha256: string; jobs_file?: string }
   /** Written before each request: `attempt` counts it, in case the run dies before its end. */
   | { event: "start"; time: number; id: string; attempt?: number }
+  /**
+   * Written once the request's temporary file is made, before the request is sent: what ties an
+   * image found after a crash to this job (the image keeps the file's inode once in place).
+   */
+  | { event: "file"; time: number; id: string; part: string; dev: number; ino: number | null }
   | {
     event: "end";
     time: number;
@@ -21,6 +28,9 @@ export type JournalEvent =
     category: Category | null;
     retryable: boolean;
     image_path: string | null;
+    /** The image's size and fingerprint (see proof.ts), for a done job. */
+    image_bytes?: number;
+    image_fingerprint?: string;
     params_hash: string;
     adopted?: boolean;
     result: GenerationResult | null;
@@ -36,9 +46,21 @@ export interface JournaledJob {
   category: Category | null;
   retryable: boolean;
   imagePath: string | null;
+  /** What the image recorded was, to be checked before the job counts as done. */
+  proof: ImageProof | null;
   paramsHash: string | null;
   adopted: boolean;
   result: GenerationResult | null;
+  /** The temporary file of the latest request, while the job is running. */
+  file: FileMarker | null;
+}
+
+/** A temporary file the journal ties to a job, and when it was made. */
+export interface FileMarker {
+  part: string;
+  dev: number;
+  ino: number | null;
+  time: number;
 }
 
 export interface Replay {
@@ -82,10 +104,19 @@ export function applyEvent(replay: Replay, event: JournalEvent): void {
         category: previous?.category ?? null,
         retryable: previous?.retryable ?? false,
         imagePath: null,
+        proof: null,
         paramsHash: previous?.paramsHash ?? null,
         adopted: false,
         result: null,
+        file: null,
       });
+      return;
+    }
+    case "file": {
+      const job = replay.jobs.get(event.id);
+      if (job?.status === "running" && typeof event.part === "string") {
+        job.file = { part: event.part, dev: event.dev, ino: event.ino, time: event.time };
+      }
       return;
     }
     case "end": {
@@ -98,9 +129,13 @@ export function applyEvent(replay: Replay, event: JournalEvent): void {
         category: event.category,
         retryable: event.retryable,
         imagePath: event.image_path,
+        proof: typeof event.image_bytes === "number" && typeof event.image_fingerprint === "string"
+          ? { bytes: event.image_bytes, fingerprint: event.image_fingerprint }
+          : null,
         paramsHash: event.params_hash,
         adopted: event.adopted === true,
         result: event.result,
+        file: null,
       });
       return;
     }
@@ -124,6 +159,8 @@ export class Journal {
   #queued: string[] = [];
   #waiters: PromiseWithResolvers<void>[] = [];
   #writing: Promise<void> | null = null;
+  /** The error of the write that failed: no more is written (a line may have been cut short). */
+  #broken: unknown = null;
 
   private constructor(file: Deno.FsFile) {
     this.#file = file;
@@ -136,7 +173,8 @@ export class Journal {
    * left unfinished by a crash is closed first.
    */
   static async open(path: string, existing: string, size: number): Promise<Journal> {
-    const file = await Deno.open(path, { append: true, create: true, mode: 0o600 });
+    const file = await openWithoutLinks(path, { append: true, create: true });
+    if (file === null) throw new Error(`Cannot open the journal "${path}"`);
     if (!await tryLockAwhile(file) || (await file.stat()).size !== size) {
       file.close();
       throw new InputError(
@@ -152,6 +190,7 @@ export class Journal {
 
   /** Resolves once the event is on disk. */
   append(event: JournalEvent): Promise<void> {
+    if (this.#broken !== null) return Promise.reject(this.#broken);
     const waiter = Promise.withResolvers<void>();
     this.#queued.push(JSON.stringify(event));
     this.#waiters.push(waiter);
@@ -167,10 +206,12 @@ export class Journal {
       this.#queued = [];
       this.#waiters = [];
       try {
+        if (this.#broken !== null) throw this.#broken;
         await writeAll(this.#file, encoder.encode(lines.join("\n") + "\n"));
         await this.#file.syncData();
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
+        this.#broken ??= error;
         for (const waiter of waiters) waiter.reject(error);
       }
     }

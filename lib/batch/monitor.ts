@@ -1,5 +1,6 @@
 /** What a run tells while it goes: `--events` lines, and one progress line on a terminal. */
 import { errorMessage, isWriteAbandoned, Stdout } from "../mod.ts";
+import { openWithoutLinks } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
 export interface ProgressCounts {
@@ -55,7 +56,7 @@ export class Monitor {
   ): Promise<Monitor> {
     const file = eventsPath === null || eventsPath === "-"
       ? null
-      : await Deno.open(eventsPath, { append: true, create: true, mode: 0o600 });
+      : await openWithoutLinks(eventsPath, { append: true, create: true, special: true });
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
     return new Monitor(file, eventsPath === "-", io, progress);
   }

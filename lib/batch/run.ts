@@ -7,6 +7,7 @@ import {
   basename,
   callContext,
   DEFAULT_OUTPUT_DIR,
+  dirname,
   dryRunReport,
   errorMessage,
   type FailureResult,
@@ -30,6 +31,13 @@ import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
+import { disproof, imageProof } from "./proof.ts";
+import {
+  openWithoutLinks,
+  refuseForeignFolder,
+  refuseSharedOutputDir,
+  selfUid,
+} from "./run_files.ts";
 import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult, resultJsonPieces } from "./summary.ts";
@@ -144,10 +152,8 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
     : defaultRunDir(outputDir, jobsPath, jobsSha256);
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
-  const journalBytes = await Deno.readFile(`${runDir}/${JOURNAL_FILE}`).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return new Uint8Array();
-    throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
-  });
+  await refuseForeignRunDir(runDir, outputDir, options.runDir !== null);
+  const journalBytes = await readJournal(runDir);
   const journalText = new TextDecoder().decode(journalBytes);
   const replay = replayJournal(journalText);
   const jobsFile = jobsPath === "-" ? jobsPath : absolutePath(jobsPath);
@@ -205,6 +211,12 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   // Prompts and results are the caller's own: the folders made here (output_dir among them,
   // when the run dir is inside it) and every file of the run are for the caller alone.
   await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
+  // Again, now that the folders exist: one made meanwhile by someone else is refused too.
+  await refuseForeignRunDir(
+    runDir,
+    resolveFolder("output_dir", setup.shared.output_dir ?? DEFAULT_OUTPUT_DIR),
+    options.runDir !== null,
+  );
   const journal = await Journal.open(
     `${runDir}/${JOURNAL_FILE}`,
     setup.journalText,
@@ -246,7 +258,19 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
         concurrency: scheduler?.limit.current ?? options.concurrency,
       }), force);
     scheduler = new Scheduler(toRun, options, {
-      generate: (params, signal) => generateValidated(params, { signal }),
+      generate: (params, signal, record) =>
+        generateValidated(params, {
+          signal,
+          onFile: ({ name, dev, ino }) =>
+            journal.append({
+              event: "file",
+              time: Date.now(),
+              id: record.id,
+              part: name,
+              dev,
+              ino,
+            }),
+        }),
       onStart: (record) =>
         journal.append({
           event: "start",
@@ -272,8 +296,17 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
       elapsedMs: performance.now() - startedAt,
       doneNow: outcome.doneNow,
       rateLimitedResponses: outcome.rateLimitedResponses,
+      journalError: outcome.journalFailure === null
+        ? null
+        : `Cannot write the journal, so the run stopped: ${errorMessage(outcome.journalFailure)}`,
     });
-    await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));
+    try {
+      await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));
+    } catch (error) {
+      // The result on standard output is then the only record of the jobs the journal missed.
+      if (outcome.journalFailure === null) throw error;
+      io.warn(`Cannot write ${RESULT_FILE}: ${errorMessage(error)}`);
+    }
     return result;
   } finally {
     await state.flush();
@@ -334,17 +367,25 @@ async function resumeRecord(
   });
   if (past.status === "done") {
     record.imagePath = past.imagePath;
-    if (await isFile(past.imagePath)) {
+    const why = past.imagePath === null
+      ? "The journal names no image"
+      : await disproof(past.imagePath, params.output_dir, params.task_name, past.proof);
+    if (why === null) {
       record.status = "done";
     } else if (!options.redoMissing) {
       record.status = "missing";
-      record.reason = `The image "${past.imagePath}" is gone: give --redo-missing to make it again`;
+      record.reason = `${why}: give --redo-missing to make it again`;
       io.warn(`job "${record.id}": ${record.reason}`);
     }
   } else if (past.status === "failed") {
     if (!past.retryable && !options.retryFailed) record.status = "failed";
   } else {
-    const image = await recoverCutJob(params.output_dir, params.task_name, past.startedAt);
+    const image = await recoverCutJob(
+      params.output_dir,
+      params.task_name,
+      past.startedAt,
+      past.file,
+    );
     if (image !== null) {
       Object.assign(record, {
         status: "done",
@@ -361,6 +402,9 @@ async function resumeRecord(
 }
 
 async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
+  const proof = record.status === "done" && record.imagePath !== null
+    ? await imageProof(record.imagePath)
+    : null;
   await journal.append({
     event: "end",
     time: record.endedAt ?? Date.now(),
@@ -370,6 +414,7 @@ async function journalEnd(journal: Journal, record: JobRecord): Promise<void> {
     category: record.category,
     retryable: record.retryable,
     image_path: record.imagePath,
+    ...(proof === null ? {} : { image_bytes: proof.bytes, image_fingerprint: proof.fingerprint }),
     params_hash: await paramsHash(record.job!.params),
     ...(record.adopted ? { adopted: true } : {}),
     result: record.result,
@@ -441,6 +486,37 @@ export async function readSmallFile(
 export function defaultRunDir(outputDir: string, jobsPath: string, jobsSha256: string): string {
   const name = jobsPath === "-" ? `stdin-${jobsSha256.slice(0, 12)}` : fileStem(jobsPath);
   return inFolder(outputDir, `.img2-batch/${name}`);
+}
+
+/**
+ * Refuses a run dir that another user could steer: the shared output_dir as img2-generate refuses
+ * it, and the folders of the run (`.img2-batch` and the run dir, or the --run-dir given) unless
+ * they are this user's alone. Nothing has been written or sent yet.
+ */
+async function refuseForeignRunDir(
+  runDir: string,
+  outputDir: string,
+  given: boolean,
+): Promise<void> {
+  const self = await selfUid();
+  await refuseSharedOutputDir(outputDir, self);
+  if (given) {
+    // The caller named this folder, a link of theirs included.
+    await refuseForeignFolder(runDir, "run dir", self, { followLink: true });
+  } else {
+    await refuseForeignFolder(dirname(runDir), "folder of the run dirs", self);
+    await refuseForeignFolder(runDir, "run dir", self);
+  }
+}
+
+/** The journal's bytes, read without following a link; empty for a new run dir. */
+async function readJournal(runDir: string): Promise<Uint8Array> {
+  try {
+    const file = await openWithoutLinks(`${runDir}/${JOURNAL_FILE}`, { read: true });
+    return file === null ? new Uint8Array() : await new Response(file.readable).bytes();
+  } catch (error) {
+    throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
+  }
 }
 
 /** "jobs/article.jsonl" → "article". */

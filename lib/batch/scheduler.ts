@@ -56,7 +56,11 @@ export interface SchedulerSettings {
 }
 
 export interface SchedulerHooks {
-  generate(params: GenerationParams, signal: AbortSignal): Promise<GenerationResult>;
+  generate(
+    params: GenerationParams,
+    signal: AbortSignal,
+    record: JobRecord,
+  ): Promise<GenerationResult>;
   /** Called before each request of a job; resolves once that is durable. */
   onStart(record: JobRecord): Promise<void>;
   /** Called when a job's status is final for this run; resolves once that is durable. */
@@ -70,6 +74,8 @@ export interface SchedulerHooks {
 
 export interface ScheduleOutcome {
   stoppedReason: Category | null;
+  /** Why the journal could not be written, which stopped the run (see run()). */
+  journalFailure: unknown;
   rateLimitedResponses: number;
   /** Jobs done in this run. */
   doneNow: number;
@@ -145,7 +151,9 @@ export class Scheduler {
     } finally {
       this.#signal.removeEventListener("abort", onAbort);
     }
-    const leftStatus = this.#stoppedReason !== null ? "not_started" : "pending";
+    const leftStatus = this.#stoppedReason !== null && this.#failure === null
+      ? "not_started"
+      : "pending";
     for (const task of [...this.#ready.slice(this.#head), ...this.#delayed]) {
       task.record.status = leftStatus;
       task.record.reason = this.#stoppedReason === null
@@ -155,14 +163,21 @@ export class Scheduler {
     this.#hooks.onChange();
     return {
       stoppedReason: this.#stoppedReason,
+      journalFailure: this.#failure,
       rateLimitedResponses: this.#rateLimited,
       doneNow: this.#doneNow,
     };
   }
 
+  /**
+   * Starts jobs until none is left or the run stops: on a signal, an early stop, or a journal
+   * that can no longer be written. Then waits for the jobs in flight, which finish into their
+   * images (or leave nothing), so that no request paid for is abandoned half way.
+   */
   async #loop(): Promise<void> {
-    while (this.#failure === null) {
-      const stopping = this.#signal.aborted || this.#stoppedReason !== null;
+    while (true) {
+      const stopping = this.#signal.aborted || this.#stoppedReason !== null ||
+        this.#failure !== null;
       if (stopping || this.queued === 0 || this.#inFlight >= this.limit.current) {
         if (this.#inFlight === 0 && (stopping || this.queued === 0)) return;
         await this.#sleep(Infinity);
@@ -182,7 +197,6 @@ export class Scheduler {
       }
       this.#start(next, now);
     }
-    throw this.#failure;
   }
 
   /** The task to start now (a retry that is due, else the next new one), or when one will be due. */
@@ -206,8 +220,11 @@ export class Scheduler {
     this.#pacer.started(now);
     task.record.status = "running";
     this.#runTask(task, now).catch((error) => {
-      // The journal could not be written: nothing more may be started.
+      // The journal could not be written: nothing more may be started. The job's end is not
+      // journaled: one that made its image stays done (the image is kept and the result lists
+      // it), any other is left to the next run.
       this.#failure ??= error;
+      if (task.record.status !== "done") task.record.status = "pending";
     }).finally(() => {
       this.#inFlight--;
       this.#hooks.onChange();
@@ -229,7 +246,7 @@ export class Scheduler {
       attempt: record.attempts + 1,
     });
     this.#hooks.onChange();
-    const result = await this.#hooks.generate(record.job!.params, this.#signal);
+    const result = await this.#hooks.generate(record.job!.params, this.#signal, record);
     const sent = result.attempts?.length ?? 1;
     record.attempts += sent;
     record.result = result;

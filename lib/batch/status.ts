@@ -386,6 +386,8 @@ export class RunDirReader {
         if (job !== undefined) job.result = null;
         if (event.status === "done" && event.adopted !== true) this.#doneThisRun++;
       }
+      // A file marker is the run's own bookkeeping for adoption, not news for a watcher.
+      if (event.event === "file") continue;
       this.#recent.push(briefEvent(event));
       if (this.#recent.length > RECENT_EVENTS) this.#recent.shift();
     }

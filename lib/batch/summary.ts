@@ -13,6 +13,11 @@ export interface BatchResult {
   elapsed_ms: number;
   images_per_minute: number;
   rate_limited_responses: number;
+  /**
+   * Why the journal could not be written, when it stopped the run: the jobs done since are not in
+   * it, and this result is their only record (their images are kept).
+   */
+  journal_error?: string;
   jobs: {
     id: string;
     task_name: string | null;
@@ -35,6 +40,7 @@ export function batchResult(
     elapsedMs: number;
     doneNow: number;
     rateLimitedResponses: number;
+    journalError?: string | null;
   },
 ): BatchResult {
   const counts = { done: 0, failed: 0, not_started: 0, pending: 0, missing: 0 };
@@ -59,8 +65,9 @@ export function batchResult(
     jobs.push(job);
   }
   const minutes = run.elapsedMs / 60_000;
+  const journalError = run.journalError ?? null;
   return {
-    ok: counts.done === records.length,
+    ok: counts.done === records.length && journalError === null,
     interrupted: run.interrupted,
     stopped_reason: run.stoppedReason,
     run_dir: run.runDir,
@@ -69,6 +76,7 @@ export function batchResult(
     elapsed_ms: Math.round(run.elapsedMs),
     images_per_minute: minutes > 0 ? Math.round(run.doneNow / minutes * 10) / 10 : 0,
     rate_limited_responses: run.rateLimitedResponses,
+    ...(journalError === null ? {} : { journal_error: journalError }),
     jobs,
   };
 }
