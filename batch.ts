@@ -5,9 +5,9 @@ import { runBatch } from "./lib/batch/run.ts";
 import { runStatus, statusExitCode } from "./lib/batch/status.ts";
 import { resultJsonPieces } from "./lib/batch/summary.ts";
 import { VERSION } from "./lib/mod.ts";
-import { Stdout } from "./lib/stdout.ts";
+import { Stdout } from "./lib/cli/stdout.ts";
 import { unwrittenExitCode } from "./lib/result.ts";
-import { StopSignals } from "./lib/stop_signals.ts";
+import { StopSignals } from "./lib/cli/stop_signals.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;

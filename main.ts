@@ -1,13 +1,13 @@
 #!/usr/bin/env -S deno run --no-config --allow-net --allow-read --allow-write --allow-env=HOME
 // deno-lint-ignore-file no-console
-import { type InputSources, parseInvocation } from "./lib/args.ts";
-import { dryRunReport } from "./lib/dry_run.ts";
-import { errorMessage, GenerationError } from "./lib/errors.ts";
+import { type InputSources, parseInvocation } from "./lib/cli/args.ts";
+import { dryRunReport } from "./lib/cli/dry_run.ts";
+import { errorMessage, GenerationError } from "./lib/failure/errors.ts";
 import { generateFromParams } from "./lib/generate.ts";
-import { helpText } from "./lib/help.ts";
-import { StopSignals } from "./lib/stop_signals.ts";
-import { Stdout } from "./lib/stdout.ts";
-import { type GenerationParams, validateParams } from "./lib/params.ts";
+import { helpText } from "./lib/cli/help.ts";
+import { StopSignals } from "./lib/cli/stop_signals.ts";
+import { Stdout } from "./lib/cli/stdout.ts";
+import { type GenerationParams, validateParams } from "./lib/params/params.ts";
 import {
   callContext,
   failureResult,
@@ -16,7 +16,7 @@ import {
   unwrittenExitCode,
   writeResult,
 } from "./lib/result.ts";
-import { VERSION } from "./lib/version.ts";
+import { VERSION } from "./lib/shared/version.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;

@@ -1,22 +1,22 @@
-import { isJsonObject } from "./json.ts";
-import { type Answer, readAnswer } from "./answer.ts";
-import { type EventImageTarget, isEventStream, readEventStream } from "./event_stream.ts";
-import { Deadline } from "./deadline.ts";
-import { downloadImage } from "./download.ts";
-import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./errors.ts";
-import { type ImageInfo, sniffImage } from "./image_type.ts";
-import { ImageFile, type TemporaryFile } from "./output_file.ts";
-import { PartialImages } from "./partial_images.ts";
+import { isJsonObject } from "./shared/json.ts";
+import { type Answer, readAnswer } from "./upstream/answer.ts";
+import { type EventImageTarget, isEventStream, readEventStream } from "./upstream/event_stream.ts";
+import { Deadline } from "./upstream/deadline.ts";
+import { downloadImage } from "./upstream/download.ts";
+import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./failure/errors.ts";
+import { type ImageInfo, sniffImage } from "./image/image_type.ts";
+import { ImageFile, type TemporaryFile } from "./image/output_file.ts";
+import { PartialImages } from "./image/partial_images.ts";
 import {
   type GenerationInput,
   type GenerationParams,
   MAX_PARTIAL_IMAGES,
   validateParams,
-} from "./params.ts";
-import { credentialHeaders, endpointOf, sendImageRequest } from "./request.ts";
-import { transportFailure } from "./http_failure.ts";
-import { MAX_FIELD_CHARS } from "./upstream_error.ts";
-import { maskThenClip } from "./redact.ts";
+} from "./params/params.ts";
+import { credentialHeaders, endpointOf, sendImageRequest } from "./upstream/request.ts";
+import { transportFailure } from "./upstream/http_failure.ts";
+import { MAX_FIELD_CHARS } from "./upstream/upstream_error.ts";
+import { maskThenClip } from "./shared/redact.ts";
 import {
   type Attempt,
   base64Of,
@@ -29,7 +29,7 @@ import {
   type SavedImage,
   successResult,
 } from "./result.ts";
-import { withRetries } from "./retry.ts";
+import { withRetries } from "./upstream/retry.ts";
 
 export interface GenerateOptions {
   /**

@@ -21,7 +21,7 @@
  */
 export { generateImage, type GenerateOptions, generateValidated } from "./generate.ts";
 export type { Attempt, FailureResult, GenerationResult, SuccessResult } from "./result.ts";
-export type { GenerationInput, GenerationParams } from "./params.ts";
+export type { GenerationInput, GenerationParams } from "./params/params.ts";
 export {
   DEFAULT_OUTPUT_DIR,
   isParamName,
@@ -29,7 +29,7 @@ export {
   resolveFolder,
   unknownParamMessage,
   validateParams,
-} from "./params.ts";
+} from "./params/params.ts";
 export { callContext, failureResult } from "./result.ts";
 export {
   type ByteLimit,
@@ -39,21 +39,21 @@ export {
   unknownOptionMessage,
   utf8Text,
   withoutQuotedInput,
-} from "./args.ts";
-export { errorMessage, GenerationError, InputError } from "./errors.ts";
+} from "./cli/args.ts";
+export { errorMessage, GenerationError, InputError } from "./failure/errors.ts";
 export {
   isImageNameOf,
   isPartNameOf,
   refuseSharedFolder,
   removeIfUnlocked,
   safeFileStem,
-} from "./output_file.ts";
-export { absolutePath, basename, dirname, inFolder } from "./paths.ts";
-export { dryRunReport } from "./dry_run.ts";
-export { maskedHeaderValues } from "./headers.ts";
-export { maskBaseUrl } from "./redact.ts";
-export { isJsonObject } from "./json.ts";
-export { isWriteAbandoned, Stdout } from "./stdout.ts";
-export type { Category, Diagnosis, Lang, Stage } from "./types.ts";
-export { diagnose, DIAGNOSIS_RULES } from "./diagnosis.ts";
-export { VERSION } from "./version.ts";
+} from "./image/output_file.ts";
+export { absolutePath, basename, dirname, inFolder } from "./shared/paths.ts";
+export { dryRunReport } from "./cli/dry_run.ts";
+export { maskedHeaderValues } from "./params/headers.ts";
+export { maskBaseUrl } from "./shared/redact.ts";
+export { isJsonObject } from "./shared/json.ts";
+export { isWriteAbandoned, Stdout } from "./cli/stdout.ts";
+export type { Category, Diagnosis, Lang, Stage } from "./failure/types.ts";
+export { diagnose, DIAGNOSIS_RULES } from "./failure/diagnosis.ts";
+export { VERSION } from "./shared/version.ts";

@@ -1,11 +1,11 @@
-import type { Answer, UpstreamSettings } from "./answer.ts";
-import { diagnose } from "./diagnosis.ts";
-import { errorMessage, factsOf, GenerationError, unexpectedFailure } from "./errors.ts";
-import type { ImageInfo } from "./image_type.ts";
-import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./redact.ts";
-import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream_error.ts";
-import type { Attempt, Diagnosis, Lang, Stage } from "./types.ts";
-import { isWriteAbandoned } from "./stdout.ts";
+import type { Answer, UpstreamSettings } from "./upstream/answer.ts";
+import { diagnose } from "./failure/diagnosis.ts";
+import { errorMessage, factsOf, GenerationError, unexpectedFailure } from "./failure/errors.ts";
+import type { ImageInfo } from "./image/image_type.ts";
+import { maskBaseUrl, maskThenClip, redact, redactText, secretsOf } from "./shared/redact.ts";
+import { MAX_FIELD_CHARS, MAX_REQUEST_ID_CHARS } from "./upstream/upstream_error.ts";
+import type { Attempt, Diagnosis, Lang, Stage } from "./failure/types.ts";
+import { isWriteAbandoned } from "./cli/stdout.ts";
 
 export type { Attempt };
 

@@ -2,7 +2,7 @@
  * The shipped forms of the command, run black-box: main.ts through `deno run`, the bundle
  * through its own shebang, and the compiled binary when one has been built.
  */
-import { BINARY, BUNDLE, MAIN, RUN_PERMISSIONS } from "../scripts/build.ts";
+import { BINARY, BUNDLE, MAIN, RUN_PERMISSIONS } from "../scripts/build/build.ts";
 
 export interface CommandTarget {
   name: string;

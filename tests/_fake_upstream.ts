@@ -1,13 +1,13 @@
 /**
- * The offline upstream (scripts/mock.ts) as the tests use it: on a free port, recording every
- * request. Each scenario of scripts/mock_scenarios.ts lives under its own path prefix, so one
+ * The offline upstream (scripts/mock/mock.ts) as the tests use it: on a free port, recording every
+ * request. Each scenario of scripts/mock/mock_scenarios.ts lives under its own path prefix, so one
  * server serves them all: `upstream.baseUrl("ok")` is `http://127.0.0.1:PORT/ok/v1`, and a test
  * adds answers of its own with `upstream.route(name, handler)`.
  */
-import { MockUpstream } from "../scripts/mock.ts";
-import { SAMPLE_PNG } from "../scripts/mock_scenarios.ts";
+import { MockUpstream } from "../scripts/mock/mock.ts";
+import { SAMPLE_PNG } from "../scripts/mock/mock_scenarios.ts";
 
-export type { RecordedRequest } from "../scripts/mock.ts";
+export type { RecordedRequest } from "../scripts/mock/mock.ts";
 
 export const TEST_KEY = "sk-test-9f8e7d6c5b4a3210";
 /** The image every answer shape of the upstream carries: a 64x48 PNG. */

@@ -1,7 +1,7 @@
 /** Small things several test files need. */
 import assert from "node:assert/strict";
 import type { FailureResult, GenerationResult, SuccessResult } from "../lib/mod.ts";
-import { seededRandom } from "../scripts/png.ts";
+import { seededRandom } from "../scripts/mock/png.ts";
 import { constants as osConstants } from "node:os";
 
 /** The smallest input that passes validation: every required parameter, nothing else. */
@@ -47,7 +47,7 @@ export function randomBytes(length: number, seed: number): Uint8Array {
   return bytes;
 }
 
-export { concat } from "../lib/bytes.ts";
+export { concat } from "../lib/shared/bytes.ts";
 
 /** A stream that hands out `bytes` cut at the given offsets, and records whether it was cancelled. */
 export class ChunkedBody {

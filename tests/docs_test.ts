@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { CATEGORIES, DIAGNOSIS_RULES } from "../lib/diagnosis.ts";
+import { CATEGORIES, DIAGNOSIS_RULES } from "../lib/failure/diagnosis.ts";
 import {
+  CATEGORIES_DOC,
   categoryTableMarkdown,
   diagnosisTableMarkdown,
-  README,
   readmeWithCategories,
   RULES_DOC,
   rulesDocument,
   sourcesMarkdown,
   upstreamsOf,
-} from "../scripts/docs.ts";
+} from "../scripts/build/docs.ts";
 
 /** Table rows compared cell by cell, since the formatter pads the cells to align columns. */
 function withoutTablePadding(markdown: string): string {
@@ -27,8 +27,8 @@ Deno.test("docs/diagnosis-rules.md is the current diagnosis table (deno task doc
   );
 });
 
-Deno.test("README.md shows the current category table (deno task docs)", async () => {
-  const readme = withoutTablePadding(await Deno.readTextFile(README));
+Deno.test("docs/output.md shows the current category table (deno task docs)", async () => {
+  const readme = withoutTablePadding(await Deno.readTextFile(CATEGORIES_DOC));
   assert.match(readme, /<!-- categories:start -->\n\n\|Category\|/);
   assert.equal(readme, withoutTablePadding(readmeWithCategories(readme)));
 });
@@ -74,7 +74,7 @@ Deno.test("categoryTableMarkdown() lists every category with its retryable flag"
   assert.ok(categoryTableMarkdown("zh").includes("| `quota_exceeded` | 否 |"));
 });
 
-Deno.test("categoryTableMarkdown() for the README says which upstreams each category was checked against", () => {
+Deno.test("categoryTableMarkdown() for docs/output.md says which upstreams each category was checked against", () => {
   const table = categoryTableMarkdown("en", true);
   assert.match(table, /\| Checked against \|/);
   assert.match(table, /`quota_exceeded` \| no \| [^|]+\| [^|]*SiliconFlow[^|]*sub2api/);

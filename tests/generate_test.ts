@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateFromParams } from "../lib/generate.ts";
 import { generateImage } from "../lib/mod.ts";
-import { validateParams } from "../lib/params.ts";
+import { validateParams } from "../lib/params/params.ts";
 import { ResultCutShort } from "../lib/result.ts";
 import type { FailureResult, GenerationResult } from "../lib/mod.ts";
 import { inputFor, listDir, PNG_64, startFakeUpstream, TEST_KEY } from "./_fake_upstream.ts";

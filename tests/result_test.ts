@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InputError } from "../lib/errors.ts";
+import { InputError } from "../lib/failure/errors.ts";
 import {
   callContext,
   failureResult,

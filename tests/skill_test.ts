@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 // The parsers OpenClaw 2026.9.6 reads skills with, at its versions (pinned in deno.json).
 import { isMap, parseDocument } from "yaml";
 import JSON5 from "json5";
-import { CATEGORIES } from "../lib/diagnosis.ts";
-import { categoryTableMarkdown } from "../scripts/docs.ts";
-import { dryRunReport } from "../lib/dry_run.ts";
+import { CATEGORIES } from "../lib/failure/diagnosis.ts";
+import { categoryTableMarkdown } from "../scripts/build/docs.ts";
+import { dryRunReport } from "../lib/cli/dry_run.ts";
 import { generateImage } from "../lib/generate.ts";
-import { PARAM_NAMES, validateParams } from "../lib/params.ts";
-import { encodePng } from "../scripts/png.ts";
+import { PARAM_NAMES, validateParams } from "../lib/params/params.ts";
+import { encodePng } from "../scripts/mock/png.ts";
 
 const SKILL_PATH = new URL("../skill/SKILL.md", import.meta.url);
 const SKILL = await Deno.readTextFile(SKILL_PATH);
@@ -141,7 +141,7 @@ function tableRows(markdown: string): string[] {
     .map((line) => line.split("|").map((cell) => cell.trim().replace(/^-+$/, "---")).join("|"));
 }
 
-Deno.test("SKILL.md lists every category with its retryable flag, as lib/diagnosis.ts has it", () => {
+Deno.test("SKILL.md lists every category with its retryable flag, as lib/failure/diagnosis.ts has it", () => {
   const missing = CATEGORIES.filter(({ category }) => !BODY.includes(`\`${category}\``));
   assert.deepEqual(missing, []);
   const expected = tableRows(categoryTableMarkdown("zh"));

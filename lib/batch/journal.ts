@@ -3,7 +3,7 @@
  * before the event counts. Lines written together are synced together (group commit), so a
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
-import { writeAll } from "../bytes.ts";
+import { writeAll } from "../shared/bytes.ts";
 import type { ImageProof } from "./proof.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";

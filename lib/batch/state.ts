@@ -1,4 +1,4 @@
-import { writeAll } from "../bytes.ts";
+import { writeAll } from "../shared/bytes.ts";
 import type { Category, GenerationResult } from "../mod.ts";
 import type { Job } from "./jobs.ts";
 import { jsonPieces } from "./json_pieces.ts";

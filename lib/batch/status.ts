@@ -18,7 +18,7 @@ import {
   readCapped,
   resolveFolder,
 } from "../mod.ts";
-import { concat } from "../bytes.ts";
+import { concat } from "../shared/bytes.ts";
 import { CONTACT_SHEET_FILE } from "./contact_sheet.ts";
 import { applyEvent, type JournalEvent, type Replay } from "./journal.ts";
 import { formatDuration, writeAllSync } from "./monitor.ts";

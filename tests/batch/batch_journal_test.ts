@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { Journal, type JournalEvent, replayJournal } from "../../lib/batch/journal.ts";
+import { canonicalJson, planHash } from "../../lib/batch/plan.ts";
+import { withTempDir } from "../_helpers.ts";
+
+const end = (id: string, status: "done" | "failed", attempts: number): JournalEvent => ({
+  event: "end",
+  time: 2000,
+  id,
+  status,
+  attempts,
+  category: status === "done" ? null : "upstream_failure",
+  retryable: status === "failed",
+  image_path: status === "done" ? `/out/${id}.png` : null,
+  params_hash: "h",
+  result: null,
+});
+
+const lines = (events: JournalEvent[]) => events.map((e) => JSON.stringify(e) + "\n").join("");
+
+Deno.test("replayJournal rebuilds each job's last state and the last plan", () => {
+  const replay = replayJournal(lines([
+    { event: "run", time: 0, plan_hash: "old", jobs_sha256: "s" },
+    { event: "start", time: 1000, id: "a" },
+    { event: "start", time: 1000, id: "b", attempt: 1 },
+    { event: "start", time: 1200, id: "b", attempt: 2 },
+    end("a", "failed", 2),
+    { event: "run", time: 1500, plan_hash: "new", jobs_sha256: "s" },
+    { event: "start", time: 1600, id: "a" },
+    end("a", "done", 3),
+  ]));
+  assert.equal(replay.planHash, "new");
+  assert.deepEqual(
+    [replay.jobs.get("a")?.status, replay.jobs.get("a")?.attempts, replay.jobs.get("a")?.startedAt],
+    ["done", 3, 1600],
+  );
+  assert.equal(replay.jobs.get("a")?.imagePath, "/out/a.png");
+  const cut = replay.jobs.get("b");
+  assert.deepEqual([cut?.status, cut?.startedAt, cut?.attempts], ["running", 1200, 2]);
+});
+
+Deno.test("replayJournal ignores a last line cut short by a crash, and lines that are not events", () => {
+  const text = lines([{ event: "start", time: 1, id: "a" }, end("a", "done", 1)]);
+  const replay = replayJournal(text + 'null\n"end"\n{"event":"end","id":"b","sta');
+  assert.equal(replay.jobs.get("a")?.status, "done");
+  assert.equal(replay.jobs.has("b"), false);
+});
+
+Deno.test("Journal appends after a cut line without gluing onto it, and syncs events together", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    const torn = lines([{ event: "start", time: 1, id: "a" }]) + '{"event":"end","id":"a"';
+    await Deno.writeTextFile(path, torn);
+    const journal = await Journal.open(path, torn, new TextEncoder().encode(torn).length);
+    await Promise.all([end("b", "done", 1), end("c", "done", 1)].map((e) => journal.append(e)));
+    await journal.close();
+    const replay = replayJournal(await Deno.readTextFile(path));
+    assert.deepEqual([...replay.jobs.keys()], ["a", "b", "c"]);
+    assert.equal(replay.jobs.get("a")?.status, "running");
+  });
+});
+
+Deno.test("Journal refuses a journal another run holds, or one that grew since it was read", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    const held = await Journal.open(path, "", 0);
+    await assert.rejects(Journal.open(path, "", 0), /^InputError: Another img2-batch is running/);
+    await held.append({ event: "start", time: 1, id: "a" });
+    await held.close();
+    await assert.rejects(Journal.open(path, "", 0), /Another img2-batch is running/);
+    const text = await Deno.readTextFile(path);
+    const again = await Journal.open(path, text, text.length);
+    await again.close();
+  });
+});
+
+Deno.test("planHash leaves the key out and does not depend on the order of the settings", async () => {
+  const base = await planHash("jobs", { model: "m", size: "1024x1024", api_key: "sk-one" });
+  assert.equal(base, await planHash("jobs", { api_key: "sk-two", size: "1024x1024", model: "m" }));
+  assert.notEqual(base, await planHash("jobs", { model: "m", size: "512x512" }));
+  assert.notEqual(base, await planHash("other jobs", { model: "m", size: "1024x1024" }));
+  assert.equal(canonicalJson({ b: 1, a: { d: 2, c: [3] } }), '{"a":{"c":[3],"d":2},"b":1}');
+});
+
+Deno.test("Journal.open waits out the instant a status check holds a shared lock", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    await Deno.writeTextFile(path, "");
+    using peek = await Deno.open(path, { read: true });
+    assert.equal(await peek.tryLock(false), true);
+    const released = new Promise((resolve) => setTimeout(resolve, 30)).then(() => peek.unlock());
+    const journal = await Journal.open(path, "", 0);
+    await released;
+    await journal.close();
+  });
+});
+
+Deno.test("Journal.open refuses a journal another run holds", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/journal.jsonl`;
+    using holder = await Deno.open(path, { write: true, create: true });
+    await holder.lock(true);
+    await assert.rejects(Journal.open(path, "", 0), /Another img2-batch is running/);
+  });
+});
