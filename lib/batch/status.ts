@@ -34,6 +34,7 @@ import {
   STATE_FILE,
 } from "./run.ts";
 import { isoOrNull } from "./state.ts";
+import { openWithoutLinks } from "./run_files.ts";
 
 export interface StatusIo {
   stdin(): ReadableStream<Uint8Array>;
@@ -395,13 +396,15 @@ export class RunDirReader {
 
   async #readState(): Promise<StateSnapshot | null> {
     const path = inFolder(this.runDir, STATE_FILE);
-    const info = await Deno.stat(path).catch(() => null);
+    const info = await Deno.lstat(path).catch(() => null);
     if (info === null || !info.isFile) return this.#state = null;
     const stamp = `${info.mtime?.getTime()}:${info.size}:${info.ino}`;
     if (this.#state?.stamp === stamp) return this.#state;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(await Deno.readTextFile(path));
+      const file = await openRegularFile(path);
+      if (file === null) return this.#state;
+      parsed = JSON.parse(await new Response(file.readable).text());
     } catch {
       // Replaced between the stat and the read, or not ours: keep what was read before.
       return this.#state;
@@ -514,13 +517,12 @@ async function resultHead(path: string): Promise<ResultHead | null> {
 }
 
 /**
- * A run dir's file opened for reading, or null when it is missing or not a regular file: opening
- * a FIFO planted under a run file's name would wait for a writer for ever.
+ * A run dir's file opened for reading, or null when it is missing, a link or not a regular file:
+ * opening a FIFO planted under a run file's name would wait for a writer for ever, and a link
+ * would show another file as this run's.
  */
 async function openRegularFile(path: string): Promise<Deno.FsFile | null> {
-  const info = await Deno.stat(path).catch(() => null);
-  if (info === null || !info.isFile) return null;
-  return await Deno.open(path, { read: true }).catch(() => null);
+  return await openWithoutLinks(path, { read: true }).catch(() => null);
 }
 
 function stringOr(value: unknown, fallback: string): string {

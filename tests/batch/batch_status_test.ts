@@ -378,3 +378,20 @@ Deno.test("status opens no FIFO planted as a run file: it answers instead of wai
     assert.equal(withState.json.total, 0);
   });
 });
+
+Deno.test("status follows no link planted as a run file: another file is not shown as the run's", async () => {
+  const target = BATCH_TARGETS[0]!;
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/run`);
+    await Deno.writeTextFile(
+      `${dir}/foreign.json`,
+      JSON.stringify({ jobs: [{ id: "x", status: "done" }], batches: [{ id: "batch_foreign" }] }),
+    );
+    await Deno.writeTextFile(`${dir}/foreign.jsonl`, '{"event":"run","time":1}\n');
+    await Deno.symlink(`${dir}/foreign.json`, `${dir}/run/state.json`);
+    await Deno.symlink(`${dir}/foreign.jsonl`, `${dir}/run/journal.jsonl`);
+    const linked = await status(target, [`${dir}/run`]);
+    assert.equal(linked.code, 2, linked.stdout);
+    assert.doesNotMatch(linked.stdout, /batch_foreign/);
+  });
+});
