@@ -448,11 +448,6 @@ function settingsOf(setup: Setup): Record<string, unknown> {
   };
 }
 
-export async function isFile(path: string | null): Promise<boolean> {
-  if (path === null) return false;
-  return await Deno.stat(path).then((info) => info.isFile, () => false);
-}
-
 /** Standard input for "-", else the file; an input error when it cannot be opened. */
 async function openInput(
   path: string,

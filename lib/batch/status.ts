@@ -26,7 +26,6 @@ import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { sha256Hex } from "./plan.ts";
 import {
   defaultRunDir,
-  isFile,
   JOBS_LIMIT,
   JOURNAL_FILE,
   readSmallFile,
@@ -523,6 +522,12 @@ async function resultHead(path: string): Promise<ResultHead | null> {
  */
 async function openRegularFile(path: string): Promise<Deno.FsFile | null> {
   return await openWithoutLinks(path, { read: true }).catch(() => null);
+}
+
+/** Whether `path` is a regular file itself, not a link to one: as a resumed run counts images. */
+async function isFile(path: string | null): Promise<boolean> {
+  if (path === null) return false;
+  return await Deno.lstat(path).then((info) => info.isFile, () => false);
 }
 
 function stringOr(value: unknown, fallback: string): string {

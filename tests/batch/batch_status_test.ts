@@ -170,9 +170,13 @@ Deno.test("status of a run with failures: exit 1, and the failures counted by ca
     assert.equal(failed.json.counts.failed, 1);
     assert.equal(failed.json.work_left, 0);
 
-    // An image deleted since is missing, as the next run would find it.
+    // An image replaced by a link, or deleted since, is missing, as the next run would find it.
     const runDir = `${dir}/out/.img2-batch/mixed`;
     const state = parseJson(await Deno.readTextFile(`${runDir}/state.json`));
+    await Deno.rename(state.jobs[0].image_path, `${dir}/elsewhere.png`);
+    await Deno.symlink(`${dir}/elsewhere.png`, state.jobs[0].image_path);
+    const linked = await status(target, [runDir]);
+    assert.equal(linked.json.counts.missing, 1);
     await Deno.remove(state.jobs[0].image_path);
     const missing = await status(target, [runDir]);
     assert.equal(missing.json.counts.missing, 1);
