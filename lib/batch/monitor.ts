@@ -1,5 +1,6 @@
 /** What a run tells while it goes: `--events` lines, and one progress line on a terminal. */
-import { errorMessage, isWriteAbandoned, Stdout } from "../mod.ts";
+import { errorMessage, InputError, isWriteAbandoned, Stdout } from "../mod.ts";
+import { unlessStopped } from "./input_files.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
@@ -48,15 +49,20 @@ export class Monitor {
     this.#progress = progress;
   }
 
-  /** `eventsPath` "-" is standard error; a file is appended to, across runs. */
+  /**
+   * `eventsPath` "-" is standard error; a file is appended to, across runs, and a FIFO is written
+   * whether or not a reader has opened it yet. Opening gives way to a stop signal.
+   */
   static async open(
     eventsPath: string | null,
     progressOnTerminal: boolean,
     io: MonitorIo,
   ): Promise<Monitor> {
-    const file = eventsPath === null || eventsPath === "-"
-      ? null
-      : await openWithoutLinks(eventsPath, { append: true, create: true, special: true });
+    const file = eventsPath === null || eventsPath === "-" ? null : await unlessStopped(
+      openWithoutLinks(eventsPath, { append: true, create: true, special: true }),
+      io.signal,
+      () => new InputError(`Cannot open the --events file "${eventsPath}": cancelled`),
+    );
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
     return new Monitor(file, eventsPath === "-", io, progress);
   }

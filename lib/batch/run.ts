@@ -26,6 +26,7 @@ import {
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
+import { openToRead, stoppedInputError } from "./input_files.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
@@ -77,7 +78,10 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
     const job = error instanceof JobInputError ? error : null;
-    const result = failureResult(error, callContext(job?.input ?? {}));
+    const result = failureResult(
+      stoppedInputError(error, io.signal),
+      callContext(job?.input ?? {}),
+    );
     return { kind: "input_error", result: { ...result, line: job?.line ?? null } };
   }
   if (setup.options.dryRun) return { kind: "dry_run", report: dryRun(setup) };
@@ -87,7 +91,10 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
     if (error instanceof InputError) {
       return {
         kind: "input_error",
-        result: { ...failureResult(error, callContext(setup.shared)), line: null },
+        result: {
+          ...failureResult(stoppedInputError(error, io.signal), callContext(setup.shared)),
+          line: null,
+        },
       };
     }
     const failure = new GenerationError(
@@ -459,12 +466,7 @@ async function openInput(
   source: string,
   io: BatchIo,
 ): Promise<ReadableStream<Uint8Array>> {
-  if (path === "-") return io.stdin();
-  try {
-    return (await Deno.open(path)).readable;
-  } catch (error) {
-    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
-  }
+  return path === "-" ? io.stdin() : await openToRead(path, source, io.signal);
 }
 
 /** A file of parameters, as UTF-8 text no larger than img2-generate takes its parameters. */
@@ -473,12 +475,7 @@ export async function readSmallFile(
   source: string,
   signal: AbortSignal,
 ): Promise<string> {
-  let stream: ReadableStream<Uint8Array>;
-  try {
-    stream = (await Deno.open(path)).readable;
-  } catch (error) {
-    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
-  }
+  const stream = await openToRead(path, source, signal);
   return utf8Text(await readCapped(stream, source, undefined, signal), source);
 }
 

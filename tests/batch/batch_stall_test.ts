@@ -1,0 +1,169 @@
+/**
+ * img2-batch is never held by the other end of its files: a FIFO given as an input or as
+ * `--events`, a standard error nobody reads, a standard output that takes nothing; and
+ * `interrupted` says what the exit code says, whenever the signal came.
+ */
+import assert from "node:assert/strict";
+import type { CommandTarget } from "../_command.ts";
+import { startFakeUpstream, TEST_KEY } from "../_fake_upstream.ts";
+import { withTempDir } from "../_helpers.ts";
+import {
+  delay,
+  parseJson,
+  promptJobs,
+  sharedFlags,
+  testEachBatchTarget,
+  writeJobs,
+} from "./batch_command.ts";
+
+/** How long a process is given to end on its own before it counts as hung. */
+const HUNG_AFTER_MS = 10_000;
+
+function mkfifo(path: string): Promise<Deno.CommandOutput> {
+  return new Deno.Command("mkfifo", { args: [path] }).output();
+}
+
+/** `target` with `args` in `dir`, through `sh` so that a stream can be sent to a file. */
+function spawnBatch(
+  target: CommandTarget,
+  args: string[],
+  { stderrTo }: { stderrTo?: string } = {},
+): Deno.ChildProcess {
+  const deno = Deno.execPath();
+  return new Deno.Command("sh", {
+    args: ["-c", `exec "$@" 2> "$0"`, stderrTo ?? "/dev/null", ...target.argv!, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    env: { PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}` },
+  }).spawn();
+}
+
+/** Its output once it ends; a process still running after HUNG_AFTER_MS is killed and fails. */
+async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.CommandOutput> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<null>((resolve) =>
+    timer = setTimeout(() => resolve(null), HUNG_AFTER_MS)
+  );
+  const output = child.output();
+  const ended = await Promise.race([output, hung]);
+  clearTimeout(timer);
+  if (ended !== null) return ended;
+  child.kill("SIGKILL");
+  await output;
+  throw new Error(`Still running ${HUNG_AFTER_MS / 1000} s after ${what}`);
+}
+
+/** Runs `steps`; if they fail, `child` is killed and awaited before the failure goes on. */
+async function killedOnFailure(child: Deno.ChildProcess, steps: () => Promise<void>) {
+  try {
+    await steps();
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has ended already.
+    }
+    await child.output().catch(() => {});
+    throw error;
+  }
+}
+
+/** Waits until `done()` holds; failing after HUNG_AFTER_MS, with `what` it waited for. */
+async function until(done: () => Promise<boolean> | boolean, what: string): Promise<void> {
+  const giveUpAt = performance.now() + HUNG_AFTER_MS;
+  while (!await done()) {
+    if (performance.now() > giveUpAt) throw new Error(`Waited in vain for ${what}`);
+    await delay(10);
+  }
+}
+
+/** Whether a thread of process `pid` waits in open() for the other end of a FIFO (Linux). */
+async function waitsForFifoPartner(pid: number): Promise<boolean> {
+  try {
+    for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+      const wchan = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/wchan`);
+      if (wchan.trim() === "wait_for_partner") return true;
+    }
+  } catch {
+    // The process or one of its threads has just ended.
+  }
+  return false;
+}
+
+/** The one JSON object standard output holds, whole. */
+function oneJsonObject(stdout: Uint8Array): Record<string, unknown> {
+  const value = parseJson(new TextDecoder().decode(stdout));
+  assert.equal(typeof value, "object");
+  return value;
+}
+
+for (const input of ["the jobs file", "--api-key-file", "--defaults"] as const) {
+  testEachBatchTarget(
+    `SIGINT while ${input} is a FIFO nobody writes to exits 130 with one JSON answer`,
+    async (target) => {
+      await using upstream = startFakeUpstream();
+      await withTempDir(async (dir) => {
+        const fifo = `${dir}/input.fifo`;
+        await mkfifo(fifo);
+        const jobs = input === "the jobs file"
+          ? fifo
+          : await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
+        const shared = sharedFlags(upstream, "ok", dir);
+        const args = input === "the jobs file" ? [jobs, ...shared] : input === "--api-key-file"
+          ? [
+            jobs,
+            ...shared.filter((flag) => flag !== "--api-key" && flag !== TEST_KEY),
+            input,
+            fifo,
+          ]
+          : [jobs, input, fifo, ...shared];
+        const child = spawnBatch(target, args);
+        await killedOnFailure(child, async () => {
+          // Its signal handlers are in place long before it opens its inputs.
+          await until(() => waitsForFifoPartner(child.pid), "the open of the FIFO");
+          child.kill("SIGINT");
+          const { code, stdout } = await ending(child, "SIGINT");
+          const result = oneJsonObject(stdout);
+          assert.equal(code, 130, String(result.error));
+          assert.match(String(result.error), /^Cannot read .*input\.fifo.*: cancelled$/);
+          assert.equal((result.diagnosis as { category: string }).category, "cancelled");
+          assert.equal(upstream.requests.length, 0);
+        });
+      });
+    },
+  );
+}
+
+testEachBatchTarget(
+  "a FIFO as --events is written before anyone reads it, and holds no SIGINT up",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const events = `${dir}/events.fifo`;
+      await mkfifo(events);
+      const jobs = await writeJobs(`${dir}/stall.jsonl`, promptJobs(1));
+      const child = spawnBatch(target, [
+        jobs,
+        "--events",
+        events,
+        ...sharedFlags(upstream, "stall-headers", dir),
+      ]);
+      await killedOnFailure(child, async () => {
+        await until(() => upstream.requests.length > 0, "the request");
+        // The event written while nobody read waits in the FIFO for the reader that comes now.
+        using reader = await Deno.open(events, { read: true });
+        const buffer = new Uint8Array(65536);
+        const n = await reader.read(buffer);
+        const line = new TextDecoder().decode(buffer.subarray(0, n ?? 0)).split("\n")[0]!;
+        assert.equal(JSON.parse(line).event, "job_started");
+        child.kill("SIGINT");
+        const { code, stdout } = await ending(child, "SIGINT");
+        const result = oneJsonObject(stdout);
+        assert.equal(code, 130);
+        assert.equal(result.interrupted, true);
+        assert.equal((result.counts as { pending: number }).pending, 1);
+      });
+    });
+  },
+);
