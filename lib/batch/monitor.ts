@@ -14,6 +14,17 @@ export interface ProgressCounts {
 
 const PROGRESS_INTERVAL_MS = 250;
 
+/**
+ * The events a reader that falls behind may leave waiting in memory; the ones that come beyond
+ * that are dropped until it catches up.
+ */
+export const MAX_WAITING_EVENT_BYTES = 1024 * 1024;
+/**
+ * How long the events still waiting when the run ends (or when a stop signal comes) may take to
+ * be written, in all; the ones the reader has not taken by then are dropped.
+ */
+export const EVENTS_DRAIN_MS = 500;
+
 export interface MonitorIo {
   /** A stop signal: from then on, a write the reader does not take is given up after a grace. */
   signal: AbortSignal;
@@ -23,9 +34,17 @@ export interface MonitorIo {
 
 export class Monitor {
   readonly #file: Deno.FsFile | null;
-  /** Events are written in order and never wait on the caller: a stalled reader holds no signal up. */
+  /**
+   * Events are written in order and never wait on the caller: a stalled reader holds up neither
+   * the run, nor its end, nor a signal (see MAX_WAITING_EVENT_BYTES and EVENTS_DRAIN_MS).
+   */
   readonly #events: Stdout | null;
   #written: Promise<void> = Promise.resolve();
+  /** The bytes of the events emitted but not yet written. */
+  #waitingBytes = 0;
+  /** Aborted by a stop signal or by the end of the run: from then on writes have a deadline. */
+  readonly #ending = new AbortController();
+  #deadline = Infinity;
   #failed = false;
   #abandoned = false;
   readonly #io: MonitorIo;
@@ -44,9 +63,17 @@ export class Monitor {
   ) {
     this.#file = file;
     const target = toStderr ? Deno.stderr : file;
-    this.#events = target === null ? null : new Stdout(io.signal, target);
+    this.#events = target === null ? null : new Stdout(this.#ending.signal, target);
     this.#io = io;
     this.#progress = progress;
+    if (io.signal.aborted) this.#end();
+    else io.signal.addEventListener("abort", () => this.#end(), { once: true });
+  }
+
+  #end(): void {
+    if (this.#ending.signal.aborted) return;
+    this.#deadline = performance.now() + EVENTS_DRAIN_MS;
+    this.#ending.abort();
   }
 
   /**
@@ -72,17 +99,23 @@ export class Monitor {
     if (events === null || this.#failed) return;
     const { event: name, ...fields } = event;
     const line = JSON.stringify({ event: name, time: new Date().toISOString(), ...fields });
+    const bytes = this.#encoder.encode(line + "\n");
+    if (this.#waitingBytes + bytes.length > MAX_WAITING_EVENT_BYTES) return;
+    this.#waitingBytes += bytes.length;
     this.#clearProgress();
     this.#written = this.#written.then(async () => {
-      if (this.#failed) return;
       try {
-        await events.text(line + "\n");
+        if (performance.now() > this.#deadline) this.#failed = true;
+        if (this.#failed) return;
+        await events.write(bytes);
       } catch (error) {
         this.#failed = true;
         this.#abandoned = isWriteAbandoned(error);
         if (!this.#abandoned) {
           this.#io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
         }
+      } finally {
+        this.#waitingBytes -= bytes.length;
       }
     });
   }
@@ -106,10 +139,11 @@ export class Monitor {
   }
 
   /**
-   * Waits for the events still being written (after a stop signal, no longer than a short grace)
-   * and leaves the last progress line in place.
+   * Waits for the events still being written, no longer than EVENTS_DRAIN_MS, and leaves the last
+   * progress line in place.
    */
   async close(): Promise<void> {
+    this.#end();
     await this.#written;
     if (this.#progressShown) writeAllSync(Deno.stderr, this.#encoder.encode("\n"));
     this.#progressShown = false;

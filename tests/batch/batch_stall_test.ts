@@ -4,7 +4,7 @@
  * `interrupted` says what the exit code says, whenever the signal came.
  */
 import assert from "node:assert/strict";
-import type { CommandTarget } from "../_command.ts";
+import { type CommandTarget, fullPipe } from "../_command.ts";
 import { startFakeUpstream, TEST_KEY } from "../_fake_upstream.ts";
 import { withTempDir } from "../_helpers.ts";
 import {
@@ -164,6 +164,53 @@ testEachBatchTarget(
         assert.equal(result.interrupted, true);
         assert.equal((result.counts as { pending: number }).pending, 1);
       });
+    });
+  },
+);
+
+testEachBatchTarget(
+  "a FIFO as --events that nobody reads does not keep the run from ending",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const events = `${dir}/events.fifo`;
+      await mkfifo(events);
+      // More events than a pipe holds: the writes wait, and are given up when the run ends.
+      const jobs = await writeJobs(`${dir}/many.jsonl`, promptJobs(400));
+      const child = spawnBatch(target, [
+        jobs,
+        "--events",
+        events,
+        "--concurrency",
+        "32",
+        ...sharedFlags(upstream, "ok", dir),
+      ]);
+      const { code, stdout } = await ending(child, "its start");
+      const result = oneJsonObject(stdout);
+      assert.equal(code, 0);
+      assert.equal((result.counts as { done: number }).done, 400);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "--events - with a standard error nobody reads: the run ends and prints its result",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const stderr = `${dir}/stderr.fifo`;
+      await using _full = await fullPipe(stderr);
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
+      const child = spawnBatch(
+        target,
+        [jobs, "--events", "-", ...sharedFlags(upstream, "ok", dir)],
+        { stderrTo: stderr },
+      );
+      const { code, stdout } = await ending(child, "its start");
+      const result = oneJsonObject(stdout);
+      assert.equal(code, 0);
+      assert.equal(result.ok, true);
+      assert.equal((result.counts as { done: number }).done, 2);
     });
   },
 );
