@@ -86,7 +86,9 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
   }
   if (setup.options.dryRun) return { kind: "dry_run", report: dryRun(setup) };
   try {
-    return { kind: "ran", result: await execute(setup, io) };
+    const result = await execute(setup, io);
+    await markInterrupted(result, io);
+    return { kind: "ran", result };
   } catch (error) {
     if (error instanceof InputError) {
       return {
@@ -319,6 +321,24 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
     await state.flush();
     await journal.close();
     await monitor.close();
+  }
+}
+
+/**
+ * Makes `result` say it was interrupted, in batch_result.json too, when a stop signal has come
+ * since it was made: while the last files were written, or while it was printed and the printing
+ * was given up. `interrupted` then agrees with the exit code, which is the signal's.
+ */
+export async function markInterrupted(
+  result: BatchResult,
+  io: Pick<BatchIo, "signal" | "warn">,
+): Promise<void> {
+  if (!io.signal.aborted || result.interrupted) return;
+  result.interrupted = true;
+  try {
+    await writeAtomically(`${result.run_dir}/${RESULT_FILE}`, resultJsonPieces(result));
+  } catch (error) {
+    io.warn(`Cannot write ${RESULT_FILE}: ${errorMessage(error)}`);
   }
 }
 

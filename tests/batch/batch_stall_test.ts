@@ -4,7 +4,7 @@
  * `interrupted` says what the exit code says, whenever the signal came.
  */
 import assert from "node:assert/strict";
-import { type CommandTarget, fullPipe } from "../_command.ts";
+import { type CommandTarget, fullPipe, signalWhileStdoutBlocked } from "../_command.ts";
 import { startFakeUpstream, TEST_KEY } from "../_fake_upstream.ts";
 import { withTempDir } from "../_helpers.ts";
 import {
@@ -211,6 +211,62 @@ testEachBatchTarget(
       assert.equal(code, 0);
       assert.equal(result.ok, true);
       assert.equal((result.counts as { done: number }).done, 2);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "SIGINT once every image is saved, while the result is given: batch_result.json says interrupted",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/done.jsonl`, promptJobs(1));
+      const resultFile = `${dir}/out/.img2-batch/done/batch_result.json`;
+      // Standard output is a full pipe: once batch_result.json is written, the process waits
+      // there (or is still writing the last files) until the signal.
+      const run = await signalWhileStdoutBlocked(
+        target,
+        [jobs, ...sharedFlags(upstream, "ok", dir)],
+        dir,
+        {
+          signal: "SIGINT",
+          when: () => until(() => Deno.stat(resultFile).then(() => true, () => false), resultFile),
+        },
+      );
+      assert.equal(run.code, 130);
+      const written = parseJson(await Deno.readTextFile(resultFile));
+      assert.equal(written.interrupted, true);
+      assert.equal(written.counts.done, 1);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "SIGINT while the last events are written: interrupted agrees with the exit code",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const stderr = `${dir}/stderr.fifo`;
+      await using _full = await fullPipe(stderr);
+      const jobs = await writeJobs(`${dir}/last.jsonl`, promptJobs(1));
+      const resultFile = `${dir}/out/.img2-batch/last/batch_result.json`;
+      const child = spawnBatch(
+        target,
+        [jobs, "--events", "-", ...sharedFlags(upstream, "ok", dir)],
+        { stderrTo: stderr },
+      );
+      // batch_result.json is written first; the events standard error does not take are then
+      // waited for, up to half a second: the signal comes in that wait, or after the end.
+      await killedOnFailure(child, async () => {
+        await until(() => Deno.stat(resultFile).then(() => true, () => false), resultFile);
+        child.kill("SIGINT");
+        const { code, stdout } = await ending(child, "SIGINT");
+        const printed = oneJsonObject(stdout);
+        const written = parseJson(await Deno.readTextFile(resultFile));
+        assert.ok(code === 130 || code === 0, `exit code ${code}`);
+        assert.equal(printed.interrupted, code === 130);
+        assert.equal(written.interrupted, code === 130);
+      });
     });
   },
 );
