@@ -67,7 +67,7 @@ async function status(argv: string[], stop: StopSignals, stdout: Stdout): Promis
       return 0;
     case "input_error":
       await stdout.json(outcome.result);
-      return EXIT_INVALID_INPUT;
+      return stop.exitCode ?? EXIT_INVALID_INPUT;
     case "html":
       await stdout.text(`${outcome.path}\n`);
       return 0;

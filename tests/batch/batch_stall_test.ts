@@ -136,6 +136,26 @@ for (const input of ["the jobs file", "--api-key-file", "--defaults"] as const) 
 }
 
 testEachBatchTarget(
+  "SIGINT while status reads a --defaults FIFO nobody writes to exits 130 with one JSON answer",
+  async (target) => {
+    await withTempDir(async (dir) => {
+      const fifo = `${dir}/input.fifo`;
+      await mkfifo(fifo);
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
+      const child = spawnBatch(target, ["status", jobs, "--defaults", fifo]);
+      await killedOnFailure(child, async () => {
+        await until(() => waitsForFifoPartner(child.pid), "the open of the FIFO");
+        child.kill("SIGINT");
+        const { code, stdout } = await ending(child, "SIGINT");
+        const result = oneJsonObject(stdout);
+        assert.equal(code, 130, String(result.error));
+        assert.equal((result.diagnosis as { category: string }).category, "cancelled");
+      });
+    });
+  },
+);
+
+testEachBatchTarget(
   "a FIFO as --events is written before anyone reads it, and holds no SIGINT up",
   async (target) => {
     await using upstream = startFakeUpstream();
