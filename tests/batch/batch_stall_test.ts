@@ -98,6 +98,24 @@ function oneJsonObject(stdout: Uint8Array): Record<string, unknown> {
   return value;
 }
 
+/**
+ * Sends SIGINT to `child` once it waits in the open of a FIFO (its signal handlers are in place
+ * long before it opens its inputs), checks that it ends with 130 and one cancelled failure, and
+ * gives that failure.
+ */
+async function interruptedInOpen(child: Deno.ChildProcess): Promise<Record<string, unknown>> {
+  let result: Record<string, unknown> = {};
+  await killedOnFailure(child, async () => {
+    await until(() => waitsForFifoPartner(child.pid), "the open of the FIFO");
+    child.kill("SIGINT");
+    const { code, stdout } = await ending(child, "SIGINT");
+    result = oneJsonObject(stdout);
+    assert.equal(code, 130, String(result.error));
+    assert.equal((result.diagnosis as { category: string }).category, "cancelled");
+  });
+  return result;
+}
+
 for (const input of ["the jobs file", "--api-key-file", "--defaults"] as const) {
   testEachBatchTarget(
     `SIGINT while ${input} is a FIFO nobody writes to exits 130 with one JSON answer`,
@@ -118,18 +136,9 @@ for (const input of ["the jobs file", "--api-key-file", "--defaults"] as const) 
             fifo,
           ]
           : [jobs, input, fifo, ...shared];
-        const child = spawnBatch(target, args);
-        await killedOnFailure(child, async () => {
-          // Its signal handlers are in place long before it opens its inputs.
-          await until(() => waitsForFifoPartner(child.pid), "the open of the FIFO");
-          child.kill("SIGINT");
-          const { code, stdout } = await ending(child, "SIGINT");
-          const result = oneJsonObject(stdout);
-          assert.equal(code, 130, String(result.error));
-          assert.match(String(result.error), /^Cannot read .*input\.fifo.*: cancelled$/);
-          assert.equal((result.diagnosis as { category: string }).category, "cancelled");
-          assert.equal(upstream.requests.length, 0);
-        });
+        const result = await interruptedInOpen(spawnBatch(target, args));
+        assert.match(String(result.error), /^Cannot read .*input\.fifo.*: cancelled$/);
+        assert.equal(upstream.requests.length, 0);
       });
     },
   );
@@ -142,15 +151,7 @@ testEachBatchTarget(
       const fifo = `${dir}/input.fifo`;
       await mkfifo(fifo);
       const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
-      const child = spawnBatch(target, ["status", jobs, "--defaults", fifo]);
-      await killedOnFailure(child, async () => {
-        await until(() => waitsForFifoPartner(child.pid), "the open of the FIFO");
-        child.kill("SIGINT");
-        const { code, stdout } = await ending(child, "SIGINT");
-        const result = oneJsonObject(stdout);
-        assert.equal(code, 130, String(result.error));
-        assert.equal((result.diagnosis as { category: string }).category, "cancelled");
-      });
+      await interruptedInOpen(spawnBatch(target, ["status", jobs, "--defaults", fifo]));
     });
   },
 );
