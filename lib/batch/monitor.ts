@@ -1,6 +1,7 @@
 /** What a run tells while it goes: `--events` lines, and one progress line on a terminal. */
-import { errorMessage, InputError, isWriteAbandoned, Stdout } from "../mod.ts";
+import { errorMessage, InputError } from "../mod.ts";
 import { unlessStopped } from "./input_files.ts";
+import { LineQueue } from "./line_queue.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
@@ -14,17 +15,6 @@ export interface ProgressCounts {
 
 const PROGRESS_INTERVAL_MS = 250;
 
-/**
- * The events a reader that falls behind may leave waiting in memory; the ones that come beyond
- * that are dropped until it catches up.
- */
-export const MAX_WAITING_EVENT_BYTES = 1024 * 1024;
-/**
- * How long the events still waiting when the run ends (or when a stop signal comes) may take to
- * be written, in all; the ones the reader has not taken by then are dropped.
- */
-export const EVENTS_DRAIN_MS = 500;
-
 export interface MonitorIo {
   /** A stop signal: from then on, a write the reader does not take is given up after a grace. */
   signal: AbortSignal;
@@ -34,20 +24,8 @@ export interface MonitorIo {
 
 export class Monitor {
   readonly #file: Deno.FsFile | null;
-  /**
-   * Events are written in order and never wait on the caller: a stalled reader holds up neither
-   * the run, nor its end, nor a signal (see MAX_WAITING_EVENT_BYTES and EVENTS_DRAIN_MS).
-   */
-  readonly #events: Stdout | null;
-  #written: Promise<void> = Promise.resolve();
-  /** The bytes of the events emitted but not yet written. */
-  #waitingBytes = 0;
-  /** Aborted by a stop signal or by the end of the run: from then on writes have a deadline. */
-  readonly #ending = new AbortController();
-  #deadline = Infinity;
-  #failed = false;
-  #abandoned = false;
-  readonly #io: MonitorIo;
+  /** Never waits on the caller: a stalled reader holds up neither the run nor its end. */
+  readonly #events: LineQueue | null;
   readonly #progress: boolean;
   readonly #startedAt = performance.now();
   readonly #encoder = new TextEncoder();
@@ -63,17 +41,10 @@ export class Monitor {
   ) {
     this.#file = file;
     const target = toStderr ? Deno.stderr : file;
-    this.#events = target === null ? null : new Stdout(this.#ending.signal, target);
-    this.#io = io;
+    this.#events = target === null ? null : new LineQueue(target, io.signal, (error) => {
+      io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
+    });
     this.#progress = progress;
-    if (io.signal.aborted) this.#end();
-    else io.signal.addEventListener("abort", () => this.#end(), { once: true });
-  }
-
-  #end(): void {
-    if (this.#ending.signal.aborted) return;
-    this.#deadline = performance.now() + EVENTS_DRAIN_MS;
-    this.#ending.abort();
   }
 
   /**
@@ -95,29 +66,12 @@ export class Monitor {
   }
 
   emit(event: BatchEvent): void {
-    const events = this.#events;
-    if (events === null || this.#failed) return;
+    if (this.#events === null) return;
     const { event: name, ...fields } = event;
-    const line = JSON.stringify({ event: name, time: new Date().toISOString(), ...fields });
-    const bytes = this.#encoder.encode(line + "\n");
-    if (this.#waitingBytes + bytes.length > MAX_WAITING_EVENT_BYTES) return;
-    this.#waitingBytes += bytes.length;
     this.#clearProgress();
-    this.#written = this.#written.then(async () => {
-      try {
-        if (performance.now() > this.#deadline) this.#failed = true;
-        if (this.#failed) return;
-        await events.write(bytes);
-      } catch (error) {
-        this.#failed = true;
-        this.#abandoned = isWriteAbandoned(error);
-        if (!this.#abandoned) {
-          this.#io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
-        }
-      } finally {
-        this.#waitingBytes -= bytes.length;
-      }
-    });
+    this.#events.write(
+      JSON.stringify({ event: name, time: new Date().toISOString(), ...fields }) + "\n",
+    );
   }
 
   progress(countsNow: () => ProgressCounts, force = false): void {
@@ -139,16 +93,15 @@ export class Monitor {
   }
 
   /**
-   * Waits for the events still being written, no longer than EVENTS_DRAIN_MS, and leaves the last
-   * progress line in place.
+   * Waits for the events still being written, no longer than about DRAIN_MS (see LineQueue), and
+   * leaves the last progress line in place.
    */
   async close(): Promise<void> {
-    this.#end();
-    await this.#written;
+    await this.#events?.close();
     if (this.#progressShown) writeAllSync(Deno.stderr, this.#encoder.encode("\n"));
     this.#progressShown = false;
-    // A write given up after a signal still holds the file: the process is about to end.
-    if (!this.#abandoned) this.#file?.close();
+    // A write given up still holds the file: the process is about to end.
+    if (!this.#events?.abandoned) this.#file?.close();
   }
 
   #clearProgress(): void {
