@@ -1,6 +1,6 @@
 #!/usr/bin/env -S deno run --no-config --allow-net --allow-read --allow-write --allow-env=HOME
-// deno-lint-ignore-file no-console
 import { batchHelpText } from "./lib/batch/help.ts";
+import { LineQueue } from "./lib/batch/line_queue.ts";
 import { markInterrupted, runBatch } from "./lib/batch/run.ts";
 import { runStatus, statusExitCode } from "./lib/batch/status.ts";
 import { resultJsonPieces } from "./lib/batch/summary.ts";
@@ -15,12 +15,14 @@ const EXIT_INVALID_INPUT = 2;
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
   const stdout = new Stdout(stop.signal);
+  // Standard error may be a pipe nobody reads: a warning must not hold the run, nor its signal.
+  const stderr = new LineQueue(Deno.stderr, stop.signal, () => {});
   try {
     if (argv[0] === "status") return await status(argv.slice(1), stop, stdout);
     const io = {
       stdin: () => Deno.stdin.readable,
       signal: stop.signal,
-      warn: (message: string) => console.error(`img2-batch: ${message}`),
+      warn: (message: string) => stderr.write(`img2-batch: ${message}\n`),
     };
     const outcome = await runBatch(argv, io);
     switch (outcome.kind) {
@@ -54,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return unwrittenExitCode(error, stop.exitCode);
   } finally {
+    await stderr.close();
     stop.dispose();
   }
 }

@@ -237,6 +237,30 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
+  "a warning to a standard error nobody reads holds the run up no more than its events do",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/gone.jsonl`, promptJobs(1));
+      const args = [jobs, ...sharedFlags(upstream, "ok", dir)];
+      const first = await ending(spawnBatch(target, args), "its start");
+      assert.equal(first.code, 0);
+      const { jobs: done } = parseJson(new TextDecoder().decode(first.stdout));
+      await Deno.remove(done[0].image_path);
+      // The resumed run warns that the done job's image is gone.
+      const stderr = `${dir}/stderr.fifo`;
+      await using _full = await fullPipe(stderr);
+      const { code, stdout } = await ending(
+        spawnBatch(target, args, { stderrTo: stderr }),
+        "its start",
+      );
+      assert.equal(code, 1);
+      assert.equal((oneJsonObject(stdout).counts as { missing: number }).missing, 1);
+    });
+  },
+);
+
+testEachBatchTarget(
   "SIGINT once every image is saved, while the result is given: batch_result.json says interrupted",
   async (target) => {
     await using upstream = startFakeUpstream();
