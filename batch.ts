@@ -1,11 +1,11 @@
 #!/usr/bin/env -S deno run --no-config --allow-net --allow-read --allow-write --allow-env=HOME
-// deno-lint-ignore-file no-console
 import { batchHelpText } from "./lib/batch/help.ts";
-import { runBatch } from "./lib/batch/run.ts";
+import { LineQueue } from "./lib/batch/line_queue.ts";
+import { markInterrupted, runBatch } from "./lib/batch/run.ts";
 import { runStatus, statusExitCode } from "./lib/batch/status.ts";
 import { resultJsonPieces } from "./lib/batch/summary.ts";
 import { VERSION } from "./lib/mod.ts";
-import { Stdout } from "./lib/cli/stdout.ts";
+import { isWriteAbandoned, Stdout } from "./lib/cli/stdout.ts";
 import { unwrittenExitCode } from "./lib/result.ts";
 import { StopSignals } from "./lib/cli/stop_signals.ts";
 
@@ -15,13 +15,16 @@ const EXIT_INVALID_INPUT = 2;
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
   const stdout = new Stdout(stop.signal);
+  // Standard error may be a pipe nobody reads: a warning must not hold the run, nor its signal.
+  const stderr = new LineQueue(Deno.stderr, stop.signal, () => {});
   try {
     if (argv[0] === "status") return await status(argv.slice(1), stop, stdout);
-    const outcome = await runBatch(argv, {
+    const io = {
       stdin: () => Deno.stdin.readable,
       signal: stop.signal,
-      warn: (message) => console.error(`img2-batch: ${message}`),
-    });
+      warn: (message: string) => stderr.write(`img2-batch: ${message}\n`),
+    };
+    const outcome = await runBatch(argv, io);
     switch (outcome.kind) {
       case "help":
         await stdout.text(batchHelpText());
@@ -39,14 +42,21 @@ export async function main(argv: string[]): Promise<number> {
         await stdout.json(outcome.report);
         return 0;
       case "ran":
-        // In pieces: with many jobs the whole text is tens of megabytes.
-        for (const piece of resultJsonPieces(outcome.result)) await stdout.text(piece);
-        if (stop.exitCode !== null) return stop.exitCode;
+        try {
+          // In pieces: with many jobs the whole text is tens of megabytes.
+          for (const piece of resultJsonPieces(outcome.result)) await stdout.text(piece);
+        } catch (error) {
+          if (isWriteAbandoned(error)) await markInterrupted(outcome.result, io);
+          throw error;
+        }
+        // A signal that came once the result was written and printed whole changes nothing.
+        if (outcome.result.interrupted) return stop.exitCode ?? EXIT_FAILURE;
         return outcome.result.ok ? 0 : EXIT_FAILURE;
     }
   } catch (error) {
     return unwrittenExitCode(error, stop.exitCode);
   } finally {
+    await stderr.close();
     stop.dispose();
   }
 }
@@ -60,7 +70,7 @@ async function status(argv: string[], stop: StopSignals, stdout: Stdout): Promis
       return 0;
     case "input_error":
       await stdout.json(outcome.result);
-      return EXIT_INVALID_INPUT;
+      return stop.exitCode ?? EXIT_INVALID_INPUT;
     case "html":
       await stdout.text(`${outcome.path}\n`);
       return 0;

@@ -121,7 +121,7 @@ export function testEachTarget(
 }
 
 /** A FIFO whose reader never reads, already full: a write to it waits for ever. */
-async function fullPipe(path: string): Promise<AsyncDisposable> {
+export async function fullPipe(path: string): Promise<AsyncDisposable> {
   await new Deno.Command("mkfifo", { args: [path] }).output();
   // The filler opens the writing end; opening the reading end waits for it, then it fills the
   // pipe's 64 KiB and blocks there.

@@ -1,5 +1,7 @@
 /** What a run tells while it goes: `--events` lines, and one progress line on a terminal. */
-import { errorMessage, isWriteAbandoned, Stdout } from "../mod.ts";
+import { errorMessage, InputError } from "../mod.ts";
+import { unlessStopped } from "./input_files.ts";
+import { LineQueue } from "./line_queue.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
@@ -22,12 +24,8 @@ export interface MonitorIo {
 
 export class Monitor {
   readonly #file: Deno.FsFile | null;
-  /** Events are written in order and never wait on the caller: a stalled reader holds no signal up. */
-  readonly #events: Stdout | null;
-  #written: Promise<void> = Promise.resolve();
-  #failed = false;
-  #abandoned = false;
-  readonly #io: MonitorIo;
+  /** Never waits on the caller: a stalled reader holds up neither the run nor its end. */
+  readonly #events: LineQueue | null;
   readonly #progress: boolean;
   readonly #startedAt = performance.now();
   readonly #encoder = new TextEncoder();
@@ -43,42 +41,37 @@ export class Monitor {
   ) {
     this.#file = file;
     const target = toStderr ? Deno.stderr : file;
-    this.#events = target === null ? null : new Stdout(io.signal, target);
-    this.#io = io;
+    this.#events = target === null ? null : new LineQueue(target, io.signal, (error) => {
+      io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
+    });
     this.#progress = progress;
   }
 
-  /** `eventsPath` "-" is standard error; a file is appended to, across runs. */
+  /**
+   * `eventsPath` "-" is standard error; a file is appended to, across runs, and a FIFO is written
+   * whether or not a reader has opened it yet. Opening gives way to a stop signal.
+   */
   static async open(
     eventsPath: string | null,
     progressOnTerminal: boolean,
     io: MonitorIo,
   ): Promise<Monitor> {
-    const file = eventsPath === null || eventsPath === "-"
-      ? null
-      : await openWithoutLinks(eventsPath, { append: true, create: true, special: true });
+    const file = eventsPath === null || eventsPath === "-" ? null : await unlessStopped(
+      openWithoutLinks(eventsPath, { append: true, create: true, special: true }),
+      io.signal,
+      () => new InputError(`Cannot open the --events file "${eventsPath}": cancelled`),
+    );
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
     return new Monitor(file, eventsPath === "-", io, progress);
   }
 
   emit(event: BatchEvent): void {
-    const events = this.#events;
-    if (events === null || this.#failed) return;
+    if (this.#events === null) return;
     const { event: name, ...fields } = event;
-    const line = JSON.stringify({ event: name, time: new Date().toISOString(), ...fields });
     this.#clearProgress();
-    this.#written = this.#written.then(async () => {
-      if (this.#failed) return;
-      try {
-        await events.text(line + "\n");
-      } catch (error) {
-        this.#failed = true;
-        this.#abandoned = isWriteAbandoned(error);
-        if (!this.#abandoned) {
-          this.#io.warn(`Cannot write the events, so no more are written: ${errorMessage(error)}`);
-        }
-      }
-    });
+    this.#events.write(
+      JSON.stringify({ event: name, time: new Date().toISOString(), ...fields }) + "\n",
+    );
   }
 
   progress(countsNow: () => ProgressCounts, force = false): void {
@@ -100,15 +93,15 @@ export class Monitor {
   }
 
   /**
-   * Waits for the events still being written (after a stop signal, no longer than a short grace)
-   * and leaves the last progress line in place.
+   * Waits for the events still being written, no longer than about DRAIN_MS (see LineQueue), and
+   * leaves the last progress line in place.
    */
   async close(): Promise<void> {
-    await this.#written;
+    await this.#events?.close();
     if (this.#progressShown) writeAllSync(Deno.stderr, this.#encoder.encode("\n"));
     this.#progressShown = false;
-    // A write given up after a signal still holds the file: the process is about to end.
-    if (!this.#abandoned) this.#file?.close();
+    // A write given up still holds the file: the process is about to end.
+    if (!this.#events?.abandoned) this.#file?.close();
   }
 
   #clearProgress(): void {

@@ -26,6 +26,7 @@ import {
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
+import { openToRead, stoppedInputError } from "./input_files.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
@@ -77,17 +78,25 @@ export async function runBatch(argv: string[], io: BatchIo): Promise<BatchOutcom
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
     const job = error instanceof JobInputError ? error : null;
-    const result = failureResult(error, callContext(job?.input ?? {}));
+    const result = failureResult(
+      stoppedInputError(error, io.signal),
+      callContext(job?.input ?? {}),
+    );
     return { kind: "input_error", result: { ...result, line: job?.line ?? null } };
   }
   if (setup.options.dryRun) return { kind: "dry_run", report: dryRun(setup) };
   try {
-    return { kind: "ran", result: await execute(setup, io) };
+    const result = await execute(setup, io);
+    await markInterrupted(result, io);
+    return { kind: "ran", result };
   } catch (error) {
     if (error instanceof InputError) {
       return {
         kind: "input_error",
-        result: { ...failureResult(error, callContext(setup.shared)), line: null },
+        result: {
+          ...failureResult(stoppedInputError(error, io.signal), callContext(setup.shared)),
+          line: null,
+        },
       };
     }
     const failure = new GenerationError(
@@ -316,6 +325,24 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
 }
 
 /**
+ * Makes `result` say it was interrupted, in batch_result.json too, when a stop signal has come
+ * since it was made: while the last files were written, or while it was printed and the printing
+ * was given up. `interrupted` then agrees with the exit code, which is the signal's.
+ */
+export async function markInterrupted(
+  result: BatchResult,
+  io: Pick<BatchIo, "signal" | "warn">,
+): Promise<void> {
+  if (!io.signal.aborted || result.interrupted) return;
+  result.interrupted = true;
+  try {
+    await writeAtomically(`${result.run_dir}/${RESULT_FILE}`, resultJsonPieces(result));
+  } catch (error) {
+    io.warn(`Cannot write ${RESULT_FILE}: ${errorMessage(error)}`);
+  }
+}
+
+/**
  * Each job's starting point for this run, from what the journal says of it; `adopted` are the
  * jobs whose image was found made, to be journaled as done.
  */
@@ -454,12 +481,7 @@ async function openInput(
   source: string,
   io: BatchIo,
 ): Promise<ReadableStream<Uint8Array>> {
-  if (path === "-") return io.stdin();
-  try {
-    return (await Deno.open(path)).readable;
-  } catch (error) {
-    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
-  }
+  return path === "-" ? io.stdin() : await openToRead(path, source, io.signal);
 }
 
 /** A file of parameters, as UTF-8 text no larger than img2-generate takes its parameters. */
@@ -468,12 +490,7 @@ export async function readSmallFile(
   source: string,
   signal: AbortSignal,
 ): Promise<string> {
-  let stream: ReadableStream<Uint8Array>;
-  try {
-    stream = (await Deno.open(path)).readable;
-  } catch (error) {
-    throw new InputError(`Cannot read ${source}: ${errorMessage(error)}`);
-  }
+  const stream = await openToRead(path, source, signal);
   return utf8Text(await readCapped(stream, source, undefined, signal), source);
 }
 

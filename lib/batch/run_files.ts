@@ -78,7 +78,10 @@ export async function refuseSharedOutputDir(path: string, self: number | null): 
  * Opens the file at `path` without following a link: a link, or anything but a regular file, is
  * refused, and the file opened must be the one looked at (a name swapped in between is refused).
  * `create` makes it (mode 0600) when it does not exist; `special` lets a FIFO or a device be
- * opened too. Returns null for a file that does not exist when `create` is not asked.
+ * opened too. A FIFO opened to append is opened for reading as well, which never waits for a
+ * reader to come (opening it only to write would, for ever if none does); its writes then wait
+ * only once its buffer is full. Returns null for a file that does not exist when `create` is not
+ * asked.
  */
 export async function openWithoutLinks(
   path: string,
@@ -103,7 +106,7 @@ export async function openWithoutLinks(
     const kind = before.isSymlink ? "a link" : before.isDirectory ? "a directory" : "not a file";
     throw new Error(`"${path}" is ${kind}`);
   }
-  const file = await Deno.open(path, mode);
+  const file = await Deno.open(path, before.isFifo && mode.append ? { ...mode, read: true } : mode);
   try {
     const opened = await file.stat();
     if (opened.dev !== before.dev || opened.ino !== before.ino) {

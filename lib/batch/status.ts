@@ -20,6 +20,7 @@ import {
 } from "../mod.ts";
 import { concat } from "../shared/bytes.ts";
 import { CONTACT_SHEET_FILE } from "./contact_sheet.ts";
+import { stoppedInputError } from "./input_files.ts";
 import { applyEvent, type JournalEvent, type Replay } from "./journal.ts";
 import { formatDuration, writeAllSync } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
@@ -62,7 +63,8 @@ export async function runStatus(argv: string[], io: StatusIo): Promise<StatusOut
     runDir = await locateRunDir(parsed.options, io.stdin, io.signal);
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
-    return { kind: "input_error", result: failureResult(error, callContext({})) };
+    const failure = stoppedInputError(error, io.signal);
+    return { kind: "input_error", result: failureResult(failure, callContext({})) };
   }
   const reader = new RunDirReader(runDir);
   const display = watch ? new WatchLine() : null;
