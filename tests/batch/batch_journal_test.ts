@@ -7,9 +7,15 @@ import {
   replayJournalChunks,
 } from "../../lib/batch/journal.ts";
 import { canonicalJson, planHash } from "../../lib/batch/plan.ts";
+import type { GenerationResult } from "../../lib/mod.ts";
 import { randomCuts, withTempDir } from "../_helpers.ts";
 
-const end = (id: string, status: "done" | "failed", attempts: number): JournalEvent => ({
+const end = (
+  id: string,
+  status: "done" | "failed",
+  attempts: number,
+  result: GenerationResult | null = null,
+): JournalEvent => ({
   event: "end",
   time: 2000,
   id,
@@ -19,7 +25,7 @@ const end = (id: string, status: "done" | "failed", attempts: number): JournalEv
   retryable: status === "failed",
   image_path: status === "done" ? `/out/${id}.png` : null,
   params_hash: "h",
-  result: null,
+  result,
 });
 
 /** A journal read before it existed. */
@@ -116,6 +122,19 @@ Deno.test("Journal.open refuses a journal another run holds", async () => {
   });
 });
 
+/** A result whose texts recur from job to job, as the replay keeps them once. */
+const REFUSED = {
+  ok: false,
+  stage: "request",
+  error: "The upstream answered HTTP 400: Your request was rejected by the safety system.",
+  diagnosis: {
+    category: "content_rejected",
+    human_reason: "上游的内容审核拒绝了这个提示词；请修改提示词后再试。",
+    retryable: false,
+  },
+  attempts: [{ category: "content_rejected", error: "rejected by the safety system, again" }],
+} as unknown as GenerationResult;
+
 /** A journal of every kind of line: events with text beyond ASCII, lines that are not events. */
 const MIXED = lines([
   { event: "run", time: 0, plan_hash: "p", jobs_sha256: "s", jobs_file: "/jobs/é.jsonl" },
@@ -124,7 +143,9 @@ const MIXED = lines([
   { event: "start", time: 3, id: "b", attempt: 1 },
   end("b", "done", 1),
   { event: "start", time: 4, id: "c", attempt: 1 },
-]) + "null\n\n[1]\n" + lines([end("c", "failed", 1)]);
+  end("d", "failed", 1, REFUSED),
+]) + "null\n\n[1]\n" +
+  lines([end("c", "failed", 1), end("e", "failed", 2, REFUSED)]);
 
 async function* chunksOf(bytes: Uint8Array, cuts: number[]): AsyncGenerator<Uint8Array> {
   let start = 0;
@@ -161,6 +182,7 @@ Deno.test("replayJournalChunks gives what replayJournal gives, whatever the chun
   const read = await replayJournalChunks(chunksOf(encoder.encode(MIXED), []));
   assert.equal(read.replay.jobsFile, "/jobs/é.jsonl");
   assert.equal(read.replay.jobs.get("猫")?.file?.part, ".猫.1.img2-part");
+  assert.deepEqual(read.replay.jobs.get("e")?.result, REFUSED);
 });
 
 Deno.test("replayJournalChunks skips a line longer than MAX_JOURNAL_LINE_BYTES without holding it", async () => {

@@ -47,23 +47,14 @@ testEachBatchTarget(
     await withTempDir(async (dir) => {
       const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
       const runDir = `${dir}/run`;
-      const first = await runBatch(target, [
-        jobs,
-        "--run-dir",
-        runDir,
-        ...sharedFlags(upstream, "refuse", dir),
-      ]);
+      const args = [jobs, "--run-dir", runDir, ...sharedFlags(upstream, "refuse", dir)];
+      const first = await runBatch(target, args);
       assert.equal(first.code, 1, first.stdout + first.stderr);
       await padJournal(`${runDir}/journal.jsonl`);
       assert.ok((await Deno.stat(`${runDir}/journal.jsonl`)).size > PADDING_BYTES);
 
       // Failed for good in the journal, before and after the padding: nothing is sent again.
-      const again = await runBatch(target, [
-        jobs,
-        "--run-dir",
-        runDir,
-        ...sharedFlags(upstream, "refuse", dir),
-      ]);
+      const again = await runBatch(target, args);
       assert.equal(again.code, 1, again.stdout + again.stderr);
       assert.equal(again.stderr, "");
       const result = parseJson(again.stdout);
