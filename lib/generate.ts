@@ -1,6 +1,7 @@
 import { isJsonObject } from "./shared/json.ts";
 import { type Answer, readAnswer } from "./upstream/answer.ts";
-import { type EventImageTarget, isEventStream, readEventStream } from "./upstream/event_stream.ts";
+import { type EventImageTarget, readEventStream } from "./upstream/event_stream.ts";
+import { sniffAnswer } from "./upstream/answer_format.ts";
 import { Deadline } from "./upstream/deadline.ts";
 import { downloadImage } from "./upstream/download.ts";
 import { errorMessage, GenerationError, InputError, unexpectedFailure } from "./failure/errors.ts";
@@ -282,12 +283,13 @@ async function attemptOnce(
     deadline,
     async (response, facts) => {
       try {
-        return isEventStream(response.headers)
-          ? await readEventStream(response.body, events, facts, {
+        const { format, chunks } = await sniffAnswer(response.body, response.headers);
+        return format === "events"
+          ? await readEventStream(chunks, events, facts, {
             headers: response.headers,
             partialImagesAsked: params.partial_images ?? MAX_PARTIAL_IMAGES,
           })
-          : await readAnswer(response.body, file.write, facts, response.headers);
+          : await readAnswer(chunks, file.write, facts, response.headers);
       } catch (error) {
         throw transportFailure("response", error, deadline, "Reading the answer", facts);
       }

@@ -3,10 +3,12 @@
  * before the event counts. Lines written together are synced together (group commit), so a
  * hundred jobs ending at once cost one sync, and the work per event stays constant.
  */
-import { writeAll } from "../shared/bytes.ts";
+import { concat, writeAll } from "../shared/bytes.ts";
 import type { ImageProof } from "./proof.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
+
+const LF = 0x0a;
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
 
@@ -73,18 +75,151 @@ export interface Replay {
 
 /** Rebuilds the state from the journal's text; a line cut short by a crash, or not an event, is ignored. */
 export function replayJournal(text: string): Replay {
-  const replay: Replay = { planHash: null, jobsFile: null, jobs: new Map() };
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    let event: JournalEvent | null;
-    try {
-      event = JSON.parse(line);
-    } catch {
+  const replay = emptyReplay();
+  for (const line of text.split("\n")) applyLine(replay, line);
+  return replay;
+}
+
+function emptyReplay(): Replay {
+  return { planHash: null, jobsFile: null, jobs: new Map() };
+}
+
+/**
+ * Applies a line of the journal, unless it is empty, cut short or not an event; gives the result
+ * an end event brought.
+ */
+function applyLine(replay: Replay, line: string): GenerationResult | null {
+  if (line === "") return null;
+  let event: JournalEvent | null;
+  try {
+    event = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof event !== "object" || event === null) return null;
+  applyEvent(replay, event);
+  return event.event === "end" && typeof event.result === "object" ? event.result : null;
+}
+
+/**
+ * One copy of each text the results of a replay repeat: a diagnosis's human_reason, an upstream's
+ * message, the model and base_url recur in thousands of results, and each parse makes its own.
+ * Unique texts (paths, request ids) come and go: the pool is emptied whenever it is full.
+ */
+class TextPool {
+  static readonly MAX_TEXTS = 4096;
+  static readonly MIN_CHARS = 16;
+  static readonly MAX_CHARS = 4096;
+  /** Objects walked into, at most this deep: a result's diagnosis and attempts lie within. */
+  static readonly MAX_DEPTH = 4;
+  #texts = new Map<string, string>();
+
+  /** Replaces, in place, each text of `value` already seen by its first copy. */
+  shareIn(value: unknown, depth = 0): void {
+    if (typeof value !== "object" || value === null || depth > TextPool.MAX_DEPTH) return;
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      if (typeof item === "string") record[key] = this.#share(item);
+      else this.shareIn(item, depth + 1);
+    }
+  }
+
+  #share(text: string): string {
+    if (text.length < TextPool.MIN_CHARS || text.length > TextPool.MAX_CHARS) return text;
+    const known = this.#texts.get(text);
+    if (known !== undefined) return known;
+    if (this.#texts.size >= TextPool.MAX_TEXTS) this.#texts.clear();
+    this.#texts.set(text, text);
+    return text;
+  }
+}
+
+/**
+ * The longest line a replay reads. Every event this program writes is far shorter (a result's
+ * texts are clipped, its usage bounded by the answer's 1 MiB outside the image); a longer line is
+ * skipped, as is any line that is not an event, without being held.
+ */
+export const MAX_JOURNAL_LINE_BYTES = 16 * 1024 * 1024;
+
+/** A journal as a replay read it: what it says, its size, and whether its last line is cut. */
+export interface JournalRead {
+  replay: Replay;
+  /** Its size in bytes when it was read. */
+  size: number;
+  /** The last line lacks its line feed: a crash cut it short. */
+  lineOpen: boolean;
+}
+
+/**
+ * Rebuilds the state from the journal's bytes as they are read, a line at a time: memory grows
+ * with the jobs, not with the journal, which a run of a few hundred thousand jobs makes larger
+ * than a string can be. A line cut short by a crash, or not an event, is ignored as by
+ * replayJournal(); CRLF line ends are read as LF ones.
+ */
+export async function replayJournalChunks(chunks: AsyncIterable<Uint8Array>): Promise<JournalRead> {
+  const replay = emptyReplay();
+  const decoder = new TextDecoder();
+  const pool = new TextPool();
+  /** The line being read, while it is within MAX_JOURNAL_LINE_BYTES; null once it is not. */
+  let line: Uint8Array[] | null = [];
+  let lineBytes = 0;
+  let size = 0;
+  let lastByte = LF;
+  const take = (piece: Uint8Array, kept: boolean) => {
+    if (line === null) return;
+    lineBytes += piece.length;
+    if (lineBytes > MAX_JOURNAL_LINE_BYTES) line = null;
+    // A piece kept past this chunk is copied: the reader may reuse the chunk's memory.
+    else if (piece.length > 0) line.push(kept ? piece.slice() : piece);
+  };
+  const apply = (text: string) => pool.shareIn(applyLine(replay, text));
+  const endLine = () => {
+    if (line !== null) apply(decoder.decode(line.length === 1 ? line[0] : concat(line)));
+    line = [];
+    lineBytes = 0;
+  };
+  for await (const chunk of chunks) {
+    if (chunk.length === 0) continue;
+    size += chunk.length;
+    lastByte = chunk[chunk.length - 1]!;
+    const first = chunk.indexOf(LF);
+    if (first === -1) {
+      take(chunk, true);
       continue;
     }
-    if (typeof event === "object" && event !== null) applyEvent(replay, event);
+    take(chunk.subarray(0, first), false);
+    endLine();
+    const last = chunk.lastIndexOf(LF);
+    if (last > first) {
+      const whole = chunk.subarray(first + 1, last);
+      if (whole.length <= MAX_JOURNAL_LINE_BYTES) {
+        // Every line in between is shorter than the limit: decoded at once, far faster.
+        for (const text of decoder.decode(whole).split("\n")) apply(text);
+      } else {
+        for (let start = first + 1; start <= last;) {
+          const lf = chunk.indexOf(LF, start);
+          take(chunk.subarray(start, lf), false);
+          endLine();
+          start = lf + 1;
+        }
+      }
+    }
+    take(chunk.subarray(last + 1), true);
   }
-  return replay;
+  endLine();
+  return { replay, size, lineOpen: lastByte !== LF };
+}
+
+/**
+ * Replays the journal at `path` (see replayJournalChunks), opened without following a link; an
+ * empty replay when there is none.
+ */
+export async function replayJournalFile(path: string): Promise<JournalRead> {
+  const file = await openWithoutLinks(path, { read: true });
+  if (file === null) return { replay: emptyReplay(), size: 0, lineOpen: false };
+  // The stream closes the file once read, or once the replay fails.
+  return await replayJournalChunks(file.readable);
 }
 
 /** Applies one event of the journal to what is known of its jobs. */
@@ -168,14 +303,14 @@ export class Journal {
 
   /**
    * Opens the journal for appending and holds it locked until the process ends, so that a second
-   * run of the same run dir cannot send the same jobs again. `existing` is the text read before
-   * (`size` bytes): if the journal has grown since, another run wrote to it in between. A line
-   * left unfinished by a crash is closed first.
+   * run of the same run dir cannot send the same jobs again. `read` is what was read of it
+   * before: if the journal has grown since, another run wrote to it in between. A line left
+   * unfinished by a crash is closed first.
    */
-  static async open(path: string, existing: string, size: number): Promise<Journal> {
+  static async open(path: string, read: Pick<JournalRead, "size" | "lineOpen">): Promise<Journal> {
     const file = await openWithoutLinks(path, { append: true, create: true });
     if (file === null) throw new Error(`Cannot open the journal "${path}"`);
-    if (!await tryLockAwhile(file) || (await file.stat()).size !== size) {
+    if (!await tryLockAwhile(file) || (await file.stat()).size !== read.size) {
       file.close();
       throw new InputError(
         `Another img2-batch is running in "${
@@ -184,7 +319,7 @@ export class Journal {
       );
     }
     const journal = new Journal(file);
-    if (existing !== "" && !existing.endsWith("\n")) journal.#queued.push("");
+    if (read.lineOpen) journal.#queued.push("");
     return journal;
   }
 

@@ -28,17 +28,12 @@ import { recoverCutJob } from "./adopt.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { openToRead, stoppedInputError } from "./input_files.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
-import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
+import { Journal, type JournaledJob, type JournalRead, replayJournalFile } from "./journal.ts";
 import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
 import { disproof, imageProof } from "./proof.ts";
-import {
-  openWithoutLinks,
-  refuseForeignFolder,
-  refuseSharedOutputDir,
-  selfUid,
-} from "./run_files.ts";
+import { refuseForeignFolder, refuseSharedOutputDir, selfUid } from "./run_files.ts";
 import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult, resultJsonPieces } from "./summary.ts";
@@ -115,10 +110,9 @@ interface Setup {
   shared: GenerationInput;
   list: JobList;
   runDir: string;
-  journalText: string;
-  /** The journal's size in bytes when it was read. */
-  journalSize: number;
-  replay: ReturnType<typeof replayJournal>;
+  /** The journal as it was read: its size, and whether its last line was cut short. */
+  journal: Omit<JournalRead, "replay">;
+  replay: JournalRead["replay"];
 }
 
 /** Everything that can fail as an input error, checked before anything is written or sent. */
@@ -162,9 +156,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
   const plan = await planHash(jobsSha256, { ...shared, output_dir: outputDir });
 
   await refuseForeignRunDir(runDir, outputDir, options.runDir !== null);
-  const journalBytes = await readJournal(runDir);
-  const journalText = new TextDecoder().decode(journalBytes);
-  const replay = replayJournal(journalText);
+  const { replay, ...journal } = await readJournal(runDir);
   const jobsFile = jobsPath === "-" ? jobsPath : absolutePath(jobsPath);
   if (replay.planHash !== null && replay.planHash !== plan && !options.force) {
     if (replay.jobsFile !== null && replay.jobsFile !== jobsFile) {
@@ -187,8 +179,7 @@ async function prepare(options: BatchOptions, io: BatchIo): Promise<Setup> {
     shared,
     list,
     runDir,
-    journalText,
-    journalSize: journalBytes.length,
+    journal,
     replay,
   };
 }
@@ -226,11 +217,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
     resolveFolder("output_dir", setup.shared.output_dir ?? DEFAULT_OUTPUT_DIR),
     options.runDir !== null,
   );
-  const journal = await Journal.open(
-    `${runDir}/${JOURNAL_FILE}`,
-    setup.journalText,
-    setup.journalSize,
-  );
+  const journal = await Journal.open(`${runDir}/${JOURNAL_FILE}`, setup.journal);
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
   const monitor = await Monitor.open(options.eventsPath, true, io);
@@ -521,11 +508,10 @@ async function refuseForeignRunDir(
   }
 }
 
-/** The journal's bytes, read without following a link; empty for a new run dir. */
-async function readJournal(runDir: string): Promise<Uint8Array> {
+/** The journal replayed as it is read, without following a link; empty for a new run dir. */
+async function readJournal(runDir: string): Promise<JournalRead> {
   try {
-    const file = await openWithoutLinks(`${runDir}/${JOURNAL_FILE}`, { read: true });
-    return file === null ? new Uint8Array() : await new Response(file.readable).bytes();
+    return await replayJournalFile(`${runDir}/${JOURNAL_FILE}`);
   } catch (error) {
     throw new InputError(`Cannot read the journal in "${runDir}": ${errorMessage(error)}`);
   }

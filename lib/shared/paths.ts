@@ -4,9 +4,10 @@
  */
 
 /** `path` made absolute against `cwd`, with "." and ".." segments resolved. */
-export function absolutePath(path: string, cwd: string = Deno.cwd()): string {
+export function absolutePath(path: string, cwd?: string): string {
   const segments: string[] = [];
-  for (const segment of (path.startsWith("/") ? path : `${cwd}/${path}`).split("/")) {
+  // The working folder is asked for only when needed: a system call for each of many jobs.
+  for (const segment of (path.startsWith("/") ? path : `${cwd ?? Deno.cwd()}/${path}`).split("/")) {
     if (segment === "" || segment === ".") continue;
     if (segment === "..") segments.pop();
     else segments.push(segment);

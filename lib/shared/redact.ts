@@ -2,6 +2,7 @@
  * Masking secrets in everything shown: the API key and the credentials of base_url, whole, in part
  * and in their encoded forms, before any text is clipped.
  */
+import { isJsonObject } from "./json.ts";
 
 const MASK = "***";
 /** Below this length a secret is masked only as a whole token, so that words around it survive. */
@@ -56,7 +57,47 @@ const fragmentSources = new WeakMap<readonly string[], readonly string[]>();
  * its token looks generated, so that a piece of `HTTP-Referer: https://my-app.example.com` or
  * `X-Title: My Image Studio` in an upstream's message stays readable.
  */
-export function secretsOf(apiKey: unknown, baseUrl: unknown, extraHeaders?: unknown): string[] {
+export function secretsOf(
+  apiKey: unknown,
+  baseUrl: unknown,
+  extraHeaders?: unknown,
+): readonly string[] {
+  const key = memoKey(apiKey, baseUrl, extraHeaders);
+  if (key !== null && lastSecrets?.key === key) return lastSecrets.list;
+  const list = Object.freeze(findSecrets(apiKey, baseUrl, extraHeaders));
+  if (key !== null) lastSecrets = { key, list };
+  return list;
+}
+
+/**
+ * The last list made, by what it was made of: the jobs of a batch share their key, base_url and
+ * headers, and making the list (and the masker built for it) for each of 100 000 jobs would cost
+ * seconds.
+ */
+let lastSecrets: { key: string; list: readonly string[] } | null = null;
+
+/** What the list depends on, as one text; null for a key given as an object, not remembered. */
+function memoKey(apiKey: unknown, baseUrl: unknown, extraHeaders: unknown): string | null {
+  const plain = (value: unknown) =>
+    value === undefined || value === null || typeof value === "string" ||
+    typeof value === "number";
+  if (!plain(apiKey) || !plain(baseUrl)) return null;
+  if (!plain(extraHeaders) && !isJsonObject(extraHeaders)) return null;
+  try {
+    const headers = isJsonObject(extraHeaders) ? extraHeaders : String(extraHeaders);
+    return JSON.stringify([
+      typeof apiKey,
+      String(apiKey),
+      typeof baseUrl,
+      String(baseUrl),
+      headers,
+    ]);
+  } catch {
+    return null;
+  }
+}
+
+function findSecrets(apiKey: unknown, baseUrl: unknown, extraHeaders?: unknown): string[] {
   const secrets = new Set<string>();
   const pieces = new Set<string>();
   const add = (value: string, inPieces: boolean) => {

@@ -1,7 +1,7 @@
 import { AnswerScanner, SKIPPED, STREAMED } from "./answer_scanner.ts";
 import { Base64StreamDecoder, type ByteSink } from "../image/base64_stream.ts";
 import { type FailureDetails, GenerationError } from "../failure/errors.ts";
-import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
+import { type Body, bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
 import { clipKept, errorFromJson, htmlSummary } from "./upstream_error.ts";
 
 /** Where the image of an answer is. */
@@ -32,7 +32,7 @@ export class EmptyAnswerError extends GenerationError {
  * `headers` are the answer's, read for an error object in it as for an error answer.
  */
 export async function readAnswer(
-  body: ReadableStream<Uint8Array> | null,
+  body: Body,
   sink: ByteSink,
   facts: FailureDetails = {},
   headers: Headers = new Headers(),

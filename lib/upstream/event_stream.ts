@@ -10,7 +10,7 @@ import { AnswerScanner, asciiOrLatin1, MAX_ANSWER_BYTES } from "./answer_scanner
 import { Base64StreamDecoder, type ByteSink } from "../image/base64_stream.ts";
 import { ASCII } from "../shared/bytes.ts";
 import { type FailureDetails, GenerationError } from "../failure/errors.ts";
-import { bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
+import { type Body, bodyChunks, upstreamErrorDetails } from "./http_failure.ts";
 import { MAX_PARTIAL_IMAGES } from "../params/params.ts";
 import { errorFromJson, parseUpstreamError } from "./upstream_error.ts";
 import { clip } from "../shared/redact.ts";
@@ -70,7 +70,7 @@ export function isEventStream(headers: Headers): boolean {
  * failure; the body is read as any other (bodyChunks), so that a dropped connection is told apart.
  */
 export async function readEventStream(
-  body: ReadableStream<Uint8Array> | null,
+  body: Body,
   target: EventImageTarget,
   facts: FailureDetails = {},
   options: EventStreamOptions = {},

@@ -56,14 +56,18 @@ class BodyReadError extends Error {
   override name = "BodyReadError";
 }
 
+/** A response body, or its chunks as bodyChunks() gives them (after sniffAnswer() read its start). */
+export type Body = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null;
+
 /**
  * The chunks of a response body. A failure to read one is thrown as the connection's, so that
  * transportFailure() tells it from a fault in the code that handles the chunks.
  */
 export async function* bodyChunks(
-  body: ReadableStream<Uint8Array> | null,
+  body: Body,
 ): AsyncGenerator<Uint8Array> {
   if (body === null) return;
+  if (!(body instanceof ReadableStream)) return yield* body;
   const reader = body.getReader();
   try {
     while (true) {

@@ -13,9 +13,12 @@
  * Then img2-batch (scripts/bench/bench_batch.ts): many jobs against the offline upstream with a
  * generation latency and an images-per-minute limit, next to a shell loop and `xargs -P 20` over
  * img2-generate; and the input rows (scripts/bench/bench_input.ts): validation of hostile input and
- * base64 decoding at two sizes, in process. IMG2_BENCH_BATCH names another img2-batch bundle.
+ * base64 decoding at two sizes, in process; and img2-batch's start-up (scripts/bench/bench_startup.ts):
+ * the time and memory until the first request, for 200 000 jobs and for a resume over a journal of
+ * 380 000 jobs (over 512 MiB). IMG2_BENCH_BATCH names another img2-batch bundle.
  *
- * Options: --runs N (default 5), --warmup N (default 1), --only small|large|batch|input, --help.
+ * Options: --runs N (default 5), --warmup N (default 1),
+ * --only small|large|batch|batch-startup|input, --help.
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
@@ -38,6 +41,12 @@ import {
   renderInputTable,
 } from "./bench_input.ts";
 import { describeMachine, machineLine, versionOf } from "./bench_machine.ts";
+import {
+  checkStartupTargets,
+  measureStartup,
+  renderStartupTable,
+  type StartupMeasurement,
+} from "./bench_startup.ts";
 import {
   type CaseInfo,
   type CaseName,
@@ -65,25 +74,27 @@ const TIMEOUT_MS = 300_000;
 /** Start-up runs last some 20 ms, where noise weighs most: they get this many times the runs. */
 const STARTUP_RUN_FACTOR = 4;
 
-const HELP = `Usage: deno task bench [--runs N] [--warmup N] [--only small|large|batch|input]
+const HELP =
+  `Usage: deno task bench [--runs N] [--warmup N] [--only small|large|batch|batch-startup|input]
 
 Times img2-generate (the bundle and main.ts), the Python script and curl | jq | base64 -d
 against a local upstream serving a prebuilt answer; img2-batch, a shell loop and xargs -P 20
 against the offline upstream with a latency and a rate limit; validation and base64 decoding of
-hostile input; and checks the targets.
+hostile input; img2-batch's time and memory until its first request for 200 000 jobs and for a
+resume over a journal of 380 000 jobs; and checks the targets.
 
 Options:
   --runs N          Measured runs of every single-image contender (default 5; 4 times that for
                     start-up); each batch run is made once
   --warmup N        Unmeasured runs before them (default 1)
   --only PART       Only the "small" (1024x1024) or the "large" (4096x4096) image case, the
-                    "batch" runs or the "input" rows
+                    "batch" runs, the "batch-startup" runs or the "input" rows
   -h, --help        Show this help
 `;
 
 type ImageCase = Exclude<CaseName, "startup">;
-type Part = ImageCase | "batch" | "input";
-const PARTS: readonly Part[] = ["small", "large", "batch", "input"];
+type Part = ImageCase | "batch" | "batch-startup" | "input";
+const PARTS: readonly Part[] = ["small", "large", "batch", "batch-startup", "input"];
 const BATCH_NAME = "img2-batch";
 
 const BATCH_NOTES =
@@ -92,6 +103,14 @@ const BATCH_NOTES =
   "process tree's under /usr/bin/time (peak RSS of its largest process); requests and 429s are " +
   "counted in the upstream's log. The shell contenders run the bundle of img2-generate once per " +
   "job, with max_retries 3; the loop runs fewer jobs where all of them would take minutes.";
+
+const STARTUP_NOTES =
+  "One run each of the img2-batch bundle against the offline upstream, held in the benchmark's " +
+  "process, which notes when the first generation request arrives; the peak RSS until then is " +
+  "the batch process's VmHWM at that moment. The run is then stopped with SIGTERM; the whole " +
+  "run's peak RSS (from /usr/bin/time) includes writing state.json, index.html and " +
+  "batch_result.json for every job. The resume's journal holds, for each of its 380 000 jobs, " +
+  "two requests' start and file lines and the end line of a real failure result.";
 
 const TABLE_NOTES =
   "Medians of whole processes. Wall time is taken around /usr/bin/time; peak RSS is its " +
@@ -114,6 +133,7 @@ interface Options {
   warmup: number;
   cases: ImageCase[];
   batch: boolean;
+  startup: boolean;
   input: boolean;
 }
 
@@ -194,19 +214,32 @@ export async function main(args: string[]): Promise<number> {
         progress,
       });
     }
+    let startup: StartupMeasurement[] = [];
+    if (options.startup) {
+      const batchBundle = batchBundlePath();
+      if (batchBundle === null) progress(`${BATCH_NAME} is not built here: no start-up runs`);
+      else startup = await measureStartup({ batchBundle, env, workDir, progress });
+    }
     const input: InputMeasurement[] = options.input ? await measureInput(progress) : [];
 
     const machine = await describeMachine(env);
     const table = measurements.length === 0 ? "" : renderTable(measurements, cases);
     const batchTable = batch.length === 0 ? "" : renderBatchTable(batch);
+    const startupTable = startup.length === 0 ? "" : renderStartupTable(startup);
     const inputTable = input.length === 0 ? "" : renderInputTable(input);
     const targets = [
       ...checkTargets(measurements, cases),
       ...options.batch ? checkBatchTargets(batch) : [],
+      ...checkStartupTargets(startup),
       ...checkInputTargets(input),
     ];
     for (
-      const [text, notes] of [[table, TABLE_NOTES], [batchTable, BATCH_NOTES], [inputTable, ""]]
+      const [text, notes] of [
+        [table, TABLE_NOTES],
+        [batchTable, BATCH_NOTES],
+        [startupTable, STARTUP_NOTES],
+        [inputTable, ""],
+      ]
     ) {
       if (text === "") continue;
       console.log(text);
@@ -228,6 +261,7 @@ export async function main(args: string[]): Promise<number> {
         warmup: options.warmup,
         cases: options.cases,
         batch: options.batch,
+        startup: options.startup,
         input: options.input,
       },
       machine,
@@ -235,13 +269,16 @@ export async function main(args: string[]): Promise<number> {
       cases,
       measurements,
       batch,
+      startup,
       input,
       targets,
       table,
       batch_table: batchTable,
+      startup_table: startupTable,
       input_table: inputTable,
       notes: TABLE_NOTES,
       batch_notes: BATCH_NOTES,
+      startup_notes: STARTUP_NOTES,
     };
     const written = await writeReport(report, startedAt);
     console.log();
@@ -289,6 +326,7 @@ function parseOptions(args: string[]): Options | null {
     warmup: count("warmup", values.warmup, 1, 0),
     cases: parts.filter((part): part is ImageCase => part === "small" || part === "large"),
     batch: parts.includes("batch"),
+    startup: parts.includes("batch-startup"),
     input: parts.includes("input"),
   };
 }

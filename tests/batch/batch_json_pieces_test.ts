@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { jsonPieces } from "../../lib/batch/json_pieces.ts";
-import { writeAtomically } from "../../lib/batch/state.ts";
+import { StateFile, writeAtomically } from "../../lib/batch/state.ts";
 import { withTempDir } from "../_helpers.ts";
 
 const head = { ok: true, counts: { done: 2, failed: 0 }, note: "two\nlines", empty: {} };
@@ -30,5 +30,19 @@ Deno.test("writeAtomically writes the pieces of a text in order", async () => {
     await writeAtomically(path, ["[1", ",", "2]\n"]);
     assert.equal(await Deno.readTextFile(path), "[1,2]\n");
     assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["out.json"]);
+  });
+});
+
+Deno.test("StateFile spaces its writes ten times as far apart as the last one took, at least a second", async () => {
+  await withTempDir(async (dir) => {
+    const header = { jobs_file: "/j.jsonl", jobs_sha256: "s", plan_hash: "p", settings: {} };
+    let slow = false;
+    const state = new StateFile(`${dir}/state.json`, header, [], async () => {
+      if (slow) await new Promise((resolve) => setTimeout(resolve, 150));
+    });
+    assert.equal(state.intervalMs, 1000);
+    slow = true;
+    await state.flush();
+    assert.ok(state.intervalMs >= 1500, String(state.intervalMs));
   });
 });

@@ -16,6 +16,25 @@ Deno.test("secretsOf() holds the api key", () => {
   assert.deepEqual(secretsOf(KEY, "https://api.example.com/v1"), [KEY]);
 });
 
+Deno.test("secretsOf() gives the same list for the same inputs, and the right one for others", () => {
+  const headers: Record<string, string> = { "x-portkey-api-key": "pk-live-0123456789abcdef" };
+  const first = secretsOf(KEY, "https://api.example.com/v1", headers);
+  assert.equal(secretsOf(KEY, "https://api.example.com/v1", { ...headers }), first);
+  assert.ok(Object.isFrozen(first));
+  assert.deepEqual(secretsOf("sk-other-key-0000", "https://api.example.com/v1"), [
+    "sk-other-key-0000",
+  ]);
+  assert.equal(secretsOf(KEY, "https://relay:pw99@h/v1").includes("pw99"), true);
+  // The same object with other values is another list.
+  headers["x-portkey-api-key"] = "pk-live-fedcba9876543210";
+  const changed = secretsOf(KEY, "https://api.example.com/v1", headers);
+  assert.ok(changed.includes("pk-live-fedcba9876543210"));
+  assert.ok(!changed.includes("pk-live-0123456789abcdef"));
+  // A key given as a number is its digits.
+  assert.deepEqual(secretsOf(123456789012, null), secretsOf("123456789012", null));
+  assert.deepEqual(secretsOf(undefined, null), []);
+});
+
 Deno.test("secretsOf() holds the URL-encoded and JSON-escaped api key too, longest first", () => {
   const secrets = secretsOf("sk+a/b=c", "https://api.example.com/v1");
   for (const form of ["sk+a/b=c", "sk%2Ba%2Fb%3Dc", "sk%2ba%2fb%3dc", "sk+a\\/b=c"]) {
