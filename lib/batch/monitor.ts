@@ -2,7 +2,7 @@
 import { errorMessage, InputError } from "../mod.ts";
 import { unlessStopped } from "./input_files.ts";
 import { LineQueue } from "./line_queue.ts";
-import { openWithoutLinks } from "./run_files.ts";
+import { openWithoutLinks, refuseEventsOfAnother, selfUid } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
 
 export interface ProgressCounts {
@@ -61,6 +61,7 @@ export class Monitor {
       io.signal,
       () => new InputError(`Cannot open the --events file "${eventsPath}": cancelled`),
     );
+    if (file !== null) await refuseEventsOfAnother(file, eventsPath!, await selfUid());
     const progress = progressOnTerminal && eventsPath !== "-" && Deno.stderr.isTerminal();
     return new Monitor(file, eventsPath === "-", io, progress);
   }

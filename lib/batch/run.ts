@@ -33,7 +33,12 @@ import { Monitor } from "./monitor.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { paramsHash, planHash, sha256Hex } from "./plan.ts";
 import { disproof, imageProof } from "./proof.ts";
-import { refuseForeignFolder, refuseSharedOutputDir, selfUid } from "./run_files.ts";
+import {
+  refuseForeignFolder,
+  refuseLinkOfAnother,
+  refuseSharedOutputDir,
+  selfUid,
+} from "./run_files.ts";
 import { Scheduler } from "./scheduler.ts";
 import { type JobRecord, newRecord, StateFile, writeAtomically } from "./state.ts";
 import { type BatchResult, batchResult, resultJsonPieces } from "./summary.ts";
@@ -500,7 +505,10 @@ async function refuseForeignRunDir(
   const self = await selfUid();
   await refuseSharedOutputDir(outputDir, self);
   if (given) {
-    // The caller named this folder, a link of theirs included.
+    // The caller named this folder, a link of theirs included; another user's link, or a folder
+    // where another user may rename it, would let them move the run's files elsewhere mid-run.
+    await refuseSharedOutputDir(dirname(runDir), self, "folder of the run dir");
+    await refuseLinkOfAnother(runDir, self);
     await refuseForeignFolder(runDir, "run dir", self, { followLink: true });
   } else {
     await refuseForeignFolder(dirname(runDir), "folder of the run dirs", self);

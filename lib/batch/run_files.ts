@@ -42,7 +42,11 @@ export async function refuseForeignFolder(
     info = followLink ? await Deno.stat(path) : await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
-    throw new InputError(`Cannot check the ${label} "${path}": ${errorMessage(error)}`);
+    throw new InputError(
+      `Cannot check ${label === "output_dir" ? label : `the ${label}`} "${path}": ${
+        errorMessage(error)
+      }`,
+    );
   }
   if (info.isSymlink) {
     throw new InputError(`Refusing the ${label} "${path}": it is a link; give a real folder`);
@@ -63,14 +67,56 @@ export async function refuseForeignFolder(
   }
 }
 
+/** Refuses a link at `path` that another user made: they could point it elsewhere at any time. */
+export async function refuseLinkOfAnother(path: string, self: number | null): Promise<void> {
+  const info = await Deno.lstat(path).catch(() => null);
+  if (info === null || !info.isSymlink || self === null || info.uid === null) return;
+  if (info.uid !== self && info.uid !== 0) {
+    throw new InputError(
+      `Refusing the run dir "${path}": it is a link of another user (uid ${info.uid}), who could point it elsewhere; use a folder of your own`,
+    );
+  }
+}
+
+/**
+ * Refuses an --events file that another user owns (they would read every event), as an input
+ * error; `file` is closed then.
+ */
+export async function refuseEventsOfAnother(
+  file: Deno.FsFile,
+  path: string,
+  self: number | null,
+): Promise<void> {
+  const { uid } = await file.stat();
+  if (self === null || uid === null || uid === self) return;
+  file.close();
+  throw new InputError(
+    `Refusing the --events file "${path}": it belongs to another user (uid ${uid}), who would read every event; use a file of your own`,
+  );
+}
+
 /** refuseSharedFolder() of the pipeline (as img2-generate refuses an output_dir), as an input error. */
-export async function refuseSharedOutputDir(path: string, self: number | null): Promise<void> {
+export async function refuseSharedOutputDir(
+  path: string,
+  self: number | null,
+  label = "output_dir",
+): Promise<void> {
   try {
     await refuseSharedFolder(path, self);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
-    if (error instanceof GenerationError) throw new InputError(error.message);
-    throw new InputError(`Cannot check output_dir "${path}": ${errorMessage(error)}`);
+    if (error instanceof GenerationError) {
+      throw new InputError(
+        label === "output_dir"
+          ? error.message
+          : error.message.replace(/^Refusing output_dir /, `Refusing the ${label} `),
+      );
+    }
+    throw new InputError(
+      `Cannot check ${label === "output_dir" ? label : `the ${label}`} "${path}": ${
+        errorMessage(error)
+      }`,
+    );
   }
 }
 

@@ -89,6 +89,48 @@ testWithSecondUser(
 );
 
 testWithSecondUser(
+  "a --run-dir through another user's link or in their folder, or their --events file, is refused before anything is sent",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.route("count", () => imageAnswer());
+    await withTempDir(async (dir) => {
+      const shared = await sharedFolder(dir);
+      await Deno.mkdir(`${dir}/mine`, { mode: 0o700 });
+      await asNobody([
+        "sh",
+        "-c",
+        'umask 0; ln -s "$1" "$0/link" && mkdir "$0/theirs" && : > "$0/events.jsonl"',
+        shared,
+        `${dir}/mine`,
+      ]);
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(1));
+      const flags = sharedFlags(upstream, "count", dir);
+      for (
+        const [runDir, refusal] of [
+          [`${shared}/link`, /Refusing the run dir ".*": it is a link of another user/],
+          [
+            `${shared}/theirs/run`,
+            /Refusing the folder of the run dir ".*": it belongs to another user/,
+          ],
+        ] as const
+      ) {
+        const run = await runBatch(target, [jobs, ...flags, "--run-dir", runDir]);
+        assert.equal(run.code, 2, run.stdout);
+        assert.match(parseJson(run.stdout).error, refusal);
+      }
+      const events = await runBatch(target, [jobs, ...flags, "--events", `${shared}/events.jsonl`]);
+      assert.equal(events.code, 2, events.stdout);
+      assert.match(
+        parseJson(events.stdout).error,
+        /Refusing the --events file ".*": it belongs to another user/,
+      );
+      assert.equal(await Deno.readTextFile(`${shared}/events.jsonl`), "");
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testWithSecondUser(
   "a shared output_dir of another user, or a --run-dir of theirs, is refused before anything is sent",
   async (target) => {
     await using upstream = startFakeUpstream();
@@ -110,7 +152,10 @@ testWithSecondUser(
         `${theirs}/run`,
       ]);
       assert.equal(theirRunDir.code, 2, theirRunDir.stdout);
-      assert.match(parseJson(theirRunDir.stdout).error, /Refusing the run dir .*another user/);
+      assert.match(
+        parseJson(theirRunDir.stdout).error,
+        /Refusing the (folder of the )?run dir .*another user/,
+      );
       assert.equal(upstream.requests.length, 0);
     });
   },
