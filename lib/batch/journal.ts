@@ -8,7 +8,17 @@ import type { ImageProof } from "./proof.ts";
 import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
-export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
+import type { BatchJournalEvent } from "./batch_api_journal.ts";
+
+/** `submitted`: at the provider, in a batch of a --batch-api run. */
+export type JobStatus =
+  | "pending"
+  | "running"
+  | "submitted"
+  | "done"
+  | "failed"
+  | "not_started"
+  | "missing";
 
 export type JournalEvent =
   | { event: "run"; time: number; plan_hash: string; jobs_sha256: string; jobs_file?: string }
@@ -34,7 +44,8 @@ export type JournalEvent =
     params_hash: string;
     adopted?: boolean;
     result: GenerationResult | null;
-  };
+  }
+  | BatchJournalEvent;
 
 /** What the journal says of one job. */
 export interface JournaledJob {
