@@ -39,6 +39,20 @@ export interface PartRecord {
   collected: boolean;
 }
 
+/** A part made of the jobs `ids`, not yet uploaded. */
+export function newPart(part: string, ids: string[]): PartRecord {
+  return {
+    part,
+    ids,
+    inputFileId: null,
+    uploadedAt: null,
+    batchId: null,
+    batch: null,
+    final: false,
+    collected: false,
+  };
+}
+
 export interface BatchReplay {
   /** The run's name in the batches' metadata; null before its first part. */
   run: string | null;
@@ -67,16 +81,7 @@ export function replayBatchParts(text: string): BatchReplay {
 export function applyBatchEvent(replay: BatchReplay, event: BatchJournalEvent): void {
   if (event.event === "batch_part") {
     replay.run ??= event.run;
-    replay.parts.set(event.part, {
-      part: event.part,
-      ids: event.ids,
-      inputFileId: null,
-      uploadedAt: null,
-      batchId: null,
-      batch: null,
-      final: false,
-      collected: false,
-    });
+    replay.parts.set(event.part, newPart(event.part, event.ids));
     return;
   }
   const part = replay.parts.get(event.part);
@@ -125,19 +130,4 @@ export type BatchApiEvent =
     line: number;
     custom_id: string | null;
     reason: string;
-  }
-  | {
-    event: "job_done";
-    id: string;
-    task_name: string | null;
-    attempts: number;
-    image_path: string;
-  }
-  | {
-    event: "job_failed";
-    id: string;
-    task_name: string | null;
-    attempts: number;
-    category: string;
-    error: string;
   };

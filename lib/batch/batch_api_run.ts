@@ -23,12 +23,14 @@ import {
   type BatchJournalEvent,
   type BatchReplay,
   type BatchSummary,
+  newPart,
   type PartRecord,
   replayBatchParts,
 } from "./batch_api_journal.ts";
 import { type OutputLine, outputLines } from "./batch_api_lines.ts";
 import type { Journal } from "./journal.ts";
 import type { Monitor } from "./monitor.ts";
+import { sleep } from "./pacing.ts";
 import type { BatchOptions } from "./options.ts";
 import { type JobRecord, type StateFile, writeAtomically } from "./state.ts";
 
@@ -200,16 +202,7 @@ class BatchApiRun {
       let bytes = 0;
       const close = () => {
         if (jobs.length === 0) return;
-        const record: PartRecord = {
-          part: String(++next),
-          ids: jobs.map((job) => job.id),
-          inputFileId: null,
-          uploadedAt: null,
-          batchId: null,
-          batch: null,
-          final: false,
-          collected: false,
-        };
+        const record = newPart(String(++next), jobs.map((job) => job.id));
         const params = jobs[0]!.job!.params;
         this.#parts.push({ record, jobs, params, api: new BatchApi(params, this.#ctx.signal) });
         jobs = [];
@@ -664,16 +657,4 @@ function isJournalError(error: unknown): boolean {
 async function* chunksOf(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array> {
   if (body === null) return;
   for await (const chunk of body) yield chunk;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
