@@ -41,6 +41,9 @@ export const MAX_PART_BYTES = 200 * 1024 * 1024;
 export const LEFT_OUT = ["stream", "partial_images", "save_partials", "max_retries"] as const;
 /** A line of an output file: one answer, its image in base64 and the rest. */
 const MAX_LINE_BYTES = 400 * 1024 * 1024;
+/** Tries of a part's upload and creation, for failures that may pass, and the wait between. */
+const SUBMIT_ATTEMPTS = 3;
+const SUBMIT_RETRY_MS = 2000;
 /** Waits between looks at a batch, after an answer 429 or 5xx or no answer. */
 const MAX_BACKOFF_MS = 10 * 60_000;
 /** The provider's clock and this one may differ; a batch listed this much older is still looked at. */
@@ -173,7 +176,7 @@ class BatchApiRun {
       if (jobs.length === 0) continue;
       const params = jobs[0]!.job!.params;
       this.#parts.push({ record, jobs, params, api: new BatchApi(params, this.#ctx.signal) });
-      for (const job of jobs) if (job.status === "pending") job.status = "submitted";
+      for (const job of jobs) if (job.status === "pending") markSubmitted(job, record);
     }
     // A job a finished batch answered is not sent again on its own: --retry-failed sends it.
     if (!this.#ctx.options.retryFailed) {
@@ -208,8 +211,9 @@ class BatchApiRun {
         jobs = [];
         bytes = 0;
       };
+      const encoder = new TextEncoder();
       for (const job of group) {
-        const size = new TextEncoder().encode(batchLine(job.id, job.job!.params)).length + 1;
+        const size = encoder.encode(batchLine(job.id, job.job!.params)).length + 1;
         if (jobs.length >= MAX_PART_LINES || bytes + size > MAX_PART_BYTES) close();
         jobs.push(job);
         bytes += size;
@@ -223,8 +227,26 @@ class BatchApiRun {
     applyBatchEvent(this.#replay, event);
   }
 
-  /** Upload (unless done), then adopt the part's batch if one was made, else create it. */
+  /**
+   * Upload (unless done), then adopt the part's batch if one was made, else create it; a
+   * failure that may pass (429, 5xx, no answer) is tried again a few times, each time from what
+   * is journaled, so that a create answered but lost is found, not repeated.
+   */
   async #submit(part: Part): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      const failure = await this.#submitOnce(part);
+      if (failure === null || this.#ctx.signal.aborted) return;
+      const result = failureResult(failure, callContext(part.params));
+      if (!result.diagnosis.retryable || attempt >= SUBMIT_ATTEMPTS) {
+        this.#fail(part, failure);
+        return;
+      }
+      await sleep(result.diagnosis.retry_after_ms ?? SUBMIT_RETRY_MS * attempt, this.#ctx.signal);
+    }
+  }
+
+  /** One try of #submit(); what failed, or null. */
+  async #submitOnce(part: Part): Promise<unknown> {
     const { record } = part;
     try {
       if (!this.#replay.parts.has(record.part)) {
@@ -265,7 +287,7 @@ class BatchApiRun {
         ...(adopted ? { adopted: true as const } : {}),
       });
       this.#seen.set(record.part, batch);
-      for (const job of part.jobs) if (job.status === "pending") job.status = "submitted";
+      for (const job of part.jobs) if (job.status === "pending") markSubmitted(job, part.record);
       this.#ctx.monitor.emit({
         event: "batch_submitted",
         part: record.part,
@@ -274,9 +296,10 @@ class BatchApiRun {
         adopted,
       });
       this.#ctx.state.changed();
+      return null;
     } catch (error) {
       if (isJournalError(error)) throw error;
-      this.#fail(part, error);
+      return error;
     }
   }
 
@@ -613,6 +636,31 @@ class BatchApiRun {
       if (entry.isFile && temporary.test(entry.name)) {
         await Deno.remove(`${this.#ctx.runDir}/${entry.name}`).catch(() => {});
       }
+    }
+  }
+}
+
+/** The job is in the part's batch, or in its upload about to become one. */
+function markSubmitted(job: JobRecord, part: PartRecord): void {
+  job.status = "submitted";
+  job.reason = part.batchId === null
+    ? `In part ${part.part} of the run, not yet submitted: a run with --batch-api submits it`
+    : `At the provider, in batch ${part.batchId}: a run with --batch-api collects it`;
+}
+
+/**
+ * For a run without --batch-api in a run dir whose batches are still open: their jobs stay at
+ * the provider (`submitted`) and are not sent a second time.
+ */
+export function keepAtProvider(records: readonly JobRecord[], journalText: string): void {
+  const replay = replayBatchParts(journalText);
+  if (replay.parts.size === 0) return;
+  const byId = new Map(records.map((record) => [record.id, record]));
+  for (const part of replay.parts.values()) {
+    if (part.collected) continue;
+    for (const id of part.ids) {
+      const job = byId.get(id);
+      if (job?.status === "pending") markSubmitted(job, part);
     }
   }
 }

@@ -25,7 +25,7 @@ import {
   utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
-import { batchDryRun, runBatchApi } from "./batch_api_run.ts";
+import { batchDryRun, keepAtProvider, runBatchApi } from "./batch_api_run.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
 import { Journal, type JournaledJob, replayJournal } from "./journal.ts";
@@ -226,6 +226,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   );
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
+  if (!options.batchApi) keepAtProvider(records, setup.journalText);
   const monitor = await Monitor.open(options.eventsPath, true, io);
   const state = new StateFile(
     `${runDir}/${STATE_FILE}`,

@@ -89,7 +89,9 @@ export function batchResult(
     interrupted: run.interrupted,
     stopped_reason: run.stoppedReason,
     run_dir: run.runDir,
-    counts: run.batchApi === undefined ? syncCounts : { ...syncCounts, submitted },
+    counts: run.batchApi === undefined && submitted === 0
+      ? syncCounts
+      : { ...syncCounts, submitted },
     categories,
     elapsed_ms: Math.round(run.elapsedMs),
     images_per_minute: minutes > 0 ? Math.round(run.doneNow / minutes * 10) / 10 : 0,

@@ -7,7 +7,8 @@
  * What a batch does is set by its lines' prompts: `[refuse]` answers the line 400 (moderation),
  * `[error]` puts it in the error file (500), `[slow]` leaves it unanswered when the batch
  * expires, `[invalid]` fails the batch's validation on that line. The knobs below (`expire`,
- * `shuffle`, `stallCreate`, `stallContent`, `failWithoutLine`) make the rest of the cases.
+ * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `failNext`, `failWithoutLine`) make
+ * the rest of the cases.
  */
 import { SAMPLE_PNG } from "./mock_scenarios.ts";
 
@@ -55,6 +56,10 @@ export class MockBatchApi {
   stallCreate = false;
   /** A file's content stops half way and is held until the server shuts down. */
   stallContent = false;
+  /** The answer to an upload is held (the file is stored) until the server shuts down. */
+  stallUpload = false;
+  /** The next this many calls are answered 500, as an overloaded API does. */
+  failNext = 0;
   /** A failed validation also says something of no line. */
   failWithoutLine = false;
   /** The decoded image of every answered line. */
@@ -71,6 +76,20 @@ export class MockBatchApi {
   /** The answer to `path` (after `/batch/v1`), or null when it is none of the Batch API's. */
   async answer(request: Request, path: string, text: string): Promise<Response | null> {
     const method = request.method;
+    if (/^\/(files|batches)(\/|$)/.test(path) && this.failNext > 0) {
+      this.failNext--;
+      return new Response(
+        JSON.stringify({
+          error: {
+            message: "The server had an error while processing your request.",
+            type: "server_error",
+            param: null,
+            code: null,
+          },
+        }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
+    }
     if (path === "/files" && method === "POST") return await this.#upload(request, text);
     let match = /^\/files\/([^/]+)\/content$/.exec(path);
     if (match && method === "GET") return this.#content(decodeURIComponent(match[1]!));
@@ -109,6 +128,7 @@ export class MockBatchApi {
       return error(400, "Missing purpose=batch or file");
     }
     const stored = this.#store(new Uint8Array(await file.arrayBuffer()), "batch", file.name);
+    if (this.stallUpload) await this.#untilShutdown();
     return json({
       id: stored.id,
       object: "file",
@@ -158,12 +178,14 @@ export class MockBatchApi {
       cancelling: false,
     };
     this.batches.push(batch);
-    if (this.stallCreate) {
-      await new Promise<void>((resolve) =>
-        this.#lifetime.addEventListener("abort", () => resolve(), { once: true })
-      );
-    }
+    if (this.stallCreate) await this.#untilShutdown();
     return json(this.#view(batch));
+  }
+
+  #untilShutdown(): Promise<void> {
+    return new Promise<void>((resolve) =>
+      this.#lifetime.addEventListener("abort", () => resolve(), { once: true })
+    );
   }
 
   #list(url: URL): Response {

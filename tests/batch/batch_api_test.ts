@@ -358,3 +358,111 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "--dry-run with --batch-api says what a batch line leaves out and sends nothing",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, [
+        { prompt: "p", task_name: "p", stream: true, partial_images: 1 },
+      ]);
+      const run = await runBatch(target, batchArgs(upstream, dir, jobs, "--dry-run"));
+      assert.equal(run.code, 0, run.stdout);
+      const report = parseJson(run.stdout);
+      assert.equal(report.batch_api.endpoint, "/v1/images/generations");
+      assert.deepEqual(report.batch_api.left_out, ["stream", "partial_images"]);
+      assert.equal(upstream.requests.length, 0);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "jobs of two models go in two batches; a 500 on the way is tried again, nothing twice",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.batchApi.failNext = 1;
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, [
+        { prompt: "a", task_name: "a" },
+        { prompt: "b", task_name: "b", model: "gpt-image-1" },
+        { prompt: "c", task_name: "c" },
+      ]);
+      const run = await runBatch(target, batchArgs(upstream, dir, jobs));
+      assert.equal(run.code, 0, run.stdout);
+      assert.equal(parseJson(run.stdout).batches.length, 2);
+      const models = upstream.batchApi.batches.map((batch) => {
+        const text = new TextDecoder().decode(
+          upstream.batchApi.files.get(batch.input_file_id)!.bytes,
+        );
+        return text.trim().split("\n").map((line) => JSON.parse(line).body.model).join(",");
+      });
+      assert.deepEqual(models, ["gpt-image-2,gpt-image-2", "gpt-image-1"]);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "kill -9 during the upload or the wait: the rerun makes one batch per part and collects it",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.batchApi.stallUpload = true;
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
+      const killUpload = await runBatch(target, batchArgs(upstream, dir, jobs), {
+        whileRunning: async (child) => {
+          await until(upstream, /^POST \/files$/);
+          await delay(50);
+          child.kill("SIGKILL");
+        },
+      });
+      assert.equal(killUpload.code, 137);
+      upstream.batchApi.stallUpload = false;
+      upstream.batchApi.completeMs = 3_600_000;
+      const killWait = await runBatch(target, batchArgs(upstream, dir, jobs), {
+        whileRunning: async (child) => {
+          await until(upstream, /^GET \/batches\/[^/]+$/);
+          child.kill("SIGKILL");
+        },
+      });
+      assert.equal(killWait.code, 137);
+      upstream.batchApi.completeMs = 0;
+      const rerun = await runBatch(target, batchArgs(upstream, dir, jobs));
+      assert.equal(rerun.code, 0, rerun.stdout);
+      assert.equal(upstream.batchApi.batches.length, 1);
+      assert.equal(parseJson(rerun.stdout).counts.done, 2);
+    });
+  },
+);
+
+testEachBatchTarget(
+  "while a batch waits, status says live and submitted, the contact sheet says so, and a run without --batch-api sends none of its jobs",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.batchApi.completeMs = 3_600_000;
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
+      const runDir = `${dir}/out/.img2-batch/jobs`;
+      let live: Record<string, unknown> = {};
+      const run = await runBatch(target, batchArgs(upstream, dir, jobs, "--poll-seconds", "5"), {
+        whileRunning: async (child) => {
+          await until(upstream, /^GET \/batches\/[^/]+$/);
+          await delay(1200); // state.json is written at most once a second
+          const status = await runBatch(target, ["status", runDir]);
+          live = parseJson(status.stdout);
+          child.kill("SIGTERM");
+        },
+      });
+      assert.equal(run.code, 143, run.stdout);
+      assert.equal(live.live, true);
+      assert.deepEqual((live.counts as Record<string, number>).submitted, 2);
+      assert.equal((live.batches as { status: string }[])[0]!.status, "in_progress");
+      const sheet = await Deno.readTextFile(`${runDir}/index.html`);
+      assert.match(sheet, /at the provider/);
+      const sync = await runBatch(target, [jobs, ...sharedFlags(upstream, "batch", dir)]);
+      assert.equal(sync.code, 3, sync.stdout);
+      assert.equal(parseJson(sync.stdout).counts.submitted, 2);
+      assert.ok(!upstream.requests.some((r) => r.path.endsWith("/images/generations")));
+    });
+  },
+);
