@@ -391,7 +391,7 @@ class BatchApiRun {
             return;
           }
           troubled = true;
-          backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(backoffMs * 2, options.pollSeconds * 1000));
+          backoffMs = pollBackoffMs(backoffMs, options.pollSeconds * 1000, result.diagnosis);
         }
       }
       this.#progress(true);
@@ -638,6 +638,20 @@ class BatchApiRun {
       }
     }
   }
+}
+
+/**
+ * The wait before the next look after a look that failed in a way that may pass (429, 5xx, no
+ * answer): twice the last wait, from twice the poll interval, at least what Retry-After asks and
+ * at most MAX_BACKOFF_MS.
+ */
+export function pollBackoffMs(
+  previousMs: number,
+  pollMs: number,
+  diagnosis: { retry_after_ms?: number },
+): number {
+  const doubled = Math.max(previousMs, pollMs) * 2;
+  return Math.min(MAX_BACKOFF_MS, Math.max(doubled, diagnosis.retry_after_ms ?? 0));
 }
 
 /** The job is in the part's batch, or in its upload about to become one. */

@@ -30,7 +30,7 @@ interface MockFile {
   created_at: number;
 }
 
-interface MockBatch {
+export interface MockBatch {
   id: string;
   input_file_id: string;
   metadata: Record<string, string>;

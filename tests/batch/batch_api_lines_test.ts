@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { outputLines, parseOutputLine } from "../../lib/batch/batch_api_lines.ts";
+import { pollBackoffMs } from "../../lib/batch/batch_api_run.ts";
 
 const encoder = new TextEncoder();
 
@@ -49,4 +50,11 @@ Deno.test("lines cut across chunks anywhere come out whole, a too long one as a 
   const long = await Array.fromAsync(outputLines(chunked(lines[0]! + "\n" + lines[2]!, 5), 40));
   assert.equal(long.length, 2);
   assert.match(long[0]!.problem!, /longer than 40 bytes/);
+});
+
+Deno.test("a failed look waits twice as long each time, as Retry-After asks, and no longer than 10 min", () => {
+  assert.equal(pollBackoffMs(0, 30_000, {}), 60_000);
+  assert.equal(pollBackoffMs(60_000, 30_000, {}), 120_000);
+  assert.equal(pollBackoffMs(0, 5_000, { retry_after_ms: 40_000 }), 40_000);
+  assert.equal(pollBackoffMs(480_000, 30_000, {}), 600_000);
 });

@@ -201,6 +201,14 @@ testEachBatchTarget(
       assert.equal(bad.status, "failed");
       assert.equal(bad.result.upstream_error_message, "Invalid prompt on line 2.");
       assert.equal(bad.result.upstream_error_code, "invalid_request");
+      // A failure of no line: the whole part waits for the next run, saying why.
+      upstream.batchApi.failWithoutLine = true;
+      const whole = await runBatch(target, batchArgs(upstream, dir, jobs, "--retry-failed"));
+      assert.equal(whole.code, 1, whole.stdout);
+      const [again, badAgain] = parseJson(whole.stdout).jobs;
+      assert.equal(again.status, "pending");
+      assert.match(again.reason, /^The batch failed: The file could not be read/);
+      assert.equal(badAgain.status, "failed");
     });
   },
 );
@@ -299,10 +307,16 @@ testEachBatchTarget(
       });
       assert.equal(killed.code, 137);
       upstream.batchApi.stallCreate = false;
+      // Batches of others made since: the run's own is found on a later page of the list.
+      const own = upstream.batchApi.batches[0]!;
+      for (let i = 0; i < 150; i++) {
+        upstream.batchApi.batches.push({ ...own, id: `batch_other_${i}`, metadata: {} });
+      }
       const rerun = await runBatch(target, batchArgs(upstream, dir, jobs));
       assert.equal(rerun.code, 0, rerun.stdout);
       assert.equal(calls(upstream).filter((call) => call === "POST /batches").length, 1);
-      assert.equal(upstream.batchApi.batches.length, 1);
+      assert.equal(upstream.batchApi.batches.length, 151);
+      assert.equal(parseJson(rerun.stdout).batches[0].id, own.id);
       assert.equal(parseJson(rerun.stdout).counts.done, 2);
     });
   },
