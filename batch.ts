@@ -11,6 +11,8 @@ import { StopSignals } from "./lib/cli/stop_signals.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_INVALID_INPUT = 2;
+/** --batch-api: some jobs are still at the provider. */
+const EXIT_AT_PROVIDER = 3;
 
 export async function main(argv: string[]): Promise<number> {
   const stop = new StopSignals();
@@ -51,7 +53,9 @@ export async function main(argv: string[]): Promise<number> {
         }
         // A signal that came once the result was written and printed whole changes nothing.
         if (outcome.result.interrupted) return stop.exitCode ?? EXIT_FAILURE;
-        return outcome.result.ok ? 0 : EXIT_FAILURE;
+        if (outcome.result.ok) return 0;
+        // --batch-api: jobs still at the provider; a rerun collects them.
+        return (outcome.result.counts.submitted ?? 0) > 0 ? EXIT_AT_PROVIDER : EXIT_FAILURE;
     }
   } catch (error) {
     return unwrittenExitCode(error, stop.exitCode);

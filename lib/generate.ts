@@ -14,7 +14,13 @@ import {
   MAX_PARTIAL_IMAGES,
   validateParams,
 } from "./params/params.ts";
-import { credentialHeaders, endpointOf, sendImageRequest } from "./upstream/request.ts";
+import {
+  type AnswerFacts,
+  credentialHeaders,
+  endpointOf,
+  readGivenAnswer,
+  sendImageRequest,
+} from "./upstream/request.ts";
 import { transportFailure } from "./upstream/http_failure.ts";
 import { MAX_FIELD_CHARS } from "./upstream/upstream_error.ts";
 import { maskThenClip } from "./shared/redact.ts";
@@ -46,6 +52,12 @@ export interface GenerateOptions {
    * call fails at the save stage.
    */
   onFile?: (file: TemporaryFile) => Promise<void>;
+  /**
+   * The answer to this call's request, already received by other means (a line of a provider's
+   * Batch API output): nothing is sent, and it is read, decoded, saved and diagnosed exactly as
+   * a fresh answer would be. Read once, so never retried.
+   */
+  answered?: Response;
 }
 
 /**
@@ -127,7 +139,15 @@ export async function generateFromParams(
           { cause },
         );
       }
-      saved = await saveImage(file, partials, params, deadline, context, onProgress);
+      saved = await saveImage(
+        file,
+        partials,
+        params,
+        deadline,
+        context,
+        onProgress,
+        options.answered,
+      );
     } catch (error) {
       saved = { ok: false, result: failureResult(asFailure(error, deadline), context) };
     } finally {
@@ -161,10 +181,11 @@ async function saveImage(
   deadline: Deadline,
   context: CallContext,
   onProgress: GenerateOptions["onProgress"],
+  answered?: Response,
 ): Promise<SavedOutcome> {
-  const attempt = () => attemptOnce(params, deadline, file, partials, onProgress);
+  const attempt = () => attemptOnce(params, deadline, file, partials, onProgress, answered);
   const attempted = await withRetries(attempt, {
-    maxRetries: params.max_retries,
+    maxRetries: answered === undefined ? params.max_retries : 0,
     lang: params.lang,
     deadline,
     asFailure: (error) => asFailure(error, deadline),
@@ -267,6 +288,7 @@ async function attemptOnce(
   file: ImageFile,
   partials: PartialImages,
   onProgress: GenerateOptions["onProgress"],
+  answered?: Response,
 ): Promise<AttemptOutcome> {
   onProgress?.(`requesting ${params.model} ${params.size} (timeout ${params.timeout_ms} ms)`);
   // A streamed answer's partial images pass through the image file on their way.
@@ -278,23 +300,22 @@ async function attemptOnce(
     },
     drop: () => file.reset(),
   };
-  const { facts, answer, droppedParams } = await sendImageRequest(
-    params,
-    deadline,
-    async (response, facts) => {
-      try {
-        const { format, chunks } = await sniffAnswer(response.body, response.headers);
-        return format === "events"
-          ? await readEventStream(chunks, events, facts, {
-            headers: response.headers,
-            partialImagesAsked: params.partial_images ?? MAX_PARTIAL_IMAGES,
-          })
-          : await readAnswer(chunks, file.write, facts, response.headers);
-      } catch (error) {
-        throw transportFailure("response", error, deadline, "Reading the answer", facts);
-      }
-    },
-  );
+  const read = async (response: Response, facts: AnswerFacts) => {
+    try {
+      const { format, chunks } = await sniffAnswer(response.body, response.headers);
+      return format === "events"
+        ? await readEventStream(chunks, events, facts, {
+          headers: response.headers,
+          partialImagesAsked: params.partial_images ?? MAX_PARTIAL_IMAGES,
+        })
+        : await readAnswer(chunks, file.write, facts, response.headers);
+    } catch (error) {
+      throw transportFailure("response", error, deadline, "Reading the answer", facts);
+    }
+  };
+  const { facts, answer, droppedParams } = answered === undefined
+    ? await sendImageRequest(params, deadline, read)
+    : await readGivenAnswer(answered, deadline, read);
   if (answer.source.kind === "url") {
     onProgress?.("downloading the image");
     // Bytes are here only when a later item of the answer carried base64 as well.

@@ -51,6 +51,9 @@ export {
 export { absolutePath, basename, dirname, inFolder } from "./shared/paths.ts";
 export { dryRunReport } from "./cli/dry_run.ts";
 export { maskedHeaderValues } from "./params/headers.ts";
+export { requestBody } from "./upstream/request.ts";
+export { type ProviderAnswer, providerJson, providerRequest } from "./upstream/provider_api.ts";
+export type { UpstreamError } from "./failure/errors.ts";
 export { maskBaseUrl } from "./shared/redact.ts";
 export { isJsonObject } from "./shared/json.ts";
 export { isWriteAbandoned, Stdout } from "./cli/stdout.ts";

@@ -18,6 +18,8 @@ interface Common {
   request_id?: string;
   dropped_params?: string[];
   attempts?: Attempt[];
+  /** Set by img2-batch --batch-api: the provider's batch whose output answered the call. */
+  batch_id?: string;
 }
 
 export interface SuccessResult extends Common {

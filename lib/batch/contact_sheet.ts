@@ -103,7 +103,9 @@ function card(record: JobRecord, index: number, folder: string): string {
     ? `<a class="thumb" href="${escapeHtml(relativeUrl(folder, image))}"><img src="${
       escapeHtml(relativeUrl(folder, image))
     }" alt="${name}" loading="lazy" decoding="async"></a>`
-    : `<div class="thumb none">${record.status.replaceAll("_", " ")}</div>`;
+    : `<div class="thumb none">${
+      record.status === "submitted" ? "at the provider" : record.status.replaceAll("_", " ")
+    }</div>`;
   const meta = [
     `<span class="badge ${record.status}">${record.status.replaceAll("_", " ")}</span>`,
     ...(typeof params?.size === "string" ? [escapeHtml(params.size)] : []),

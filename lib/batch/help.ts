@@ -1,5 +1,10 @@
 import { VERSION } from "../mod.ts";
-import { DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS } from "./options.ts";
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_POLL_SECONDS,
+  MIN_POLL_SECONDS,
+} from "./options.ts";
 
 export function batchHelpText(): string {
   return `img2-batch ${VERSION}: generate many images, resumably, exactly as img2-generate makes one.
@@ -28,6 +33,12 @@ Options:
   --retry-failed         also rerun jobs that failed for a non-retryable reason
   --skip-invalid         record invalid jobs as failed (invalid_input) and run the rest
   --dry-run              validate and print the plan (key masked); create and send nothing
+  --batch-api            send the jobs through the provider's Batch API (OpenAI: half price,
+                         answered within 24 h) and wait for them; see docs/batch.md
+  --detach               with --batch-api: submit, look once, collect what is finished, exit
+                         (3 while jobs are still at the provider; run again to collect)
+  --cancel               with --batch-api: cancel the run's open batches, collect what they made
+  --poll-seconds N       with --batch-api: look at the batches every N s (default ${DEFAULT_POLL_SECONDS}, at least ${MIN_POLL_SECONDS})
   --help, -h             this text
   --version, -V          the version
 
@@ -41,7 +52,7 @@ the provider), 2 not a run dir.
 
 Running the same command again resumes: done jobs are never sent again. Prints one JSON object,
 also saved as batch_result.json. Exit codes: 0 every job done, 1 some failed, not started or
-missing, 2 invalid input (nothing sent), 129/130/131/143 interrupted by
+missing, 2 invalid input (nothing sent), 3 jobs still at the provider (--batch-api), 129/130/131/143 interrupted by
 SIGHUP/SIGINT/SIGQUIT/SIGTERM.
 `;
 }

@@ -9,8 +9,19 @@ import { openWithoutLinks } from "./run_files.ts";
 import { type Category, dirname, type GenerationResult, InputError } from "../mod.ts";
 
 const LF = 0x0a;
+const BATCH_EVENT_START = '{"event":"batch_';
 
-export type JobStatus = "pending" | "running" | "done" | "failed" | "not_started" | "missing";
+import type { BatchJournalEvent } from "./batch_api_journal.ts";
+
+/** `submitted`: at the provider, in a batch of a --batch-api run. */
+export type JobStatus =
+  | "pending"
+  | "running"
+  | "submitted"
+  | "done"
+  | "failed"
+  | "not_started"
+  | "missing";
 
 export type JournalEvent =
   | { event: "run"; time: number; plan_hash: string; jobs_sha256: string; jobs_file?: string }
@@ -36,7 +47,8 @@ export type JournalEvent =
     params_hash: string;
     adopted?: boolean;
     result: GenerationResult | null;
-  };
+  }
+  | BatchJournalEvent;
 
 /** What the journal says of one job. */
 export interface JournaledJob {
@@ -149,6 +161,8 @@ export interface JournalRead {
   size: number;
   /** The last line lacks its line feed: a crash cut it short. */
   lineOpen: boolean;
+  /** The lines of the --batch-api parts (replayBatchParts() reads them): a few per part. */
+  batchLines: string[];
 }
 
 /**
@@ -173,7 +187,11 @@ export async function replayJournalChunks(chunks: AsyncIterable<Uint8Array>): Pr
     // A piece kept past this chunk is copied: the reader may reuse the chunk's memory.
     else if (piece.length > 0) line.push(kept ? piece.slice() : piece);
   };
-  const apply = (text: string) => pool.shareIn(applyLine(replay, text));
+  const batchLines: string[] = [];
+  const apply = (text: string) => {
+    if (text.startsWith(BATCH_EVENT_START)) batchLines.push(text);
+    pool.shareIn(applyLine(replay, text));
+  };
   const endLine = () => {
     if (line !== null) apply(decoder.decode(line.length === 1 ? line[0] : concat(line)));
     line = [];
@@ -208,7 +226,7 @@ export async function replayJournalChunks(chunks: AsyncIterable<Uint8Array>): Pr
     take(chunk.subarray(last + 1), true);
   }
   endLine();
-  return { replay, size, lineOpen: lastByte !== LF };
+  return { replay, size, lineOpen: lastByte !== LF, batchLines };
 }
 
 /**
@@ -217,7 +235,7 @@ export async function replayJournalChunks(chunks: AsyncIterable<Uint8Array>): Pr
  */
 export async function replayJournalFile(path: string): Promise<JournalRead> {
   const file = await openWithoutLinks(path, { read: true });
-  if (file === null) return { replay: emptyReplay(), size: 0, lineOpen: false };
+  if (file === null) return { replay: emptyReplay(), size: 0, lineOpen: false, batchLines: [] };
   // The stream closes the file once read, or once the replay fails.
   return await replayJournalChunks(file.readable);
 }

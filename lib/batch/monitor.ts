@@ -4,6 +4,7 @@ import { unlessStopped } from "./input_files.ts";
 import { LineQueue } from "./line_queue.ts";
 import { openWithoutLinks, refuseEventsOfAnother, selfUid } from "./run_files.ts";
 import type { BatchEvent } from "./scheduler.ts";
+import type { BatchApiEvent } from "./batch_api_journal.ts";
 
 export interface ProgressCounts {
   done: number;
@@ -11,6 +12,8 @@ export interface ProgressCounts {
   running: number;
   queued: number;
   concurrency: number;
+  /** The batch-api mode: the batches' statuses, shown in place of the concurrency. */
+  batches?: string;
 }
 
 const PROGRESS_INTERVAL_MS = 250;
@@ -66,7 +69,7 @@ export class Monitor {
     return new Monitor(file, eventsPath === "-", io, progress);
   }
 
-  emit(event: BatchEvent): void {
+  emit(event: BatchEvent | BatchApiEvent): void {
     if (this.#events === null) return;
     const { event: name, ...fields } = event;
     this.#clearProgress();
@@ -88,7 +91,7 @@ export class Monitor {
     const eta = perMinute > 0 ? formatDuration(left / perMinute * 60_000) : "?";
     const line = `img2-batch: ${counts.done} done, ${counts.failed} failed, ${counts.running} ` +
       `running, ${counts.queued} queued · ${perMinute.toFixed(1)}/min · ETA ${eta} · ` +
-      `concurrency ${counts.concurrency}`;
+      (counts.batches ?? `concurrency ${counts.concurrency}`);
     writeAllSync(Deno.stderr, this.#encoder.encode(`\r\x1b[K${line}`));
     this.#progressShown = true;
   }

@@ -19,12 +19,19 @@ export interface BatchOptions {
   retryFailed: boolean;
   skipInvalid: boolean;
   dryRun: boolean;
+  /** --batch-api: through the provider's Batch API (see batch_api_run.ts), and how. */
+  batchApi: boolean;
+  detach: boolean;
+  cancel: boolean;
+  pollSeconds: number;
   help: boolean;
   version: boolean;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_MAX_ATTEMPTS = 3;
+export const DEFAULT_POLL_SECONDS = 30;
+export const MIN_POLL_SECONDS = 5;
 
 const SWITCHES = {
   "keep-going": "keepGoing",
@@ -33,6 +40,9 @@ const SWITCHES = {
   "retry-failed": "retryFailed",
   "skip-invalid": "skipInvalid",
   "dry-run": "dryRun",
+  "batch-api": "batchApi",
+  "detach": "detach",
+  "cancel": "cancel",
   "help": "help",
   "version": "version",
 } as const satisfies Record<string, keyof BatchOptions>;
@@ -45,6 +55,7 @@ const VALUED = {
   "concurrency": "concurrency",
   "rpm": "rpm",
   "max-attempts": "maxAttempts",
+  "poll-seconds": "pollSeconds",
 } as const satisfies Record<string, keyof BatchOptions>;
 
 /** Reads the command line; every problem is an InputError. */
@@ -68,6 +79,10 @@ export function parseBatchArgs(
     retryFailed: false,
     skipInvalid: false,
     dryRun: false,
+    batchApi: false,
+    detach: false,
+    cancel: false,
+    pollSeconds: DEFAULT_POLL_SECONDS,
     help: false,
     version: false,
   };
@@ -123,6 +138,13 @@ export function parseBatchArgs(
   if (options.apiKeyFile !== null && options.flags.api_key !== undefined) {
     throw new InputError(`Give either --api_key or --api-key-file, not both`);
   }
+  const batchOnly = (["detach", "cancel", "poll-seconds"] as const).find((flag) => seen.has(flag));
+  if (batchOnly !== undefined && !options.batchApi) {
+    throw new InputError(`Option "--${batchOnly}" goes with --batch-api`);
+  }
+  if (options.detach && options.cancel) {
+    throw new InputError(`Give either --detach or --cancel, not both`);
+  }
   return options;
 }
 
@@ -133,6 +155,9 @@ function setValued(options: BatchOptions, flag: keyof typeof VALUED, text: strin
       return;
     case "max-attempts":
       options.maxAttempts = positiveInteger(flag, text, 100);
+      return;
+    case "poll-seconds":
+      options.pollSeconds = positiveInteger(flag, text, 3600, MIN_POLL_SECONDS);
       return;
     case "rpm": {
       const rpm = Number(text);
@@ -147,10 +172,10 @@ function setValued(options: BatchOptions, flag: keyof typeof VALUED, text: strin
   }
 }
 
-function positiveInteger(flag: string, text: string, max: number): number {
+function positiveInteger(flag: string, text: string, max: number, min = 1): number {
   const value = Number(text);
-  if (!/^\d+$/.test(text) || value < 1 || value > max) {
-    throw new InputError(`Invalid --${flag} "${text}": expected an integer from 1 to ${max}`);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new InputError(`Invalid --${flag} "${text}": expected an integer from ${min} to ${max}`);
   }
   return value;
 }

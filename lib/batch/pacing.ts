@@ -152,3 +152,16 @@ export function retryDelayMs(
   const nominal = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** retry);
   return Math.round(nominal * (0.5 + random()));
 }
+
+/** Waits `ms`, or until `signal` fires; never rejects. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

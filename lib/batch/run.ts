@@ -25,6 +25,7 @@ import {
   utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
+import { batchDryRun, keepAtProvider, runBatchApi } from "./batch_api_run.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { openToRead, stoppedInputError } from "./input_files.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
@@ -202,6 +203,7 @@ function dryRun(setup: Setup): unknown {
       const { ok: _ok, dry_run: _dryRun, ...report } = dryRunReport(job.params);
       return { id: job.id, line: job.line, ...report };
     }),
+    ...(setup.options.batchApi ? { batch_api: batchDryRun(setup.list.jobs) } : {}),
     invalid: setup.list.invalid.map((job) => ({
       id: job.id,
       line: job.line,
@@ -225,10 +227,12 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
   const journal = await Journal.open(`${runDir}/${JOURNAL_FILE}`, setup.journal);
   await removeTemporaryFiles(runDir);
   const { records, adopted } = await resumeRecords(setup, io);
+  if (!options.batchApi) keepAtProvider(records, setup.journal.batchLines.join("\n"));
   const monitor = await Monitor.open(options.eventsPath, true, io);
   const state = new StateFile(
     `${runDir}/${STATE_FILE}`,
     {
+      mode: options.batchApi ? "batch-api" : "sync",
       jobs_file: setup.jobsFile,
       jobs_sha256: setup.jobsSha256,
       plan_hash: setup.planHash,
@@ -247,7 +251,6 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
     });
     for (const record of adopted) await journalEnd(journal, record);
 
-    const toRun = records.filter((record) => record.status === "pending");
     let scheduler: Scheduler | null = null;
     // Counted only when the line is drawn, a few times a second: not per job event.
     const progress = (force = false) =>
@@ -258,6 +261,30 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
         queued: scheduler?.queued ?? 0,
         concurrency: scheduler?.limit.current ?? options.concurrency,
       }), force);
+    // --batch-api: through the provider's Batch API instead of the scheduler.
+    const batchApi = options.batchApi
+      ? await runBatchApi({
+        options,
+        runDir,
+        records,
+        journal,
+        journalText: setup.journal.batchLines.join("\n"),
+        monitor,
+        state,
+        signal: io.signal,
+        journalEnd: (record) => journalEnd(journal, record),
+        journalStart: (record) =>
+          journal.append({
+            event: "start",
+            time: Date.now(),
+            id: record.id,
+            attempt: record.attempts + 1,
+          }),
+        journalFile: (record, { name, dev, ino }) =>
+          journal.append({ event: "file", time: Date.now(), id: record.id, part: name, dev, ino }),
+      })
+      : null;
+    const toRun = records.filter((record) => record.status === "pending" && batchApi === null);
     scheduler = new Scheduler(toRun, options, {
       generate: (params, signal, record) =>
         generateValidated(params, {
@@ -286,7 +313,9 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
         progress();
       },
     }, io.signal);
-    const outcome = await scheduler.run();
+    const outcome = batchApi === null
+      ? await scheduler.run()
+      : { ...batchApi, rateLimitedResponses: 0 };
     if (io.signal.aborted) monitor.emit({ event: "stopped", reason: "signal" });
     progress(true);
 
@@ -300,6 +329,7 @@ async function execute(setup: Setup, io: BatchIo): Promise<BatchResult> {
       journalError: outcome.journalFailure === null
         ? null
         : `Cannot write the journal, so the run stopped: ${errorMessage(outcome.journalFailure)}`,
+      ...(batchApi === null ? {} : { batchApi }),
     });
     try {
       await writeAtomically(`${runDir}/${RESULT_FILE}`, resultJsonPieces(result));

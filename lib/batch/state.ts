@@ -46,6 +46,7 @@ export function newRecord(job: Job | null): JobRecord {
 }
 
 export interface StateHeader {
+  mode?: "sync" | "batch-api";
   jobs_file: string;
   jobs_sha256: string;
   plan_hash: string;
@@ -77,6 +78,8 @@ export class StateFile {
   /** How long the last write took, both views included. */
   #lastWriteMs = 0;
   readonly #alongside: StateView | null;
+  /** The batch-api mode: the parts' batches, written with the jobs. */
+  batches: (() => unknown[]) | null = null;
 
   /** `alongside` writes another view of the same state (the contact sheet) after each write. */
   constructor(
@@ -130,7 +133,11 @@ export class StateFile {
   }
 
   #text(): Iterable<string> {
-    const header = { ...this.#header, updated_at: new Date().toISOString() };
+    const header = {
+      ...this.#header,
+      ...(this.batches === null ? {} : { batches: this.batches() }),
+      updated_at: new Date().toISOString(),
+    };
     return jsonPieces(header, "jobs", this.#jobs(), 1);
   }
 

@@ -23,6 +23,7 @@ import { CONTACT_SHEET_FILE } from "./contact_sheet.ts";
 import { stoppedInputError } from "./input_files.ts";
 import { applyEvent, type JournalEvent, type Replay } from "./journal.ts";
 import { formatDuration, writeAllSync } from "./monitor.ts";
+import { sleep } from "./pacing.ts";
 import { type BatchOptions, parseBatchArgs } from "./options.ts";
 import { sha256Hex } from "./plan.ts";
 import {
@@ -114,18 +115,6 @@ class WatchLine {
       writeAllSync(Deno.stderr, this.#encoder.encode("\n"));
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export const STATUS_EXIT = { done: 0, failed: 1, notRunDir: 2, workLeft: 3 } as const;

@@ -1,14 +1,18 @@
-import type { Category, GenerationResult } from "../mod.ts";
+import type { Category, FailureResult, GenerationResult } from "../mod.ts";
+import type { BatchSummary } from "./batch_api_journal.ts";
 import { jsonPieces } from "./json_pieces.ts";
 import type { JobStatus } from "./journal.ts";
 import type { JobRecord } from "./state.ts";
 
 export interface BatchResult {
   ok: boolean;
+  /** "batch-api": through the provider's Batch API (--batch-api). */
+  mode: "sync" | "batch-api";
   interrupted: boolean;
   stopped_reason: Category | null;
   run_dir: string;
-  counts: Record<Exclude<JobStatus, "running">, number>;
+  /** `submitted` only in the batch-api mode. */
+  counts: Partial<Record<Exclude<JobStatus, "running">, number>>;
   categories: Partial<Record<Category, number>>;
   elapsed_ms: number;
   images_per_minute: number;
@@ -18,6 +22,10 @@ export interface BatchResult {
    * it, and this result is their only record (their images are kept).
    */
   journal_error?: string;
+  /** The batch-api mode: each part's batch, as the provider last described it. */
+  batches?: BatchSummary[];
+  /** The batch-api mode: why the Batch API could not be used (nothing of it was paid). */
+  batch_error?: FailureResult;
   jobs: {
     id: string;
     task_name: string | null;
@@ -41,9 +49,17 @@ export function batchResult(
     doneNow: number;
     rateLimitedResponses: number;
     journalError?: string | null;
+    batchApi?: { batches: BatchSummary[]; error: FailureResult | null };
   },
 ): BatchResult {
-  const counts = { done: 0, failed: 0, not_started: 0, pending: 0, missing: 0 };
+  const counts: Record<Exclude<JobStatus, "running">, number> = {
+    done: 0,
+    failed: 0,
+    not_started: 0,
+    pending: 0,
+    missing: 0,
+    submitted: 0,
+  };
   const categories: Partial<Record<Category, number>> = {};
   const jobs: BatchResult["jobs"] = [];
   for (const record of records) {
@@ -66,17 +82,23 @@ export function batchResult(
   }
   const minutes = run.elapsedMs / 60_000;
   const journalError = run.journalError ?? null;
+  const { submitted, ...syncCounts } = counts;
   return {
     ok: counts.done === records.length && journalError === null,
+    mode: run.batchApi === undefined ? "sync" : "batch-api",
     interrupted: run.interrupted,
     stopped_reason: run.stoppedReason,
     run_dir: run.runDir,
-    counts,
+    counts: run.batchApi === undefined && submitted === 0
+      ? syncCounts
+      : { ...syncCounts, submitted },
     categories,
     elapsed_ms: Math.round(run.elapsedMs),
     images_per_minute: minutes > 0 ? Math.round(run.doneNow / minutes * 10) / 10 : 0,
     rate_limited_responses: run.rateLimitedResponses,
     ...(journalError === null ? {} : { journal_error: journalError }),
+    ...(run.batchApi === undefined ? {} : { batches: run.batchApi.batches }),
+    ...(run.batchApi?.error ? { batch_error: run.batchApi.error } : {}),
     jobs,
   };
 }

@@ -138,6 +138,21 @@ export async function sendImageRequest<T>(
   }
 }
 
+/**
+ * The answer to the request, received by other means (a provider's Batch API answers each
+ * request in a line of its output file): read as sendImageRequest() reads a fresh one, a non-2xx
+ * into the same failure. Nothing is sent, and nothing is repeated.
+ */
+export async function readGivenAnswer<T>(
+  response: Response,
+  deadline: Deadline,
+  read: (response: Response, facts: AnswerFacts) => Promise<T>,
+): Promise<AcceptedRequest<T>> {
+  if (!response.ok) throw await httpFailure("request", response, deadline);
+  const facts = { httpStatus: response.status, requestId: requestIdOf(response.headers, null) };
+  return { facts, answer: await read(response, facts), droppedParams: [] };
+}
+
 /** The optional field a 4xx error says the upstream does not know or support, if any. */
 function refusedOptionalField(
   upstream: UpstreamError | null,

@@ -19,6 +19,9 @@ import { DEFAULT_CUT_MS, MOCK_MODEL, startMockUpstream } from "./mock.ts";
 import { FAILURE_SCENARIO_NAMES, isFailureScenarioName, scenarioModel } from "./mock_scenarios.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const BATCH_MAIN = fileURLToPath(new URL("../../batch.ts", import.meta.url));
+/** With --batch-api: the offline batch completes after this long; the run looks every 5 s. */
+const DEMO_BATCH_COMPLETE_MS = 1000;
 const DEFAULT_OUTPUT_DIR = fileURLToPath(new URL("../../demo-output", import.meta.url));
 const DEFAULT_PROMPT = "一只毛茸茸的橘猫坐在窗边，真实摄影风格，阳光柔和，无文字，无水印";
 /** What the command is run with, as from a clone. */
@@ -42,6 +45,9 @@ Options:
   --size WxH        Image size (default 1024x1024)
   --output-dir DIR  Where the image goes (default ${DEFAULT_OUTPUT_DIR})
   --scenario NAME   Rehearse a failure instead: ${FAILURE_SCENARIO_NAMES.join(", ")}
+  --batch-api       Run img2-batch through the offline Batch API instead: three jobs are
+                    submitted as one batch, waited for (it completes after 1 s; the run
+                    looks every 5 s, the least it takes) and collected
   --cut-ms MS       With ${CUT_SCENARIO}: how long the gateway waits, scaled down from
                     ${DEFAULT_CUT_MS} ms to ${DEMO_CUT_MS} ms by default (at most ${TIMEOUT_MS / 3})
   -h, --help        Show this help
@@ -54,6 +60,7 @@ async function main(args: string[]): Promise<number> {
     "output-dir": { type: "string" },
     scenario: { type: "string" },
     "cut-ms": { type: "string" },
+    "batch-api": { type: "boolean" },
   }, HELP);
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
@@ -76,8 +83,17 @@ async function main(args: string[]): Promise<number> {
   }
 
   // Stalls would otherwise outlast the 30 s the demo gives the command.
-  const mock = startMockUpstream({ hostname: "127.0.0.1", port: 0, stallMs: 40_000, cutMs });
+  const mock = startMockUpstream({
+    hostname: "127.0.0.1",
+    port: 0,
+    stallMs: 40_000,
+    cutMs,
+    batchCompleteMs: DEMO_BATCH_COMPLETE_MS,
+  });
   try {
+    if (values["batch-api"]) {
+      return await batchApiDemo(mock.baseUrl("batch"), values["output-dir"] ?? DEFAULT_OUTPUT_DIR);
+    }
     const request = {
       prompt: values.prompt ?? DEFAULT_PROMPT,
       base_url: mock.url,
@@ -129,6 +145,58 @@ async function cutThenStream(
       : `\nUnexpected: the calls exited with ${cut} and ${streamed}`,
   );
   return streamed === 0 && cut === 1 ? 0 : 1;
+}
+
+/** img2-batch --batch-api over three jobs: its events on standard error, its result on stdout. */
+async function batchApiDemo(baseUrl: string, outputDir: string): Promise<number> {
+  await Deno.mkdir(outputDir, { recursive: true });
+  const scratch = await Deno.makeTempDir({ prefix: "img2-demo-batch-api-" });
+  const jobs = `${scratch}/jobs.jsonl`;
+  const prompts = ["an orange cat by the window", "a fishing boat in fog", "a lighthouse at dusk"];
+  await Deno.writeTextFile(
+    jobs,
+    prompts.map((prompt, i) => JSON.stringify({ prompt, task_name: `batch-${i + 1}` })).join("\n"),
+  );
+  console.error(
+    `offline upstream with a Batch API at ${baseUrl}; img2-batch --batch-api submits, waits, collects`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...COMMAND_PERMISSIONS,
+      BATCH_MAIN,
+      jobs,
+      "--batch-api",
+      "--poll-seconds",
+      "5",
+      "--events",
+      "-",
+      "--run-dir",
+      // Its own run dir each time: each demo's offline upstream is new and knows no earlier batch.
+      `${outputDir}/.img2-batch/demo-batch-api-${Date.now()}`,
+      "--size",
+      "1024x1024",
+      "--timeout-ms",
+      String(TIMEOUT_MS),
+      "--base-url",
+      baseUrl,
+      "--api-key",
+      "sk-demo",
+      "--model",
+      MOCK_MODEL,
+      "--output-dir",
+      outputDir,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const { code, stdout } = await child.output();
+  await Deno.remove(scratch, { recursive: true });
+  for (let written = 0; written < stdout.length;) {
+    written += await Deno.stdout.write(stdout.subarray(written));
+  }
+  console.error(code === 0 ? "img2-batch collected every image of the batch" : `exit ${code}`);
+  return code;
 }
 
 /** Runs main.ts with `request` on standard input; its JSON goes to standard output. */

@@ -35,6 +35,7 @@
  * [--latency-ms 0] [--images-per-minute N]`, or in
  * process with {@link startMockUpstream}.
  */
+import { MockBatchApi, notImplemented } from "./mock_batch_api.ts";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { parseFlags } from "../_flags.ts";
 import { encodePng, renderPicture } from "./png.ts";
@@ -71,6 +72,8 @@ const MAX_SIDE = 4096;
 const MAX_N = 10;
 const MAX_PROMPT = 32_000;
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** An input file of the Batch API may be as large as the provider's limit. */
+const MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024;
 const MAX_FILES = 256;
 const MAX_CACHED_RENDERS = 8;
 /** How long a `reset` answer waits after its first bytes before dropping the connection. */
@@ -98,6 +101,8 @@ export interface MockUpstreamOptions {
   latencyMs?: number;
   /** Answers generations beyond this many images per minute with OpenAI's 429 (default: no limit) */
   imagesPerMinute?: number;
+  /** How long a batch of the Batch API (`/batch/v1`) takes to complete, in ms (default 0) */
+  batchCompleteMs?: number;
 }
 
 /** A request as it reached the server, its JSON body parsed (null when not a JSON object). */
@@ -159,6 +164,8 @@ export class MockUpstream {
   readonly #lifetime = new AbortController();
   readonly #closed = Promise.withResolvers<void>();
   readonly #routes = new Map<string, RouteHandler>();
+  /** The Batch API under `/batch/v1` (see mock_batch_api.ts); its knobs are set on it. */
+  readonly batchApi: MockBatchApi;
   readonly #record: boolean;
   #arrival = Promise.withResolvers<void>();
   #closing: Promise<void> | undefined;
@@ -188,6 +195,8 @@ export class MockUpstream {
       throw new Error(`Cannot use latencyMs "${latencyMs}": expected a non-negative number`);
     }
     this.#record = options.record ?? false;
+    this.batchApi = new MockBatchApi(this.#lifetime.signal);
+    if (options.batchCompleteMs !== undefined) this.batchApi.completeMs = options.batchCompleteMs;
     this.#state = {
       lifetime: this.#lifetime.signal,
       stallMs,
@@ -289,8 +298,9 @@ export class MockUpstream {
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     let text: string;
+    const batchApi = url.pathname.startsWith("/batch/");
     try {
-      text = await readLimited(request);
+      text = await readLimited(request, batchApi ? MAX_BATCH_FILE_BYTES : MAX_BODY_BYTES);
     } catch (error) {
       if (!(error instanceof BodyTooLarge)) throw error;
       return new Response(MOCK_NGINX_413, {
@@ -316,6 +326,13 @@ export class MockUpstream {
 
     const call: Call = { request, url, json, body };
     if (prefix === "v1") return await api(call, state);
+    if (prefix === "batch" && rest[0] === "v1") {
+      const answer = await this.batchApi.answer(request, `/${rest.slice(1).join("/")}`, text);
+      if (answer !== null) return answer;
+    }
+    if (prefix === "batch-none" && rest[0] === "v1" && /^(files|batches)$/.test(rest[1] ?? "")) {
+      return notImplemented();
+    }
     if (prefix === "files" || rest.includes("files")) {
       return new Response(SAMPLE_PNG, { headers: { "content-type": "image/png" } });
     }
@@ -956,9 +973,9 @@ function parseJson(text: string): unknown {
 }
 
 /** Reads the request body as text, refusing more than {@link MAX_BODY_BYTES}. */
-async function readLimited(req: Request): Promise<string> {
+async function readLimited(req: Request, limit: number): Promise<string> {
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) {
+  if (declared > limit) {
     await req.body?.cancel();
     throw new BodyTooLarge();
   }
@@ -967,7 +984,7 @@ async function readLimited(req: Request): Promise<string> {
   let total = 0;
   for await (const chunk of req.body) {
     total += chunk.length;
-    if (total > MAX_BODY_BYTES) throw new BodyTooLarge();
+    if (total > limit) throw new BodyTooLarge();
     chunks.push(chunk);
   }
   const all = new Uint8Array(total);
@@ -1050,6 +1067,9 @@ Options:
   --images-per-minute N
                   Answer generations beyond N images a minute with OpenAI's 429 and
                   Retry-After: a bucket refilling at N/60 a second, holding 5 seconds' worth
+  --batch-complete-ms MS
+                  How long a batch of the Batch API at /batch/v1 takes (default 1000);
+                  /batch-none/v1 answers the Batch API as new-api does (501)
   --quiet         Do not log requests
   -h, --help      Show this help
 
@@ -1075,6 +1095,7 @@ async function main(args: string[]): Promise<number> {
     "cut-ms": { type: "string" },
     "latency-ms": { type: "string" },
     "images-per-minute": { type: "string" },
+    "batch-complete-ms": { type: "string" },
     quiet: { type: "boolean" },
   }, HELP);
   if (!parsed.ok) return parsed.exitCode;
@@ -1097,6 +1118,7 @@ async function main(args: string[]): Promise<number> {
       cutMs,
       latencyMs,
       imagesPerMinute: perMinute === undefined ? undefined : Number(perMinute),
+      batchCompleteMs: Number(values["batch-complete-ms"] ?? 1000),
       signal: stop.signal,
       log: values.quiet ? undefined : (line) => console.error(line),
     });
