@@ -477,9 +477,10 @@ for (const [what, overrides] of [["", {}], [", streamed,", { stream: true }]] as
       const result = onlyJson(run.stdout);
       const imageBytes = (block.length / 4) * 3 * BLOCKS;
       assert.equal(result.bytes, imageBytes);
-      // The heap cap sees strings only; the image or the answer held whole as bytes shows here.
+      // The heap cap sees strings only; the image or the answer held whole as bytes shows here
+      // (the allowance stays under one image: the garbage of streamed pieces peaks near 0.75).
       if (run.peakRssBytes !== undefined) {
-        const allowed = await emptyRunPeakRss() + imageBytes * 0.75;
+        const allowed = await emptyRunPeakRss() + imageBytes * 0.9;
         assert.ok(run.peakRssBytes < allowed, `peak RSS ${run.peakRssBytes} >= ${allowed}`);
       }
       assert.equal(result.width, 64);
