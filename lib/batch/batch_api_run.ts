@@ -14,7 +14,6 @@ import {
   generateValidated,
   GenerationError,
   type GenerationParams,
-  type GenerationResult,
   requestBody,
 } from "../mod.ts";
 import { type Batch, BATCH_ENDPOINT, BatchApi, FINAL_STATUSES, summaryOf } from "./batch_api.ts";
@@ -32,7 +31,7 @@ import type { Journal } from "./journal.ts";
 import type { Monitor } from "./monitor.ts";
 import { sleep } from "./pacing.ts";
 import type { BatchOptions } from "./options.ts";
-import { type JobRecord, type StateFile, writeAtomically } from "./state.ts";
+import { type JobRecord, markDone, type StateFile, writeAtomically } from "./state.ts";
 
 /** The provider's limits for one batch's input file. */
 export const MAX_PART_LINES = 50_000;
@@ -563,18 +562,9 @@ class BatchApiRun {
       job.status = "submitted";
       return;
     }
-    const withBatch: GenerationResult = { ...result, batch_id: batchId };
     if (result.ok) {
       this.#doneNow++;
-      Object.assign(job, {
-        status: "done",
-        category: null,
-        retryable: false,
-        imagePath: result.image_path,
-        endedAt: Date.now(),
-        reason: null,
-        result: withBatch,
-      });
+      markDone(job, { ...result, batch_id: batchId });
       await journaled(this.#ctx.journalEnd(job));
       this.#ctx.monitor.emit({
         event: "job_done",
@@ -584,7 +574,7 @@ class BatchApiRun {
         image_path: result.image_path,
       });
     } else {
-      this.#failWith(job, withBatch as FailureResult);
+      this.#failWith(job, { ...result, batch_id: batchId });
       await this.#settle(job);
     }
     this.#ctx.state.changed();

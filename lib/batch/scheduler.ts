@@ -5,7 +5,7 @@
  */
 import type { Category, GenerationParams, GenerationResult } from "../mod.ts";
 import { AdaptiveLimit, Pacer, retryDelayMs } from "./pacing.ts";
-import type { JobRecord } from "./state.ts";
+import { type JobRecord, markDone } from "./state.ts";
 
 /** Failures that every other job would meet too. */
 export const STOP_CATEGORIES: readonly Category[] = [
@@ -257,14 +257,7 @@ export class Scheduler {
       this.limit.succeeded(startedAt);
       this.#pacer.succeeded();
       this.#doneNow++;
-      Object.assign(record, {
-        status: "done",
-        category: null,
-        retryable: false,
-        imagePath: result.image_path,
-        endedAt: Date.now(),
-        reason: null,
-      });
+      markDone(record, result);
       await this.#hooks.onEnd(record);
       this.#hooks.onEvent({
         event: "job_done",

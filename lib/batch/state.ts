@@ -26,6 +26,19 @@ export interface JobRecord {
 }
 
 /** A job as it stands before the journal or the run says anything of it. */
+/** A job's record once its image is saved, by a request of its own or a provider batch. */
+export function markDone(record: JobRecord, result: GenerationResult & { ok: true }): void {
+  Object.assign(record, {
+    status: "done",
+    category: null,
+    retryable: false,
+    imagePath: result.image_path,
+    endedAt: Date.now(),
+    reason: null,
+    result,
+  });
+}
+
 export function newRecord(job: Job | null): JobRecord {
   return {
     id: job?.id ?? "",
