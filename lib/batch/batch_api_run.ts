@@ -26,7 +26,7 @@ import {
   type PartRecord,
   replayBatchParts,
 } from "./batch_api_journal.ts";
-import { type OutputLine, outputLines } from "./batch_api_lines.ts";
+import { doneWith, type OutputLine, outputLines } from "./batch_api_lines.ts";
 import type { Journal } from "./journal.ts";
 import type { Monitor } from "./monitor.ts";
 import { sleep } from "./pacing.ts";
@@ -38,8 +38,13 @@ export const MAX_PART_LINES = 50_000;
 export const MAX_PART_BYTES = 200 * 1024 * 1024;
 /** The parameters a batch line cannot carry: it is answered whole, once. */
 export const LEFT_OUT = ["stream", "partial_images", "save_partials", "max_retries"] as const;
-/** A line of an output file: one answer, its image in base64 and the rest. */
+/**
+ * A line of an output file held whole, its fields in an unusual order: one answer, its image in
+ * base64 and the rest. A line in the usual order is streamed, whatever its size.
+ */
 const MAX_LINE_BYTES = 400 * 1024 * 1024;
+/** Lines of an output file saved at once: a line's memory is its image's, once or twice. */
+const LINES_AT_ONCE = 4;
 /** Tries of a part's upload and creation, for failures that may pass, and the wait between. */
 const SUBMIT_ATTEMPTS = 3;
 const SUBMIT_RETRY_MS = 2000;
@@ -420,14 +425,28 @@ class BatchApiRun {
   async #collect(part: Part): Promise<void> {
     const batch = this.#seen.get(part.record.part) ?? part.record.batch!;
     const answered = new Set<string>();
+    const ids = new Set(part.record.ids);
     const fileIds = [batch.output_file_id, batch.error_file_id].filter((id) => id !== null);
     for (const fileId of fileIds) {
       const { response, done } = await part.api.content(fileId);
+      // A few lines are saved at once: each image's fsync, and the journal's, overlap the next.
+      const saving = new Set<Promise<void>>();
       try {
         for await (const line of outputLines(chunksOf(response.body), MAX_LINE_BYTES)) {
-          await this.#takeLine(part, batch.id, line, answered);
-          if (this.#ctx.signal.aborted) return;
+          const saved: Promise<void> = this.#takeLine(part, ids, batch.id, line, answered)
+            .finally(() => {
+              doneWith(line);
+              saving.delete(saved);
+            });
+          saving.add(saved);
+          if (saving.size >= LINES_AT_ONCE) await Promise.race(saving);
+          if (this.#ctx.signal.aborted) break;
         }
+        await Promise.all(saving);
+        if (this.#ctx.signal.aborted) return;
+      } catch (error) {
+        await Promise.allSettled(saving);
+        throw error;
       } finally {
         done();
         await response.body?.cancel().catch(() => {});
@@ -508,7 +527,13 @@ class BatchApiRun {
     });
   }
 
-  async #takeLine(part: Part, batchId: string, line: OutputLine, answered: Set<string>) {
+  async #takeLine(
+    part: Part,
+    ids: ReadonlySet<string>,
+    batchId: string,
+    line: OutputLine,
+    answered: Set<string>,
+  ) {
     const ignore = (reason: string) =>
       this.#ctx.monitor.emit({
         event: "batch_line_ignored",
@@ -521,7 +546,7 @@ class BatchApiRun {
     if (line.problem !== null) return ignore(line.problem);
     const id = line.customId;
     const job = id === null ? undefined : this.#byId.get(id);
-    if (job === undefined || !part.record.ids.includes(id!)) {
+    if (job === undefined || !ids.has(id!)) {
       return ignore("its custom_id is none of this batch's jobs");
     }
     if (answered.has(id!)) return ignore("a second line for the same job");
@@ -554,9 +579,14 @@ class BatchApiRun {
     job.status = "running";
     const result = await generateValidated(params, {
       signal: this.#ctx.signal,
-      answered: new Response(line.body as Uint8Array<ArrayBuffer>, { status, headers }),
+      answered: new Response(line.body, { status, headers }),
       onFile: (file) => this.#ctx.journalFile(job, file),
     });
+    // Cut while its body was read: no answer, whatever its reader made of the part it had.
+    if (line.problem !== null) {
+      job.status = "submitted";
+      return ignore(line.problem);
+    }
     job.attempts++;
     if (!result.ok && result.diagnosis.category === "cancelled" && this.#ctx.signal.aborted) {
       job.status = "submitted";

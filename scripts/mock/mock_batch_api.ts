@@ -7,10 +7,13 @@
  * What a batch does is set by its lines' prompts: `[refuse]` answers the line 400 (moderation),
  * `[error]` puts it in the error file (500), `[slow]` leaves it unanswered when the batch
  * expires, `[invalid]` fails the batch's validation on that line. The knobs below (`expire`,
- * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `failNext`, `failWithoutLine`) make
+ * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `cutContent`, `failNext`, `failWithoutLine`) make
  * the rest of the cases.
  */
+import { concat } from "../../lib/shared/bytes.ts";
 import { SAMPLE_PNG } from "./mock_scenarios.ts";
+
+const IMAGE_MARK = "@@image@@";
 
 /** new-api's answer to an endpoint it does not relay (controller/relay.go, RelayNotImplemented). */
 export const NOT_IMPLEMENTED_BODY = {
@@ -24,7 +27,10 @@ export const NOT_IMPLEMENTED_BODY = {
 
 interface MockFile {
   id: string;
-  bytes: Uint8Array;
+  /** The content in pieces: the lines of an output share their one image's base64. */
+  chunks: Uint8Array[];
+  /** The content whole. */
+  readonly bytes: Uint8Array;
   purpose: string;
   filename: string;
   created_at: number;
@@ -56,6 +62,8 @@ export class MockBatchApi {
   stallCreate = false;
   /** A file's content stops half way and is held until the server shuts down. */
   stallContent = false;
+  /** A file's content ends halfway, cleanly, as a proxy that cut it would leave it. */
+  cutContent = false;
   /** The answer to an upload is held (the file is stored) until the server shuts down. */
   stallUpload = false;
   /** The next this many calls are answered 500, as an overloaded API does. */
@@ -68,6 +76,8 @@ export class MockBatchApi {
   readonly batches: MockBatch[] = [];
   readonly #lifetime: AbortSignal;
   #next = 0;
+  /** `image` in base64, made once for each image set. */
+  #imageBase64: { of: Uint8Array; text: Uint8Array } | null = null;
 
   constructor(lifetime: AbortSignal) {
     this.#lifetime = lifetime;
@@ -132,17 +142,21 @@ export class MockBatchApi {
     return json({
       id: stored.id,
       object: "file",
-      bytes: stored.bytes.length,
+      bytes: stored.chunks.reduce((sum, chunk) => sum + chunk.length, 0),
       created_at: stored.created_at,
       filename: stored.filename,
       purpose: "batch",
     });
   }
 
-  #store(bytes: Uint8Array, purpose: string, filename: string): MockFile {
+  #store(content: Uint8Array | Uint8Array[], purpose: string, filename: string): MockFile {
+    const chunks = Array.isArray(content) ? content : [content];
     const file = {
       id: `file-${++this.#next}`,
-      bytes,
+      chunks,
+      get bytes() {
+        return concat(chunks);
+      },
       purpose,
       filename,
       created_at: Math.floor(Date.now() / 1000),
@@ -206,12 +220,22 @@ export class MockBatchApi {
   #content(id: string): Response {
     const file = this.files.get(id);
     if (file === undefined) return error(404, `No such File object: ${id}`);
-    if (!this.stallContent) {
-      return new Response(file.bytes as Uint8Array<ArrayBuffer>, {
-        headers: { "content-type": "application/octet-stream" },
+    if (!this.stallContent && !this.cutContent) {
+      const chunks = file.chunks;
+      let next = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (next < chunks.length) controller.enqueue(chunks[next++]!);
+          else controller.close();
+        },
+      });
+      const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      return new Response(body, {
+        headers: { "content-type": "application/octet-stream", "content-length": String(length) },
       });
     }
     const half = file.bytes.subarray(0, Math.floor(file.bytes.length / 2));
+    if (this.cutContent) return new Response(half as Uint8Array<ArrayBuffer>);
     const lifetime = this.#lifetime;
     return new Response(
       new ReadableStream<Uint8Array>({
@@ -258,8 +282,13 @@ export class MockBatchApi {
       return batch;
     }
     const stopped = batch.cancelling || this.expire;
-    const output: string[] = [];
+    const output: Uint8Array[][] = [];
     const errors: string[] = [];
+    const encoder = new TextEncoder();
+    if (this.#imageBase64?.of !== this.image) {
+      this.#imageBase64 = { of: this.image, text: encoder.encode(this.image.toBase64()) };
+    }
+    const imageBase64 = this.#imageBase64.text;
     let n = 0;
     for (const line of lines) {
       const prompt = String(line.body?.prompt);
@@ -296,23 +325,24 @@ export class MockBatchApi {
         }));
         batch.request_counts.failed++;
       } else {
-        output.push(answerLine(id, line.custom_id, 200, requestId, {
+        // The line with its image's place marked, then the shared base64 put there.
+        const [head, tail] = answerLine(id, line.custom_id, 200, requestId, {
           created: Math.floor(Date.now() / 1000),
-          data: [{ b64_json: this.image.toBase64() }],
+          data: [{ b64_json: IMAGE_MARK }],
           usage: { total_tokens: 100, input_tokens: 10, output_tokens: 90 },
-        }));
+        }).split(IMAGE_MARK) as [string, string];
+        output.push([encoder.encode(head), imageBase64, encoder.encode(tail + "\n")]);
         batch.request_counts.completed++;
       }
     }
     if (this.shuffle && output.length > 0) {
       output.reverse();
       output.push(output[output.length - 1]!);
-      output.push(answerLine("batch_req_x", "no-such-job", 200, "req_x", { data: [] }));
+      const stray = answerLine("batch_req_x", "no-such-job", 200, "req_x", { data: [] });
+      output.push([encoder.encode(stray + "\n")]);
     }
-    const encoder = new TextEncoder();
     if (output.length > 0) {
-      batch.output_file_id =
-        this.#store(encoder.encode(output.join("\n") + "\n"), "batch_output", "output.jsonl").id;
+      batch.output_file_id = this.#store(output.flat(), "batch_output", "output.jsonl").id;
     }
     if (errors.length > 0) {
       batch.error_file_id =

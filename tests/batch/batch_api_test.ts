@@ -351,6 +351,35 @@ testEachBatchTarget(
 );
 
 testEachBatchTarget(
+  "an output file cut inside a line: that job goes back to pending, not failed, and a rerun saves it",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.batchApi.cutContent = true;
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(3));
+      const events = `${dir}/events.jsonl`;
+      const cut = await runBatch(target, batchArgs(upstream, dir, jobs, "--events", events));
+      const result = parseJson(cut.stdout);
+      assert.equal(result.counts.done, 1, cut.stdout);
+      assert.equal(result.counts.failed, 0);
+      assert.equal(result.counts.pending, 2);
+      const ignored = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l))
+        .filter((event) => event.event === "batch_line_ignored");
+      assert.deepEqual(ignored.map((event) => [event.line, event.reason]), [
+        [2, "The file ends inside the line"],
+      ]);
+      assert.deepEqual((await listDir(`${dir}/out`)).filter((name) => name.endsWith(".tmp")), []);
+      upstream.batchApi.cutContent = false;
+      const rerun = await runBatch(target, batchArgs(upstream, dir, jobs));
+      assert.equal(rerun.code, 0, rerun.stdout);
+      assert.equal(parseJson(rerun.stdout).counts.done, 3);
+      const names = await listDir(`${dir}/out`);
+      assert.equal(names.filter((name) => name.endsWith(".png")).length, 3, names.join());
+    });
+  },
+);
+
+testEachBatchTarget(
   "SIGINT while waiting detaches: nothing cancelled, exit 130, the jobs still submitted",
   async (target) => {
     await using upstream = startFakeUpstream();
