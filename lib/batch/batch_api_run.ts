@@ -43,7 +43,11 @@ const MAX_LINE_BYTES = 400 * 1024 * 1024;
 /** Tries of a part's upload and creation, for failures that may pass, and the wait between. */
 const SUBMIT_ATTEMPTS = 3;
 const SUBMIT_RETRY_MS = 2000;
-/** Waits between looks at a batch, after an answer 429 or 5xx or no answer. */
+/**
+ * Waits between looks at a batch, after an answer 429 or 5xx or no answer: a batch changes over
+ * minutes, and an upstream asking for no wait at all is not asked again in a loop.
+ */
+const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 10 * 60_000;
 /** The provider's clock and this one may differ; a batch listed this much older is still looked at. */
 const CLOCK_SLACK_S = 300;
@@ -306,7 +310,8 @@ class BatchApiRun {
   #fail(part: Part, error: unknown): void {
     if (this.#ctx.signal.aborted) return;
     const result = failureResult(error, callContext(part.params));
-    if (result.diagnosis.category === "endpoint_not_found") {
+    // A batch made there shows the Batch API is there: a 404 later is of that batch, not of it.
+    if (result.diagnosis.category === "endpoint_not_found" && part.record.batchId === null) {
       const en = "This upstream has no Batch API; run without --batch-api";
       const zh = "这个上游没有 Batch API,请去掉 --batch-api 再运行";
       result.error = `${en}: ${result.error}`;
@@ -360,11 +365,12 @@ class BatchApiRun {
   /** Looks at each open batch until all are collected (once with --detach, or until a signal). */
   async #wait(): Promise<void> {
     const { options, signal } = this.#ctx;
+    const pollMs = options.pollSeconds * 1000;
     let backoffMs = 0;
     while (!signal.aborted) {
       const open = this.#parts.filter((p) => p.record.batchId !== null && !p.record.collected);
       if (open.length === 0) return;
-      let troubled = false;
+      const troubles: { part: Part; result: FailureResult }[] = [];
       for (const part of open) {
         if (signal.aborted) return;
         try {
@@ -389,15 +395,28 @@ class BatchApiRun {
             this.#fail(part, error);
             return;
           }
-          troubled = true;
-          backoffMs = pollBackoffMs(backoffMs, options.pollSeconds * 1000, result.diagnosis);
+          troubles.push({ part, result });
         }
       }
       this.#progress(true);
       if (options.detach) return;
-      if (!troubled) backoffMs = 0;
+      // One wait for the round: the longest any of its failed looks calls for.
+      backoffMs = troubles.reduce(
+        (ms, { result }) => Math.max(ms, pollBackoffMs(backoffMs, pollMs, result.diagnosis)),
+        0,
+      );
+      for (const { part, result } of troubles) {
+        this.#ctx.monitor.emit({
+          event: "batch_poll_retry",
+          part: part.record.part,
+          batch_id: part.record.batchId!,
+          category: result.diagnosis.category,
+          http_status: result.http_status,
+          delay_ms: backoffMs,
+        });
+      }
       if (this.#parts.every((p) => p.record.batchId === null || p.record.collected)) return;
-      await sleep(backoffMs > 0 ? backoffMs : options.pollSeconds * 1000, signal);
+      await sleep(backoffMs > 0 ? backoffMs : pollMs, signal);
     }
   }
 
@@ -632,16 +651,16 @@ class BatchApiRun {
 
 /**
  * The wait before the next look after a look that failed in a way that may pass (429, 5xx, no
- * answer): twice the last wait, from twice the poll interval, at least what Retry-After asks and
- * at most MAX_BACKOFF_MS.
+ * answer): what the upstream asked for (Retry-After), else twice the last wait, from twice the
+ * poll interval; at least MIN_BACKOFF_MS and at most MAX_BACKOFF_MS.
  */
 export function pollBackoffMs(
   previousMs: number,
   pollMs: number,
   diagnosis: { retry_after_ms?: number },
 ): number {
-  const doubled = Math.max(previousMs, pollMs) * 2;
-  return Math.min(MAX_BACKOFF_MS, Math.max(doubled, diagnosis.retry_after_ms ?? 0));
+  const wait = diagnosis.retry_after_ms ?? Math.max(previousMs, pollMs) * 2;
+  return Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, wait));
 }
 
 /** The job is in the part's batch, or in its upload about to become one. */
