@@ -105,6 +105,28 @@ function isSet(params: GenerationParams, name: (typeof LEFT_OUT)[number]): boole
     value !== undefined;
 }
 
+/**
+ * Jobs cut, in their order, into parts of at most MAX_PART_LINES lines and MAX_PART_BYTES bytes;
+ * `lineBytes` is the size of a job's line, its newline included.
+ */
+export function cutParts<T>(jobs: Iterable<T>, lineBytes: (job: T) => number): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    const size = lineBytes(job);
+    if (part.length >= MAX_PART_LINES || (part.length > 0 && bytes + size > MAX_PART_BYTES)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(job);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
 /** The line of a job in a part's input file. */
 export function batchLine(id: string, params: GenerationParams): string {
   const body = requestBody(params);
@@ -203,25 +225,15 @@ class BatchApiRun {
       group.push(job);
     }
     let next = Math.max(0, ...[...this.#replay.parts.keys()].map(Number).filter(Number.isFinite));
+    const encoder = new TextEncoder();
+    const lineBytes = (job: JobRecord) =>
+      encoder.encode(batchLine(job.id, job.job!.params)).length + 1;
     for (const group of groups.values()) {
-      let jobs: JobRecord[] = [];
-      let bytes = 0;
-      const close = () => {
-        if (jobs.length === 0) return;
+      for (const jobs of cutParts(group, lineBytes)) {
         const record = newPart(String(++next), jobs.map((job) => job.id));
         const params = jobs[0]!.job!.params;
         this.#parts.push({ record, jobs, params, api: new BatchApi(params, this.#ctx.signal) });
-        jobs = [];
-        bytes = 0;
-      };
-      const encoder = new TextEncoder();
-      for (const job of group) {
-        const size = encoder.encode(batchLine(job.id, job.job!.params)).length + 1;
-        if (jobs.length >= MAX_PART_LINES || bytes + size > MAX_PART_BYTES) close();
-        jobs.push(job);
-        bytes += size;
       }
-      close();
     }
   }
 
