@@ -3,6 +3,7 @@
  * input file uploaded, the batch created, its final status, its collection), so that a run
  * killed anywhere is taken up where it stood and no part is submitted twice.
  */
+import type { Category } from "../mod.ts";
 
 /** A batch as the provider last described it, as state.json and the result show it. */
 export interface BatchSummary {
@@ -122,6 +123,15 @@ export type BatchApiEvent =
     done: number;
     failed: number;
     pending: number;
+  }
+  | {
+    /** A look at a batch failed in a way that may pass (429, 5xx, no answer): the next one waits. */
+    event: "batch_poll_retry";
+    part: string;
+    batch_id: string;
+    category: Category;
+    http_status: number | null;
+    delay_ms: number;
   }
   | {
     event: "batch_line_ignored";

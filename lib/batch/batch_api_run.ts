@@ -48,7 +48,11 @@ const LINES_AT_ONCE = 4;
 /** Tries of a part's upload and creation, for failures that may pass, and the wait between. */
 const SUBMIT_ATTEMPTS = 3;
 const SUBMIT_RETRY_MS = 2000;
-/** Waits between looks at a batch, after an answer 429 or 5xx or no answer. */
+/**
+ * Waits between looks at a batch, after an answer 429 or 5xx or no answer: a batch changes over
+ * minutes, and an upstream asking for no wait at all is not asked again in a loop.
+ */
+const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 10 * 60_000;
 /** The provider's clock and this one may differ; a batch listed this much older is still looked at. */
 const CLOCK_SLACK_S = 300;
@@ -104,6 +108,28 @@ function isSet(params: GenerationParams, name: (typeof LEFT_OUT)[number]): boole
   const value = params[name];
   return name === "max_retries" ? (value as number) > 0 : value !== null && value !== false &&
     value !== undefined;
+}
+
+/**
+ * Jobs cut, in their order, into parts of at most MAX_PART_LINES lines and MAX_PART_BYTES bytes;
+ * `lineBytes` is the size of a job's line, its newline included.
+ */
+export function cutParts<T>(jobs: Iterable<T>, lineBytes: (job: T) => number): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    const size = lineBytes(job);
+    if (part.length >= MAX_PART_LINES || (part.length > 0 && bytes + size > MAX_PART_BYTES)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(job);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
 }
 
 /** The line of a job in a part's input file. */
@@ -204,25 +230,15 @@ class BatchApiRun {
       group.push(job);
     }
     let next = Math.max(0, ...[...this.#replay.parts.keys()].map(Number).filter(Number.isFinite));
+    const encoder = new TextEncoder();
+    const lineBytes = (job: JobRecord) =>
+      encoder.encode(batchLine(job.id, job.job!.params)).length + 1;
     for (const group of groups.values()) {
-      let jobs: JobRecord[] = [];
-      let bytes = 0;
-      const close = () => {
-        if (jobs.length === 0) return;
+      for (const jobs of cutParts(group, lineBytes)) {
         const record = newPart(String(++next), jobs.map((job) => job.id));
         const params = jobs[0]!.job!.params;
         this.#parts.push({ record, jobs, params, api: new BatchApi(params, this.#ctx.signal) });
-        jobs = [];
-        bytes = 0;
-      };
-      const encoder = new TextEncoder();
-      for (const job of group) {
-        const size = encoder.encode(batchLine(job.id, job.job!.params)).length + 1;
-        if (jobs.length >= MAX_PART_LINES || bytes + size > MAX_PART_BYTES) close();
-        jobs.push(job);
-        bytes += size;
       }
-      close();
     }
   }
 
@@ -311,7 +327,8 @@ class BatchApiRun {
   #fail(part: Part, error: unknown): void {
     if (this.#ctx.signal.aborted) return;
     const result = failureResult(error, callContext(part.params));
-    if (result.diagnosis.category === "endpoint_not_found") {
+    // A batch made there shows the Batch API is there: a 404 later is of that batch, not of it.
+    if (result.diagnosis.category === "endpoint_not_found" && part.record.batchId === null) {
       const en = "This upstream has no Batch API; run without --batch-api";
       const zh = "这个上游没有 Batch API,请去掉 --batch-api 再运行";
       result.error = `${en}: ${result.error}`;
@@ -365,11 +382,12 @@ class BatchApiRun {
   /** Looks at each open batch until all are collected (once with --detach, or until a signal). */
   async #wait(): Promise<void> {
     const { options, signal } = this.#ctx;
+    const pollMs = options.pollSeconds * 1000;
     let backoffMs = 0;
     while (!signal.aborted) {
       const open = this.#parts.filter((p) => p.record.batchId !== null && !p.record.collected);
       if (open.length === 0) return;
-      let troubled = false;
+      const troubles: { part: Part; result: FailureResult }[] = [];
       for (const part of open) {
         if (signal.aborted) return;
         try {
@@ -394,15 +412,28 @@ class BatchApiRun {
             this.#fail(part, error);
             return;
           }
-          troubled = true;
-          backoffMs = pollBackoffMs(backoffMs, options.pollSeconds * 1000, result.diagnosis);
+          troubles.push({ part, result });
         }
       }
       this.#progress(true);
       if (options.detach) return;
-      if (!troubled) backoffMs = 0;
+      // One wait for the round: the longest any of its failed looks calls for.
+      backoffMs = troubles.reduce(
+        (ms, { result }) => Math.max(ms, pollBackoffMs(backoffMs, pollMs, result.diagnosis)),
+        0,
+      );
+      for (const { part, result } of troubles) {
+        this.#ctx.monitor.emit({
+          event: "batch_poll_retry",
+          part: part.record.part,
+          batch_id: part.record.batchId!,
+          category: result.diagnosis.category,
+          http_status: result.http_status,
+          delay_ms: backoffMs,
+        });
+      }
       if (this.#parts.every((p) => p.record.batchId === null || p.record.collected)) return;
-      await sleep(backoffMs > 0 ? backoffMs : options.pollSeconds * 1000, signal);
+      await sleep(backoffMs > 0 ? backoffMs : pollMs, signal);
     }
   }
 
@@ -662,16 +693,16 @@ class BatchApiRun {
 
 /**
  * The wait before the next look after a look that failed in a way that may pass (429, 5xx, no
- * answer): twice the last wait, from twice the poll interval, at least what Retry-After asks and
- * at most MAX_BACKOFF_MS.
+ * answer): what the upstream asked for (Retry-After), else twice the last wait, from twice the
+ * poll interval; at least MIN_BACKOFF_MS and at most MAX_BACKOFF_MS.
  */
 export function pollBackoffMs(
   previousMs: number,
   pollMs: number,
   diagnosis: { retry_after_ms?: number },
 ): number {
-  const doubled = Math.max(previousMs, pollMs) * 2;
-  return Math.min(MAX_BACKOFF_MS, Math.max(doubled, diagnosis.retry_after_ms ?? 0));
+  const wait = diagnosis.retry_after_ms ?? Math.max(previousMs, pollMs) * 2;
+  return Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, wait));
 }
 
 /** The job is in the part's batch, or in its upload about to become one. */

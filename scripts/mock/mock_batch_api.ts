@@ -7,8 +7,8 @@
  * What a batch does is set by its lines' prompts: `[refuse]` answers the line 400 (moderation),
  * `[error]` puts it in the error file (500), `[slow]` leaves it unanswered when the batch
  * expires, `[invalid]` fails the batch's validation on that line. The knobs below (`expire`,
- * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `cutContent`, `failNext`, `failWithoutLine`) make
- * the rest of the cases.
+ * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `cutContent`, `failNext`,
+ * `failLooks`, `failWithoutLine`) make the rest of the cases.
  */
 import { concat } from "../../lib/shared/bytes.ts";
 import { SAMPLE_PNG } from "./mock_scenarios.ts";
@@ -68,6 +68,12 @@ export class MockBatchApi {
   stallUpload = false;
   /** The next this many calls are answered 500, as an overloaded API does. */
   failNext = 0;
+  /**
+   * The next looks at a batch (`GET /batches/{id}`) are answered with these statuses and headers,
+   * one each, in order, before the batch is looked at: 429 as OpenAI's rate limit, 401 as its
+   * wrong key, any other as its server error.
+   */
+  failLooks: { status: number; headers?: Record<string, string> }[] = [];
   /** A failed validation also says something of no line. */
   failWithoutLine = false;
   /** The decoded image of every answered line. */
@@ -117,7 +123,11 @@ export class MockBatchApi {
         batch.status = "cancelling";
         return json(this.#view(batch));
       }
-      if (!match[2] && method === "GET") return json(this.#view(this.#advance(batch)));
+      if (!match[2] && method === "GET") {
+        const failure = this.failLooks.shift();
+        if (failure !== undefined) return lookFailure(failure.status, failure.headers);
+        return json(this.#view(this.#advance(batch)));
+      }
     }
     return null;
   }
@@ -406,6 +416,35 @@ function error(status: number, message: string): Response {
     JSON.stringify({ error: { message, type: "invalid_request_error", param: null, code: null } }),
     { status, headers: { "content-type": "application/json" } },
   );
+}
+
+/** OpenAI's answers of a rate limit, a wrong key and a server error. */
+function lookFailure(status: number, headers: Record<string, string> = {}): Response {
+  const body = status === 429
+    ? {
+      message: "Rate limit reached for requests. Please try again later.",
+      type: "requests",
+      param: null,
+      code: "rate_limit_exceeded",
+    }
+    : status === 401
+    ? {
+      message: "Incorrect API key provided: sk-proj-****abcd. You can find your API key at " +
+        "https://platform.openai.com/account/api-keys.",
+      type: "invalid_request_error",
+      param: null,
+      code: "invalid_api_key",
+    }
+    : {
+      message: "The server had an error while processing your request.",
+      type: "server_error",
+      param: null,
+      code: null,
+    };
+  return new Response(JSON.stringify({ error: body }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
 }
 
 /** The answer of an upstream without a Batch API to any of its paths. */

@@ -161,6 +161,10 @@ Deno.test("a failed look waits twice as long each time, as Retry-After asks, and
   assert.equal(pollBackoffMs(0, 30_000, {}), 60_000);
   assert.equal(pollBackoffMs(60_000, 30_000, {}), 120_000);
   assert.equal(pollBackoffMs(0, 5_000, { retry_after_ms: 40_000 }), 40_000);
+  // What Retry-After asks is the wait, shorter than the poll too, but at least 1 s.
+  assert.equal(pollBackoffMs(60_000, 30_000, { retry_after_ms: 1500 }), 1500);
+  assert.equal(pollBackoffMs(0, 5_000, { retry_after_ms: 0 }), 1000);
+  assert.equal(pollBackoffMs(0, 5_000, { retry_after_ms: 86_400_000 }), 600_000);
   assert.equal(pollBackoffMs(480_000, 30_000, {}), 600_000);
 });
 

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { listDir, PNG_64, startFakeUpstream, TEST_KEY } from "../_fake_upstream.ts";
 import { withTempDir } from "../_helpers.ts";
 import {
+  batchApiCalls as calls,
+  batchArgs,
   delay,
   parseJson,
   promptJobs,
@@ -12,16 +14,6 @@ import {
   writeJobs,
 } from "./batch_command.ts";
 import type { FakeUpstream } from "../_fake_upstream.ts";
-
-function batchArgs(upstream: FakeUpstream, dir: string, jobs: string, ...more: string[]) {
-  return [jobs, "--batch-api", ...sharedFlags(upstream, "batch", dir), ...more];
-}
-
-/** The paths the upstream was asked for, method first, under the Batch API's prefix. */
-function calls(upstream: FakeUpstream): string[] {
-  return upstream.requests.filter((r) => r.scenario === "batch")
-    .map((r) => `${r.method} ${r.path.replace("/batch/v1", "").replace(/\?.*/, "")}`);
-}
 
 async function readAll(dir: string): Promise<string[]> {
   const texts: string[] = [];

@@ -58,6 +58,17 @@ export function sharedFlags(upstream: FakeUpstream, scenario: string, dir: strin
   ];
 }
 
+/** A --batch-api run of `jobs` against the offline Batch API, with the shared flags. */
+export function batchArgs(upstream: FakeUpstream, dir: string, jobs: string, ...more: string[]) {
+  return [jobs, "--batch-api", ...sharedFlags(upstream, "batch", dir), ...more];
+}
+
+/** The paths the upstream was asked for, method first, under the Batch API's prefix. */
+export function batchApiCalls(upstream: FakeUpstream): string[] {
+  return upstream.requests.filter((r) => r.scenario === "batch")
+    .map((r) => `${r.method} ${r.path.replace("/batch/v1", "").replace(/\?.*/, "")}`);
+}
+
 /** Writes a JSONL jobs file: objects are written as JSON, strings as they are. */
 export async function writeJobs(path: string, lines: (Record<string, unknown> | string)[]) {
   await Deno.writeTextFile(
