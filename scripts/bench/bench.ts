@@ -15,10 +15,12 @@
  * img2-generate; and the input rows (scripts/bench/bench_input.ts): validation of hostile input and
  * base64 decoding at two sizes, in process; and img2-batch's start-up (scripts/bench/bench_startup.ts):
  * the time and memory until the first request, for 200 000 jobs and for a resume over a journal of
- * 380 000 jobs (over 512 MiB). IMG2_BENCH_BATCH names another img2-batch bundle.
+ * 380 000 jobs (over 512 MiB); and img2-batch --batch-api (scripts/bench/bench_batch_api.ts):
+ * collecting an output file of 200 images of 2 MB and submitting 50 000 jobs. IMG2_BENCH_BATCH
+ * names another img2-batch bundle.
  *
  * Options: --runs N (default 5), --warmup N (default 1),
- * --only small|large|batch|batch-startup|input, --help.
+ * --only small|large|batch|batch-startup|batch-api|input, --help.
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
@@ -33,6 +35,12 @@ import {
   RUN_PERMISSIONS,
 } from "../build/build.ts";
 import { type BatchMeasurement, measureBatches } from "./bench_batch.ts";
+import {
+  type BatchApiRow,
+  checkBatchApiTargets,
+  measureBatchApi,
+  renderBatchApiTable,
+} from "./bench_batch_api.ts";
 import { checkBatchTargets, renderBatchTable } from "./bench_batch_report.ts";
 import {
   checkInputTargets,
@@ -75,26 +83,28 @@ const TIMEOUT_MS = 300_000;
 const STARTUP_RUN_FACTOR = 4;
 
 const HELP =
-  `Usage: deno task bench [--runs N] [--warmup N] [--only small|large|batch|batch-startup|input]
+  `Usage: deno task bench [--runs N] [--warmup N] [--only small|large|batch|batch-startup|batch-api|input]
 
 Times img2-generate (the bundle and main.ts), the Python script and curl | jq | base64 -d
 against a local upstream serving a prebuilt answer; img2-batch, a shell loop and xargs -P 20
 against the offline upstream with a latency and a rate limit; validation and base64 decoding of
 hostile input; img2-batch's time and memory until its first request for 200 000 jobs and for a
-resume over a journal of 380 000 jobs; and checks the targets.
+resume over a journal of 380 000 jobs; img2-batch --batch-api collecting a 530 MB output file
+and submitting 50 000 jobs; and checks the targets.
 
 Options:
   --runs N          Measured runs of every single-image contender (default 5; 4 times that for
                     start-up); each batch run is made once
   --warmup N        Unmeasured runs before them (default 1)
   --only PART       Only the "small" (1024x1024) or the "large" (4096x4096) image case, the
-                    "batch" runs, the "batch-startup" runs or the "input" rows
+                    "batch" runs, the "batch-startup" runs, the "batch-api" runs or the
+                    "input" rows
   -h, --help        Show this help
 `;
 
 type ImageCase = Exclude<CaseName, "startup">;
-type Part = ImageCase | "batch" | "batch-startup" | "input";
-const PARTS: readonly Part[] = ["small", "large", "batch", "batch-startup", "input"];
+type Part = ImageCase | "batch" | "batch-startup" | "batch-api" | "input";
+const PARTS: readonly Part[] = ["small", "large", "batch", "batch-startup", "batch-api", "input"];
 const BATCH_NAME = "img2-batch";
 
 const BATCH_NOTES =
@@ -111,6 +121,14 @@ const STARTUP_NOTES =
   "run's peak RSS (from /usr/bin/time) includes writing state.json, index.html and " +
   "batch_result.json for every job. The resume's journal holds, for each of its 380 000 jobs, " +
   "two requests' start and file lines and the end line of a real failure result.";
+
+const BATCH_API_NOTES =
+  "One run each of the img2-batch bundle with --batch-api against the offline upstream's Files " +
+  "and Batches API, held in the benchmark's process, its batches complete at once. collect: the " +
+  "whole run (upload, create, one look, the output file of about 530 MB read and every image " +
+  "saved and fsynced), next to curl -o /dev/null of the same file and a Python script reading " +
+  "it as the OpenAI SDK leaves it to (the content whole, split into lines, each decoded and " +
+  "written). submit: 50 000 jobs written, uploaded and submitted with --detach.";
 
 const TABLE_NOTES =
   "Medians of whole processes. Wall time is taken around /usr/bin/time; peak RSS is its " +
@@ -134,6 +152,7 @@ interface Options {
   cases: ImageCase[];
   batch: boolean;
   startup: boolean;
+  batchApi: boolean;
   input: boolean;
 }
 
@@ -220,17 +239,34 @@ export async function main(args: string[]): Promise<number> {
       if (batchBundle === null) progress(`${BATCH_NAME} is not built here: no start-up runs`);
       else startup = await measureStartup({ batchBundle, env, workDir, progress });
     }
+    let batchApi: BatchApiRow[] = [];
+    if (options.batchApi) {
+      const batchBundle = batchBundlePath();
+      if (batchBundle === null) progress(`${BATCH_NAME} is not built here: no Batch API runs`);
+      else {
+        batchApi = await measureBatchApi({
+          batchBundle,
+          env,
+          workDir,
+          progress,
+          python: tools.python,
+          curl: tools.floor,
+        });
+      }
+    }
     const input: InputMeasurement[] = options.input ? await measureInput(progress) : [];
 
     const machine = await describeMachine(env);
     const table = measurements.length === 0 ? "" : renderTable(measurements, cases);
     const batchTable = batch.length === 0 ? "" : renderBatchTable(batch);
     const startupTable = startup.length === 0 ? "" : renderStartupTable(startup);
+    const batchApiTable = batchApi.length === 0 ? "" : renderBatchApiTable(batchApi);
     const inputTable = input.length === 0 ? "" : renderInputTable(input);
     const targets = [
       ...checkTargets(measurements, cases),
       ...options.batch ? checkBatchTargets(batch) : [],
       ...checkStartupTargets(startup),
+      ...checkBatchApiTargets(batchApi),
       ...checkInputTargets(input),
     ];
     for (
@@ -238,6 +274,7 @@ export async function main(args: string[]): Promise<number> {
         [table, TABLE_NOTES],
         [batchTable, BATCH_NOTES],
         [startupTable, STARTUP_NOTES],
+        [batchApiTable, BATCH_API_NOTES],
         [inputTable, ""],
       ]
     ) {
@@ -262,6 +299,7 @@ export async function main(args: string[]): Promise<number> {
         cases: options.cases,
         batch: options.batch,
         startup: options.startup,
+        batch_api: options.batchApi,
         input: options.input,
       },
       machine,
@@ -270,15 +308,18 @@ export async function main(args: string[]): Promise<number> {
       measurements,
       batch,
       startup,
+      batch_api: batchApi,
       input,
       targets,
       table,
       batch_table: batchTable,
       startup_table: startupTable,
+      batch_api_table: batchApiTable,
       input_table: inputTable,
       notes: TABLE_NOTES,
       batch_notes: BATCH_NOTES,
       startup_notes: STARTUP_NOTES,
+      batch_api_notes: BATCH_API_NOTES,
     };
     const written = await writeReport(report, startedAt);
     console.log();
@@ -327,6 +368,7 @@ function parseOptions(args: string[]): Options | null {
     cases: parts.filter((part): part is ImageCase => part === "small" || part === "large"),
     batch: parts.includes("batch"),
     startup: parts.includes("batch-startup"),
+    batchApi: parts.includes("batch-api"),
     input: parts.includes("input"),
   };
 }
