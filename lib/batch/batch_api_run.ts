@@ -257,11 +257,13 @@ class BatchApiRun {
       const failure = await this.#submitOnce(part);
       if (failure === null || this.#ctx.signal.aborted) return;
       const result = failureResult(failure, callContext(part.params));
-      if (!result.diagnosis.retryable || attempt >= SUBMIT_ATTEMPTS) {
+      const wait = result.diagnosis.retry_after_ms ?? SUBMIT_RETRY_MS * attempt;
+      // Asked to wait longer than a look at a batch ever waits: the part is left to a rerun.
+      if (!result.diagnosis.retryable || attempt >= SUBMIT_ATTEMPTS || wait > MAX_BACKOFF_MS) {
         this.#fail(part, failure);
         return;
       }
-      await sleep(result.diagnosis.retry_after_ms ?? SUBMIT_RETRY_MS * attempt, this.#ctx.signal);
+      await sleep(wait, this.#ctx.signal);
     }
   }
 

@@ -8,7 +8,7 @@
  * `[error]` puts it in the error file (500), `[slow]` leaves it unanswered when the batch
  * expires, `[invalid]` fails the batch's validation on that line. The knobs below (`expire`,
  * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `cutContent`, `failNext`,
- * `failLooks`, `failWithoutLine`) make the rest of the cases.
+ * `failLooks`, `failUploads`, `failWithoutLine`) make the rest of the cases.
  */
 import { concat } from "../../lib/shared/bytes.ts";
 import { SAMPLE_PNG } from "./mock_scenarios.ts";
@@ -74,6 +74,8 @@ export class MockBatchApi {
    * wrong key, any other as its server error.
    */
   failLooks: { status: number; headers?: Record<string, string> }[] = [];
+  /** The next uploads (`POST /files`) are answered so, one each, in order, as failLooks. */
+  failUploads: { status: number; headers?: Record<string, string> }[] = [];
   /** A failed validation also says something of no line. */
   failWithoutLine = false;
   /** The decoded image of every answered line. */
@@ -92,6 +94,10 @@ export class MockBatchApi {
   /** The answer to `path` (after `/batch/v1`), or null when it is none of the Batch API's. */
   async answer(request: Request, path: string, text: string): Promise<Response | null> {
     const method = request.method;
+    if (method === "POST" && path === "/files" && this.failUploads.length > 0) {
+      const failure = this.failUploads.shift()!;
+      return lookFailure(failure.status, failure.headers);
+    }
     if (/^\/(files|batches)(\/|$)/.test(path) && this.failNext > 0) {
       this.failNext--;
       return new Response(

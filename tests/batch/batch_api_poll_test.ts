@@ -141,3 +141,31 @@ testEachBatchTarget(
     });
   },
 );
+
+testEachBatchTarget(
+  "an upload answered 429 with a day's Retry-After: the run stops at once, every job pending, nothing created",
+  async (target) => {
+    await using upstream = startFakeUpstream();
+    upstream.batchApi.failUploads = [{ status: 429, headers: { "retry-after": "86400" } }];
+    await withTempDir(async (dir) => {
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
+      const run = await runBatch(target, batchArgs(upstream, dir, jobs), {
+        // A run that waited the day would be killed, and fail here.
+        whileRunning: async (child) => {
+          const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+          await child.status;
+          clearTimeout(timer);
+        },
+      });
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      const result = parseJson(run.stdout);
+      assert.equal(result.stopped_reason, "rate_limited");
+      assert.equal(result.counts.pending, 2);
+      assert.deepEqual(batchApiCalls(upstream), ["POST /files"]);
+      // The rerun, the limit passed, submits them.
+      const rerun = await runBatch(target, batchArgs(upstream, dir, jobs));
+      assert.equal(rerun.code, 0, rerun.stdout);
+      assert.equal(parseJson(rerun.stdout).counts.done, 2);
+    });
+  },
+);
