@@ -4,6 +4,7 @@
  * and read a file's content as it arrives.
  */
 import {
+  GenerationError,
   type GenerationParams,
   isJsonObject,
   type ProviderAnswer,
@@ -21,6 +22,8 @@ const CALL_TIMEOUT_MS = 120_000;
 const UPLOAD_TIMEOUT_MS = 60 * 60_000;
 const CONTENT_TIMEOUT_MS = 6 * 60 * 60_000;
 const LIST_LIMIT = 100;
+/** Pages of the list read at most when looking for a part's batch: 100 000 batches. */
+const MAX_LIST_PAGES = 1000;
 
 /** A batch as the provider sends it, read loosely: what is not there is null. */
 export interface Batch extends BatchSummary {
@@ -104,19 +107,26 @@ export class BatchApi {
 
   /**
    * The batch whose metadata is `metadata`, among those listed newest first, going back page by
-   * page (`after`) until one created before `since` (epoch seconds).
+   * page (`after`) until one created before `since` (epoch seconds). A page that shows no batch
+   * not shown before ends the list, as `has_more: false` would: a provider that pages in a
+   * circle has nothing more to show. A list that never ends is a failure, not a reason to create.
    */
   async find(metadata: Record<string, string>, since: number): Promise<Batch | null> {
+    const shown = new Set<string>();
     let after: string | null = null;
-    while (true) {
+    for (let pages = 1;; pages++) {
       const query = `?limit=${LIST_LIMIT}${
         after === null ? "" : `&after=${encodeURIComponent(after)}`
       }`;
       const page = await this.#json(`/batches${query}`, "GET");
       const data = isJsonObject(page) && Array.isArray(page.data) ? page.data : [];
       let older = false;
+      let fresh = false;
       for (const item of data) {
-        if (!isJsonObject(item) || typeof item.id !== "string") continue;
+        if (!isJsonObject(item) || typeof item.id !== "string" || item.id === "") continue;
+        if (shown.has(item.id)) continue;
+        shown.add(item.id);
+        fresh = true;
         const batch = batchOf(item);
         if (Object.entries(metadata).every(([key, value]) => batch.metadata[key] === value)) {
           return batch;
@@ -125,10 +135,18 @@ export class BatchApi {
       }
       const last = data.at(-1);
       if (
-        older || !isJsonObject(page) || page.has_more !== true || !isJsonObject(last) ||
+        older || !fresh || !isJsonObject(page) || page.has_more !== true || !isJsonObject(last) ||
         typeof last.id !== "string"
       ) {
         return null;
+      }
+      if (pages >= MAX_LIST_PAGES) {
+        throw new GenerationError(
+          "response",
+          `The provider's list of batches did not end within ${MAX_LIST_PAGES} pages: ` +
+            `cannot tell whether part ${metadata.img2_batch_part} was already submitted`,
+          { httpStatus: 200 },
+        );
       }
       after = typeof page.last_id === "string" ? page.last_id : last.id;
     }
@@ -156,14 +174,17 @@ export class BatchApi {
 
 function idOf(answer: unknown, what: string): string {
   if (isJsonObject(answer) && typeof answer.id === "string" && answer.id !== "") return answer.id;
-  throw new Error(`The provider's answer names no ${what} id`);
+  throw new GenerationError("response", `The provider's answer names no ${what} id`, {
+    httpStatus: 200,
+  });
 }
 
 /** A Batch object, what of it this run uses. */
 export function batchOf(value: unknown): Batch {
   const batch = isJsonObject(value) ? value : {};
   const text = (field: unknown) => typeof field === "string" && field !== "" ? field : null;
-  const count = (field: unknown) => typeof field === "number" ? field : null;
+  const count = (field: unknown) =>
+    Number.isSafeInteger(field) && (field as number) >= 0 ? field as number : null;
   const counts = isJsonObject(batch.request_counts) ? batch.request_counts : null;
   const errors = isJsonObject(batch.errors) && Array.isArray(batch.errors.data)
     ? batch.errors.data

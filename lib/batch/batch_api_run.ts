@@ -396,7 +396,7 @@ class BatchApiRun {
           if (!part.record.final || !this.#seen.has(part.record.part)) {
             const batch = await part.api.get(part.record.batchId!);
             this.#observe(part, batch);
-            if (FINAL_STATUSES.has(batch.status) && !part.record.final) {
+            if (isFinished(batch) && !part.record.final) {
               await this.#journal({
                 event: "batch_final",
                 time: Date.now(),
@@ -705,6 +705,20 @@ export function pollBackoffMs(
 ): number {
   const wait = diagnosis.retry_after_ms ?? Math.max(previousMs, pollMs) * 2;
   return Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, wait));
+}
+
+/**
+ * The batch is final and names the files of what it answered. A provider may say `completed`
+ * a while before it names the output file (LiteLLM's BerriAI/litellm#37713 saw it of OpenAI):
+ * its counts then tell of answers in no file yet, and the batch is looked at again, not taken
+ * as having answered nothing, since its jobs would then be sent (and paid) a second time.
+ */
+function isFinished(batch: Batch): boolean {
+  if (!FINAL_STATUSES.has(batch.status)) return false;
+  const counts = batch.request_counts;
+  if (counts === null) return true;
+  return (counts.completed === 0 || batch.output_file_id !== null) &&
+    (counts.failed === 0 || batch.error_file_id !== null);
 }
 
 /** The job is in the part's batch, or in its upload about to become one. */

@@ -8,7 +8,8 @@
  * `[error]` puts it in the error file (500), `[slow]` leaves it unanswered when the batch
  * expires, `[invalid]` fails the batch's validation on that line. The knobs below (`expire`,
  * `shuffle`, `stallUpload`, `stallCreate`, `stallContent`, `cutContent`, `failNext`,
- * `failLooks`, `failUploads`, `failWithoutLine`) make the rest of the cases.
+ * `failLooks`, `failUploads`, `failWithoutLine`) make the rest of the cases; `rewriteOutput`,
+ * `errorFileText`, `rewriteView`, `rewriteList` and `intercept` make a provider that lies.
  */
 import { concat } from "../../lib/shared/bytes.ts";
 import { SAMPLE_PNG } from "./mock_scenarios.ts";
@@ -80,12 +81,25 @@ export class MockBatchApi {
   failWithoutLine = false;
   /** The decoded image of every answered line. */
   image: Uint8Array = SAMPLE_PNG;
+  /** A lying provider: rewrites each output line (a JSON object) before the file is stored. */
+  rewriteOutput: ((line: Record<string, unknown>, number: number) => unknown) | null = null;
+  /** A lying provider: the text of the error file, in place of the one made. */
+  errorFileText: string | null = null;
+  /** A lying provider: rewrites a batch as each look (get, list) shows it; `look` counts from 1. */
+  rewriteView:
+    | ((view: Record<string, unknown>, look: number) => Record<string, unknown>)
+    | null = null;
+  /** A provider of its own: answers any call it returns an answer for, before the rest. */
+  intercept: ((request: Request, path: string) => Response | null) | null = null;
+  /** A lying provider: rewrites each page of the list (GET /batches). */
+  rewriteList: ((page: Record<string, unknown>) => Record<string, unknown>) | null = null;
   readonly files = new Map<string, MockFile>();
   readonly batches: MockBatch[] = [];
   readonly #lifetime: AbortSignal;
   #next = 0;
   /** `image` in base64, made once for each image set. */
   #imageBase64: { of: Uint8Array; text: Uint8Array } | null = null;
+  #looks = 0;
 
   constructor(lifetime: AbortSignal) {
     this.#lifetime = lifetime;
@@ -94,6 +108,8 @@ export class MockBatchApi {
   /** The answer to `path` (after `/batch/v1`), or null when it is none of the Batch API's. */
   async answer(request: Request, path: string, text: string): Promise<Response | null> {
     const method = request.method;
+    const intercepted = this.intercept?.(request, path) ?? null;
+    if (intercepted !== null) return intercepted;
     if (method === "POST" && path === "/files" && this.failUploads.length > 0) {
       const failure = this.failUploads.shift()!;
       return lookFailure(failure.status, failure.headers);
@@ -224,13 +240,14 @@ export class MockBatchApi {
     const newestFirst = [...this.batches].reverse();
     const start = after === null ? 0 : newestFirst.findIndex((b) => b.id === after) + 1;
     const page = newestFirst.slice(start, start + limit).map((b) => this.#view(this.#advance(b)));
-    return json({
+    const answer = {
       object: "list",
       data: page,
       first_id: page[0]?.id ?? null,
       last_id: page.at(-1)?.id ?? null,
       has_more: start + limit < newestFirst.length,
-    });
+    };
+    return json(this.rewriteList?.(answer) ?? answer);
   }
 
   #content(id: string): Response {
@@ -351,6 +368,18 @@ export class MockBatchApi {
         batch.request_counts.completed++;
       }
     }
+    if (this.rewriteOutput !== null) {
+      const rewrite = this.rewriteOutput;
+      output.splice(
+        0,
+        output.length,
+        ...output.map((pieces, i) => {
+          const value = rewrite(JSON.parse(new TextDecoder().decode(concat(pieces))), i + 1);
+          return [encoder.encode(`${typeof value === "string" ? value : JSON.stringify(value)}\n`)];
+        }),
+      );
+    }
+    if (this.errorFileText !== null) errors.splice(0, errors.length, this.errorFileText);
     if (this.shuffle && output.length > 0) {
       output.reverse();
       output.push(output[output.length - 1]!);
@@ -370,6 +399,11 @@ export class MockBatchApi {
   }
 
   #view(batch: MockBatch): Record<string, unknown> {
+    const view = this.#plainView(batch);
+    return this.rewriteView?.(view, ++this.#looks) ?? view;
+  }
+
+  #plainView(batch: MockBatch): Record<string, unknown> {
     const ended = batch.ended_at;
     return {
       id: batch.id,
