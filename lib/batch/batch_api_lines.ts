@@ -430,7 +430,9 @@ export function parseOutputLine(bytes: Uint8Array, number: number): HeldLine {
     const error = top.get("error");
     if (error !== undefined) {
       const value = parseSpan(bytes, error);
+      // A provider's error said in words only is still an error.
       if (isJsonObject(value)) line.error = value;
+      else if (typeof value === "string") line.error = { message: value };
     }
     const response = top.get("response");
     if (response !== undefined && bytes[response[0]] === OPEN_BRACE) {

@@ -532,6 +532,14 @@ class BatchApiRun {
     }
   }
 
+  /** Fails a job by what its line said, without reading on. */
+  async #failLine(job: JobRecord, batchId: string, failure: GenerationError): Promise<void> {
+    const result = failureResult(failure, callContext(job.job!.params));
+    this.#failWith(job, { ...result, batch_id: batchId });
+    await this.#settle(job);
+    this.#ctx.state.changed();
+  }
+
   #failWith(job: JobRecord, result: FailureResult): void {
     Object.assign(job, {
       status: "failed",
@@ -590,21 +598,34 @@ class BatchApiRun {
     if (line.body === null) {
       const code = typeof line.error?.code === "string" ? line.error.code : null;
       // Not run: the batch ended (expired or cancelled) before it came to this job.
-      if (code === "batch_expired" || code === "batch_cancelled" || line.error === null) return;
-      const message = typeof line.error?.message === "string" ? line.error.message : code;
-      const failure = new GenerationError(
-        "request",
-        `The Batch API answered the job with an error: ${message ?? "no message"}`,
-        { upstream: { type: null, code, message, param: null }, requestId: line.requestId },
+      if (code === "batch_expired" || code === "batch_cancelled") return;
+      if (line.error === null) return ignore("the line has neither a response body nor an error");
+      const message = typeof line.error.message === "string" ? line.error.message : code;
+      return await this.#failLine(
+        job,
+        batchId,
+        new GenerationError(
+          "request",
+          `The Batch API answered the job with an error: ${message ?? "no message"}`,
+          { upstream: { type: null, code, message, param: null }, requestId: line.requestId },
+        ),
       );
-      this.#failWith(job, { ...failureResult(failure, callContext(params)), batch_id: batchId });
-      await this.#settle(job);
-      this.#ctx.state.changed();
-      return;
     }
-    const status = line.statusCode !== null && line.statusCode >= 200 && line.statusCode <= 599
-      ? line.statusCode
-      : 502;
+    const status = line.statusCode;
+    // No status an answer with a body can have: nothing of the body is believed.
+    if (status === null || status < 200 || status > 599 || [204, 205, 304].includes(status)) {
+      return await this.#failLine(
+        job,
+        batchId,
+        new GenerationError(
+          "response",
+          `The Batch API's line for the job has ${
+            status === null ? "no usable status_code" : `status_code ${status}`
+          }, which no answer with a body has`,
+          { requestId: line.requestId },
+        ),
+      );
+    }
     const headers = new Headers();
     if (line.requestId !== null) headers.set("x-request-id", line.requestId);
     job.startedAt ??= Date.now();

@@ -13,6 +13,7 @@ import {
   promptJobs,
   runBatch,
   sharedFlags,
+  testEachBatchTarget,
   writeJobs,
 } from "./batch_command.ts";
 import type { FakeUpstream } from "../_fake_upstream.ts";
@@ -162,27 +163,42 @@ Deno.test("a batch created with no id in the answer is a bad response, adopted b
   });
 });
 
-Deno.test({
-  // Not yet: BatchApiRun#takeLine builds `new Response(body, {status})` for any status 200–599,
-  // and a Response of status 204, 205 or 304 may have no body: the constructor throws, the run
-  // stops as internal_error at every rerun. A status with no body, or outside 200–599, should be
-  // read as the 502 it is made into for a status that is not a number.
-  ignore: true,
-  name: "an answer line of status 204 with a body fails its job, not the run",
-  fn: async () => {
+testEachBatchTarget(
+  "lines with a status no answer has, no status, an error in words, or nothing: each job told apart",
+  async (target) => {
     await using upstream = startFakeUpstream();
-    upstream.batchApi.rewriteOutput = (line, number) =>
-      number === 1
-        ? { ...line, response: { ...(line.response as object), status_code: 204 } }
-        : line;
+    upstream.batchApi.rewriteOutput = (line, number) => {
+      const response = line.response as Record<string, unknown>;
+      if (number === 1) return { ...line, response: { ...response, status_code: 204 } };
+      if (number === 2) {
+        const { status_code: _status, ...rest } = response;
+        return { ...line, response: rest };
+      }
+      if (number === 3) return { ...line, response: null, error: "The model was overloaded" };
+      if (number === 4) return { ...line, response: null, error: null };
+      return line;
+    };
     await withTempDir(async (dir) => {
-      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(2));
-      const run = await runBatch(target, batchArgs(upstream, dir, jobs));
-      assert.equal(run.code, 1, run.stdout);
+      const jobs = await writeJobs(`${dir}/jobs.jsonl`, promptJobs(5));
+      const events = `${dir}/events.jsonl`;
+      const run = await runBatch(target, batchArgs(upstream, dir, jobs, "--events", events));
+      assert.equal(run.code, 1, run.stdout + run.stderr);
       const result = parseJson(run.stdout);
       assert.equal(result.stopped_reason, null);
-      assert.equal(result.counts.done, 1);
-      assert.equal(result.counts.failed, 1);
+      const byId = new Map(result.jobs.map((job: { id: string }) => [job.id, job]));
+      const failure = (id: string) => (byId.get(id) as { result: Record<string, unknown> }).result;
+      assert.equal(failure("p1").stage, "response");
+      assert.match(String(failure("p1").error), /status_code 204, which no answer with a body/);
+      assert.match(String(failure("p2").error), /no usable status_code/);
+      assert.equal(failure("p2").http_status, null);
+      assert.match(String(failure("p3").error), /The model was overloaded/);
+      assert.equal((byId.get("p4") as { status: string }).status, "pending");
+      assert.equal((byId.get("p5") as { status: string }).status, "done");
+      const ignored = (await Deno.readTextFile(events)).trim().split("\n")
+        .map((line) => JSON.parse(line)).filter((event) => event.event === "batch_line_ignored");
+      assert.deepEqual(ignored.map((event) => [event.custom_id, event.reason]), [
+        ["p4", "the line has neither a response body nor an error"],
+      ]);
     });
   },
-});
+);
