@@ -134,10 +134,13 @@ export function cutParts<T>(jobs: Iterable<T>, lineBytes: (job: T) => number): T
 
 /** The line of a job in a part's input file. */
 export function batchLine(id: string, params: GenerationParams): string {
-  const body = requestBody(params);
-  delete body.stream;
-  delete body.partial_images;
-  return JSON.stringify({ custom_id: id, method: "POST", url: BATCH_ENDPOINT, body });
+  return JSON.stringify(batchRequest(id, requestBody(params)));
+}
+
+/** A job's request in a batch: its body without what a batch cannot carry. */
+export function batchRequest(id: string, body: Record<string, unknown>) {
+  const { stream: _stream, partial_images: _partialImages, ...kept } = body;
+  return { custom_id: id, method: "POST", url: BATCH_ENDPOINT, body: kept };
 }
 
 export async function runBatchApi(ctx: BatchApiContext): Promise<BatchApiOutcome> {

@@ -25,7 +25,7 @@ import {
   utf8Text,
 } from "../mod.ts";
 import { recoverCutJob } from "./adopt.ts";
-import { batchDryRun, keepAtProvider, runBatchApi } from "./batch_api_run.ts";
+import { batchDryRun, batchRequest, keepAtProvider, runBatchApi } from "./batch_api_run.ts";
 import { CONTACT_SHEET_FILE, writeContactSheet } from "./contact_sheet.ts";
 import { openToRead, stoppedInputError } from "./input_files.ts";
 import { JobInputError, type JobList, readJobs } from "./jobs.ts";
@@ -201,7 +201,15 @@ function dryRun(setup: Setup): unknown {
     resumes: setup.replay.planHash !== null,
     jobs: setup.list.jobs.map((job) => {
       const { ok: _ok, dry_run: _dryRun, ...report } = dryRunReport(job.params);
-      return { id: job.id, line: job.line, ...report };
+      if (!setup.options.batchApi) return { id: job.id, line: job.line, ...report };
+      // The line uploaded for the job, as masked as the request it stands for.
+      const { request, ...rest } = report;
+      return {
+        id: job.id,
+        line: job.line,
+        batch_line: batchRequest(job.id, request.body as Record<string, unknown>),
+        ...rest,
+      };
     }),
     ...(setup.options.batchApi ? { batch_api: batchDryRun(setup.list.jobs) } : {}),
     invalid: setup.list.invalid.map((job) => ({

@@ -407,6 +407,14 @@ testEachBatchTarget(
       const report = parseJson(run.stdout);
       assert.equal(report.batch_api.endpoint, "/v1/images/generations");
       assert.deepEqual(report.batch_api.left_out, ["stream", "partial_images"]);
+      // Each job shows the line that would be uploaded, not the call it stands for.
+      assert.equal(report.jobs[0].request, undefined);
+      assert.deepEqual(report.jobs[0].batch_line, {
+        custom_id: report.jobs[0].id,
+        method: "POST",
+        url: "/v1/images/generations",
+        body: { model: "gpt-image-2", prompt: "p", size: "1024x1024", n: 1 },
+      });
       assert.equal(upstream.requests.length, 0);
     });
   },
