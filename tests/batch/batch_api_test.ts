@@ -108,6 +108,14 @@ testEachBatchTarget(
   },
 );
 
+/** No temporary file is left in the output folder or the run dir. */
+async function assertNoTemporaryFiles(dir: string): Promise<void> {
+  for (const folder of [`${dir}/out`, `${dir}/out/.img2-batch/jobs`]) {
+    const names = await listDir(folder);
+    assert.deepEqual(names.filter((name) => /\.(img2-part|tmp)$/.test(name)), []);
+  }
+}
+
 /** Waits until the upstream has been asked `call` (as calls() writes it) `times` times. */
 async function until(upstream: FakeUpstream, pattern: RegExp, times = 1): Promise<void> {
   while (calls(upstream).filter((call) => pattern.test(call)).length < times) await delay(20);
@@ -310,6 +318,7 @@ testEachBatchTarget(
       assert.equal(upstream.batchApi.batches.length, 151);
       assert.equal(parseJson(rerun.stdout).batches[0].id, own.id);
       assert.equal(parseJson(rerun.stdout).counts.done, 2);
+      await assertNoTemporaryFiles(dir);
     });
   },
 );
@@ -335,9 +344,7 @@ testEachBatchTarget(
       assert.equal(upstream.batchApi.batches.length, 1);
       const names = await listDir(`${dir}/out`);
       assert.equal(names.filter((name) => name.endsWith(".png")).length, 3, names.join());
-      assert.deepEqual(names.filter((name) => name.includes("part") || name.endsWith(".tmp")), []);
-      const runNames = await listDir(`${dir}/out/.img2-batch/jobs`);
-      assert.deepEqual(runNames.filter((name) => name.endsWith(".tmp")), []);
+      await assertNoTemporaryFiles(dir);
     });
   },
 );
@@ -474,6 +481,7 @@ testEachBatchTarget(
       assert.equal(rerun.code, 0, rerun.stdout);
       assert.equal(upstream.batchApi.batches.length, 1);
       assert.equal(parseJson(rerun.stdout).counts.done, 2);
+      await assertNoTemporaryFiles(dir);
     });
   },
 );
