@@ -387,6 +387,29 @@ const REASONS = {
     en:
       "The request body is larger than the upstream or its proxy accepts (HTTP 413); shorten the prompt or extra_body, then call again.",
   },
+  batchFileTooLarge: {
+    zh: "批处理输入文件超过了上游允许的大小(OpenAI 每个文件 200 MB);减少每个批次的任务数后再试。",
+    en:
+      "The batch input file is larger than the provider accepts (OpenAI: 200 MB a file); put fewer jobs in each batch, then run again.",
+  },
+  batchLineRefused: {
+    zh:
+      "Batch API 在校验时拒绝了这个任务在批处理输入文件中的那一行(JSON、custom_id、url 或 model 不符合要求),任务没有执行;按 upstream_error_message 修正后用 --retry-failed 重新运行。",
+    en:
+      "The Batch API refused this job's line of the batch input file while validating it (its JSON, custom_id, url or model), and the job was not run; fix what upstream_error_message says, then run again with --retry-failed.",
+  },
+  enqueuedTokens: {
+    zh:
+      "组织在 Batch API 中这个模型的排队 token 上限已满(token_limit_exceeded);等正在进行的批次完成一些后再试,或把任务分成更小的批次。",
+    en:
+      "The organization's limit of tokens enqueued in the Batch API for this model is reached (token_limit_exceeded); retry once some of its in-progress batches have completed, or send smaller batches.",
+  },
+  storedFilesQuota: {
+    zh:
+      "上游存储文件的配额已满(Azure OpenAI 不过期的文件最多 500 个,OpenAI 每个组织 100 GB);删除旧批次的文件(GET /files、DELETE /files/{id})后再试。",
+    en:
+      "The provider's quota of stored files is reached (Azure OpenAI: 500 files without expiry; OpenAI: 100 GB an organization); delete the files of old batches (GET /files, DELETE /files/{id}), then run again.",
+  },
   upstreamRequestTimeout: {
     zh: "上游在等待请求时超时(HTTP 408);稍后重试。",
     en: "The upstream timed out waiting for the request (HTTP 408); retry later.",
@@ -455,6 +478,14 @@ const SOURCES = {
   aiGateway: "developers.cloudflare.com/ai-gateway/guardrails/set-up-guardrail",
   nginx: "nginx src/http/ngx_http_special_response.c",
   http: "RFC 9110 §15 (status codes)",
+  openaiBatchLines:
+    "platform.openai.com/docs/guides/batch (errors.data codes), as listed in stdapi-ai/stdapi.ai#240 with BatchError(code=invalid_json_line, line=1)",
+  openaiBatchTokens:
+    "openai/openai-python#2084 (BatchError token_limit_exceeded, Enqueued token limit reached, line None)",
+  openaiFiles:
+    "OpenAI POST /files 400 invalid_request_error as reported in bespokelabsai/curator#111 (File is too large.) and #189 (file storage quota)",
+  azureFiles:
+    "Azure OpenAI POST /files 400 quotaExceeded as reported in Azure/azure-sdk-for-java#47401",
 } as const;
 
 // Local facts come first: what this side saw outranks any text. After the first block only stage
@@ -572,6 +603,22 @@ const RULE_SOURCES: readonly RuleSource[] = [
   },
 
   // Money: quota, balance, budget, billing, daily and monthly caps, whatever the status
+  {
+    // Azure's camel-case code, not Ark's QuotaExceeded below, and only about files.
+    code: /^quotaExceeded$/,
+    message: /\bfiles\b/i,
+    seenIn: "Azure OpenAI",
+    source: SOURCES.azureFiles,
+    category: "quota_exceeded",
+    reason: REASONS.storedFilesQuota,
+  },
+  {
+    message: /exceeded your file storage quota/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openaiFiles,
+    category: "quota_exceeded",
+    reason: REASONS.storedFilesQuota,
+  },
   {
     code: /^(insufficient_quota|billing_hard_limit_reached|billing_not_active)$/i,
     seenIn: "OpenAI",
@@ -914,6 +961,21 @@ const RULE_SOURCES: readonly RuleSource[] = [
 
   // Rate limits (quota answers sent with 429 were taken above)
   {
+    // A batch's own error, or a create refused with 400 by a gateway: a wait, not bad parameters.
+    code: /^token_limit_exceeded$/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openaiBatchTokens,
+    category: "rate_limited",
+    reason: REASONS.enqueuedTokens,
+  },
+  {
+    message: /\benqueued token limit reached\b/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openaiBatchTokens,
+    category: "rate_limited",
+    reason: REASONS.enqueuedTokens,
+  },
+  {
     message: /上游(负载)?已饱和|upstream load .{0,40}saturated|均已达到并发上限/i,
     seenIn: "new-api",
     source: SOURCES.newApi429,
@@ -953,6 +1015,21 @@ const RULE_SOURCES: readonly RuleSource[] = [
   },
 
   // Request parameters named by type or code, whatever the status (new-api answers some with 500)
+  {
+    // A failed batch's errors.data[]: a line of its input file, with no HTTP status of its own.
+    code: /^(invalid_json_line|duplicate_custom_id|url_mismatch|model_mismatch)$/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openaiBatchLines,
+    category: "bad_request",
+    reason: REASONS.batchLineRefused,
+  },
+  {
+    message: /^File is too large\.?$/i,
+    seenIn: "OpenAI",
+    source: SOURCES.openaiFiles,
+    category: "bad_request",
+    reason: REASONS.batchFileTooLarge,
+  },
   {
     message: /request body too large|请求体过大/i,
     seenIn: "new-api",
