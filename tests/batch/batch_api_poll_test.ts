@@ -11,14 +11,11 @@ import {
   batchArgs,
   parseJson,
   promptJobs,
+  readEvents,
   runBatch,
   testEachBatchTarget,
   writeJobs,
 } from "./batch_command.ts";
-
-async function readEvents(path: string): Promise<Record<string, unknown>[]> {
-  return (await Deno.readTextFile(path)).trim().split("\n").map((line) => JSON.parse(line));
-}
 
 function count(calls: string[], pattern: RegExp): number {
   return calls.filter((call) => pattern.test(call)).length;

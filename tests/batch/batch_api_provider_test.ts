@@ -11,6 +11,7 @@ import {
   delay,
   parseJson,
   promptJobs,
+  readEvents,
   runBatch,
   sharedFlags,
   testEachBatchTarget,
@@ -194,8 +195,9 @@ testEachBatchTarget(
       assert.match(String(failure("p3").error), /The model was overloaded/);
       assert.equal((byId.get("p4") as { status: string }).status, "pending");
       assert.equal((byId.get("p5") as { status: string }).status, "done");
-      const ignored = (await Deno.readTextFile(events)).trim().split("\n")
-        .map((line) => JSON.parse(line)).filter((event) => event.event === "batch_line_ignored");
+      const ignored = (await readEvents(events)).filter((event) =>
+        event.event === "batch_line_ignored"
+      );
       assert.deepEqual(ignored.map((event) => [event.custom_id, event.reason]), [
         ["p4", "the line has neither a response body nor an error"],
       ]);

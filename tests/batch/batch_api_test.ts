@@ -8,6 +8,7 @@ import {
   delay,
   parseJson,
   promptJobs,
+  readEvents,
   runBatch,
   sharedFlags,
   testEachBatchTarget,
@@ -83,8 +84,7 @@ testEachBatchTarget(
       const state = JSON.parse(await Deno.readTextFile(`${runDir}/state.json`));
       assert.equal(state.mode, "batch-api");
       assert.equal(state.batches[0].id, result.batches[0].id);
-      const names = (await Deno.readTextFile(events)).trim().split("\n")
-        .map((line) => JSON.parse(line).event);
+      const names = (await readEvents(events)).map((event) => event.event);
       for (const name of ["batch_submitted", "batch_status", "batch_collected", "job_done"]) {
         assert.ok(names.includes(name), `${name} in ${names}`);
       }
@@ -143,8 +143,9 @@ testEachBatchTarget(
       assert.equal(byId.refused.result.diagnosis.category, "content_rejected");
       assert.equal(byId.broken.result.http_status, 500);
       assert.equal(byId.broken.result.diagnosis.category, "upstream_failure");
-      const ignored = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l))
-        .filter((event) => event.event === "batch_line_ignored").map((event) => event.reason);
+      const ignored = (await readEvents(events)).filter((event) =>
+        event.event === "batch_line_ignored"
+      ).map((event) => event.reason);
       assert.deepEqual(ignored, [
         "a second line for the same job",
         "its custom_id is none of this batch's jobs",
@@ -362,8 +363,9 @@ testEachBatchTarget(
       assert.equal(result.counts.done, 1, cut.stdout);
       assert.equal(result.counts.failed, 0);
       assert.equal(result.counts.pending, 2);
-      const ignored = (await Deno.readTextFile(events)).trim().split("\n").map((l) => JSON.parse(l))
-        .filter((event) => event.event === "batch_line_ignored");
+      const ignored = (await readEvents(events)).filter((event) =>
+        event.event === "batch_line_ignored"
+      );
       assert.deepEqual(ignored.map((event) => [event.line, event.reason]), [
         [2, "The file ends inside the line"],
       ]);

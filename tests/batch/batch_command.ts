@@ -70,6 +70,11 @@ export function batchApiCalls(upstream: FakeUpstream): string[] {
 }
 
 /** Writes a JSONL jobs file: objects are written as JSON, strings as they are. */
+/** The events an --events file holds, one object per line. */
+export async function readEvents(path: string): Promise<Record<string, unknown>[]> {
+  return (await Deno.readTextFile(path)).trim().split("\n").map((line) => JSON.parse(line));
+}
+
 export async function writeJobs(path: string, lines: (Record<string, unknown> | string)[]) {
   await Deno.writeTextFile(
     path,
